@@ -1,0 +1,79 @@
+/**
+ * Error classes with a typed code. The CLI maps classes to exit codes:
+ * UsageError/ConfigError → 2, IntegrityError → 3, everything else → 1.
+ */
+export type IntegrityCode =
+  | "DIGEST_MISMATCH"
+  | "SIZE_MISMATCH"
+  | "SIGNATURE_INVALID"
+  | "SIGNATURE_MISSING"
+  | "CHECKSUM_MISMATCH"
+  | "UNLISTED_FILE"
+  | "MISSING_FILE"
+  | "DANGLING_REFERENCE"
+  | "MALFORMED"
+  | "PATH_ESCAPE"
+  | "TRUNCATED"
+  | "POLICY_FAILED";
+
+export class AirgapError extends Error {
+  readonly exitCode: number = 1;
+  constructor(
+    message: string,
+    readonly code: string = "FAILED",
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** Bad flags or arguments. */
+export class UsageError extends AirgapError {
+  override readonly exitCode = 2;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, "USAGE", options);
+  }
+}
+
+/** A config file that does not parse or validate; `location` is file:line:column when known. */
+export class ConfigError extends AirgapError {
+  override readonly exitCode = 2;
+  constructor(
+    message: string,
+    readonly location?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(location ? `${location}: ${message}` : message, "CONFIG", options);
+  }
+}
+
+/** Content that does not match what vouches for it: digests, checksums, signatures. `item` names it. */
+export class IntegrityError extends AirgapError {
+  override readonly exitCode = 3;
+  constructor(
+    override readonly code: IntegrityCode,
+    message: string,
+    readonly item?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, code, options);
+  }
+}
+
+/** A registry, S3 or HTTP endpoint answered with an error; the message names host, repository and status. */
+export class RemoteError extends AirgapError {
+  constructor(
+    message: string,
+    readonly status?: number,
+    code = "REMOTE",
+    options?: { cause?: unknown },
+  ) {
+    super(message, code, options);
+  }
+}
+
+export function exitCodeOf(err: unknown): number {
+  if (err instanceof AirgapError) return err.exitCode;
+  return 1;
+}
