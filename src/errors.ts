@@ -77,3 +77,14 @@ export function exitCodeOf(err: unknown): number {
   if (err instanceof AirgapError) return err.exitCode;
   return 1;
 }
+
+/** A tag, manifest or blob the store does not hold. Stores throw it so callers can tell absence from failure. */
+export class NotFoundError extends AirgapError {
+  constructor(
+    message: string,
+    readonly item?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, "NOT_FOUND", options);
+  }
+}
