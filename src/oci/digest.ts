@@ -16,6 +16,21 @@ export function sha256Digest(data: Uint8Array | string): string {
  * bytes arrive) when the size or digest differs from what was expected. Nothing downstream may
  * commit the content before this stream ends without error.
  */
+const verifiedStreams = new WeakMap<object, { digest: string; size: number | undefined }>();
+
+/**
+ * Was this stream made to fail unless its bytes match `desc`? Consumers use it to avoid hashing the
+ * same bytes twice; wrappers that forward errors may pass the mark on with `markVerified`.
+ */
+export function isVerifiedFor(stream: object, desc: { digest: string; size: number }): boolean {
+  const mark = verifiedStreams.get(stream);
+  return mark !== undefined && mark.digest === desc.digest && mark.size === desc.size;
+}
+
+export function markVerified(stream: object, digest: string, size: number | undefined): void {
+  verifiedStreams.set(stream, { digest, size });
+}
+
 export class VerifyingStream extends Transform {
   private readonly hash: Hash = createHash("sha256");
   private received = 0;
@@ -28,6 +43,7 @@ export class VerifyingStream extends Transform {
   ) {
     super();
     assertDigest(expectedDigest);
+    markVerified(this, expectedDigest, expectedSize);
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
@@ -59,7 +75,13 @@ export class VerifyingStream extends Transform {
     }
     const got = `sha256:${this.hash.digest("hex")}`;
     if (got !== this.expectedDigest) {
-      cb(new IntegrityError("DIGEST_MISMATCH", `${this.label}: content has digest ${got}`, this.expectedDigest));
+      cb(
+        new IntegrityError(
+          "DIGEST_MISMATCH",
+          `${this.label}: content has digest ${got}`,
+          this.expectedDigest,
+        ),
+      );
       return;
     }
     cb();
