@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# Real servers for the integration tests, all on 127.0.0.1 (no systemd, nothing installed here).
+#
+#   bash scripts/test-servers.sh start    start everything (no-op when already running), write .test-state/env
+#   bash scripts/test-servers.sh stop     stop exactly the processes `start` recorded
+#   bash scripts/test-servers.sh env      print the variables as `export K=V` lines (for eval)
+#   bash scripts/test-servers.sh status   show what runs
+#
+# Servers: three CNCF distribution registries (plain HTTP; TLS + bcrypt htpasswd; TLS requiring a
+# client certificate), Ceph RADOS Gateway (S3), and one nginx serving git smart HTTP (with fcgiwrap
+# and git http-backend), static files, and an HTTP raw repository (WebDAV PUT under Basic auth).
+# State, logs and throwaway certificates live in .test-state/ (git-ignored), fresh on every start.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STATE=$ROOT/.test-state
+HERE=$ROOT/scripts/servers
+PATH=$PATH:/usr/sbin:/sbin
+# Readiness probes must trust the test CA, not the machine-wide bundle some hosts export.
+unset CURL_CA_BUNDLE SSL_CERT_FILE SSL_CERT_DIR
+
+# shellcheck source=servers/lib.sh
+. "$HERE/lib.sh"
+# shellcheck source=servers/certs.sh
+. "$HERE/certs.sh"
+# shellcheck source=servers/registry.sh
+. "$HERE/registry.sh"
+# shellcheck source=servers/nginx.sh
+. "$HERE/nginx.sh"
+# shellcheck source=servers/ceph.sh
+. "$HERE/ceph.sh"
+
+need_tools() {
+  local missing=() t
+  for t in docker-registry htpasswd nginx fcgiwrap git curl openssl python3 bc \
+    ceph-mon ceph-osd radosgw radosgw-admin monmaptool; do
+    command -v "$t" >/dev/null || missing+=("$t")
+  done
+  /usr/bin/python3 -c 'import rados' 2>/dev/null || missing+=("python3-rados")
+  [ ${#missing[@]} -eq 0 ] ||
+    die "missing: ${missing[*]} (install: apt-get install docker-registry apache2-utils nginx-light fcgiwrap git curl openssl radosgw ceph-mon ceph-osd ceph-common python3-rados)"
+}
+
+cmd_start() {
+  if [ -f "$STATE/env" ] && all_alive; then
+    log "already running ($STATE/env)"
+    return 0
+  fi
+  need_tools
+  mkdir -p "$STATE"
+  # Leftovers of an earlier, partial start: stop what it recorded, then start clean.
+  stop_recorded
+  rm -rf "$STATE/env" "$STATE"/{certs,logs,registry-plain,registry-tls,registry-mtls,ceph,nginx} \
+    "$STATE"/{git-root,http-root,dav-root} "$STATE"/*.htpasswd
+  mkdir -p "$STATE/logs"
+  : >"$STATE/pids"
+
+  local ports p_plain p_tls p_mtls p_mon p_rgw p_git p_http p_dav
+  ports=$(pick_ports 8)
+  read -r p_plain p_tls p_mtls p_mon p_rgw p_git p_http p_dav <<<"$ports"
+
+  local reg_user=airgap reg_pass dav_user=uploader dav_pass s3_ak s3_sk
+  reg_pass=$(random_secret 20)
+  dav_pass=$(random_secret 20)
+  s3_ak=AK$(random_secret 18 | tr 'a-z' 'A-Z')
+  s3_sk=$(random_secret 40)
+
+  make_certs "$STATE/certs"
+  htpasswd -Bbn "$reg_user" "$reg_pass" >"$STATE/registry.htpasswd" 2>/dev/null
+  htpasswd -Bbn "$dav_user" "$dav_pass" >"$STATE/dav.htpasswd" 2>/dev/null
+  log "certificates and passwords ready"
+
+  # Ceph is the slow one: build it in the background while the others start.
+  (start_ceph "$p_mon" "$p_rgw" "$s3_ak" "$s3_sk") >"$STATE/logs/ceph-start.out" 2>&1 &
+  local ceph_job=$!
+
+  local failed=0 pid_plain pid_tls pid_mtls
+  start_registry registry-plain "$p_plain"
+  pid_plain=$SPAWNED_PID
+  start_registry registry-tls "$p_tls" tls htpasswd "$STATE/registry.htpasswd"
+  pid_tls=$SPAWNED_PID
+  start_registry registry-mtls "$p_mtls" mtls
+  pid_mtls=$SPAWNED_PID
+  start_nginx "$p_git" "$p_http" "$p_dav" "$STATE/dav.htpasswd"
+  wait_registry registry-plain "$p_plain" "$pid_plain" plain || failed=1
+  wait_registry registry-tls "$p_tls" "$pid_tls" tls || failed=1
+  wait_registry registry-mtls "$p_mtls" "$pid_mtls" mtls || failed=1
+  wait_nginx "$p_git" "$p_http" "$p_dav" || failed=1
+  [ $failed = 0 ] && log "registries and nginx answer"
+
+  if wait "$ceph_job"; then
+    log "ceph radosgw answers and accepts buckets"
+  else
+    cat "$STATE/logs/ceph-start.out" >&2
+    failed=1
+  fi
+  if [ $failed != 0 ]; then
+    stop_recorded
+    die "start failed; logs in $STATE/logs"
+  fi
+
+  local c=$STATE/certs
+  cat >"$STATE/env.tmp" <<ENV
+AIRGAP_TEST_STATE=$STATE
+AIRGAP_TEST_REGISTRY_PLAIN=127.0.0.1:$p_plain
+AIRGAP_TEST_REGISTRY_TLS=127.0.0.1:$p_tls
+AIRGAP_TEST_REGISTRY_MTLS=127.0.0.1:$p_mtls
+AIRGAP_TEST_REGISTRY_USER=$reg_user
+AIRGAP_TEST_REGISTRY_PASSWORD=$reg_pass
+AIRGAP_TEST_REGISTRY_TLS_STORAGE=$STATE/registry-tls/storage
+AIRGAP_TEST_CA=$c/ca.crt
+AIRGAP_TEST_CA_BUNDLE=$c/bundle.crt
+AIRGAP_TEST_CLIENT_CERT=$c/client.crt
+AIRGAP_TEST_CLIENT_KEY=$c/client.key
+AIRGAP_TEST_S3_ENDPOINT=http://127.0.0.1:$p_rgw
+AWS_ACCESS_KEY_ID=$s3_ak
+AWS_SECRET_ACCESS_KEY=$s3_sk
+AWS_REGION=us-east-1
+AIRGAP_TEST_GIT_ROOT=$STATE/git-root
+AIRGAP_TEST_GIT_URL=http://127.0.0.1:$p_git
+AIRGAP_TEST_HTTP_ROOT=$STATE/http-root
+AIRGAP_TEST_HTTP_URL=http://127.0.0.1:$p_http
+AIRGAP_TEST_DAV_URL=http://127.0.0.1:$p_dav
+AIRGAP_TEST_DAV_USER=$dav_user
+AIRGAP_TEST_DAV_PASSWORD=$dav_pass
+ENV
+  mv "$STATE/env.tmp" "$STATE/env"
+  log "all servers up; variables in $STATE/env"
+}
+
+cmd_stop() {
+  rm -f "$STATE/env"
+  stop_recorded
+}
+
+cmd_env() {
+  [ -f "$STATE/env" ] || die "not running: bash scripts/test-servers.sh start"
+  local line
+  while IFS= read -r line; do
+    [ -n "$line" ] && printf 'export %s=%q\n' "${line%%=*}" "${line#*=}"
+  done <"$STATE/env"
+}
+
+cmd_status() {
+  [ -f "$STATE/pids" ] || { echo "not running"; return 1; }
+  local name pid start rc=0
+  while read -r name pid start; do
+    if [ "$(proc_start "$pid")" = "$start" ]; then echo "up    $name ($pid)"; else echo "DOWN  $name ($pid)"; rc=1; fi
+  done <"$STATE/pids"
+  return $rc
+}
+
+case "${1:-}" in
+  start) cmd_start ;;
+  stop) cmd_stop ;;
+  env) cmd_env ;;
+  status) cmd_status ;;
+  *) echo "usage: $0 start|stop|env|status" >&2; exit 2 ;;
+esac
