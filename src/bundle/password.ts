@@ -11,7 +11,8 @@ export interface PasswordInput {
   setRawMode?(mode: boolean): unknown;
   on(event: "data", listener: (chunk: Buffer | string) => void): unknown;
   on(event: "end", listener: () => void): unknown;
-  removeListener(event: string, listener: (...args: never[]) => void): unknown;
+  removeListener(event: "data", listener: (chunk: Buffer | string) => void): unknown;
+  removeListener(event: "end", listener: () => void): unknown;
   resume(): unknown;
   pause(): unknown;
 }
