@@ -1,0 +1,132 @@
+/**
+ * The OCI registry client: one per run. It owns one undici agent per host (built once from that host's
+ * TLS settings), the authentication state per host, and hands out repository-scoped stores.
+ */
+import { RegistryStore } from "../../store/registry.js";
+import { AgentPool, type AgentPool as AgentPoolT, RegistryHost } from "./host.js";
+import { DEFAULT_RETRY } from "./retry.js";
+import type { RegistryHostConfig } from "./tls.js";
+
+export type { RegistryHostConfig } from "./tls.js";
+
+export interface RegistryClientOptions {
+  /** Per-host TLS settings (file paths). */
+  hosts?: RegistryHostConfig[];
+  /** Extra trusted CA files for every host. */
+  caFiles?: string[];
+  /** Folders of `<host[:port]>/` sub-folders with `*.crt` CAs and `client.cert`/`client.key`; default /etc/docker/certs.d, /etc/containers/certs.d. */
+  certsDirs?: string[];
+  /** A Docker config folder (its config.json) consulted before the environment's credential files. */
+  dockerConfigDir?: string;
+  /** A containers auth.json or Docker config.json consulted first. */
+  authFile?: string;
+  userAgent?: string;
+  /** Further attempts of a failed replayable request (default 4). */
+  retries?: number;
+  /** Blobs larger than this many bytes are uploaded in chunks (default 64 MiB). */
+  chunkThreshold?: number;
+  /** Size of one chunk of a chunked upload (default 16 MiB). */
+  chunkSize?: number;
+  /** Aborts every request of this client. */
+  signal?: AbortSignal;
+  /** Base delay of the retry backoff in ms (default 200). */
+  retryBaseDelayMs?: number;
+}
+
+export interface RegistryStats {
+  blobsUploaded: number;
+  blobsMounted: number;
+  bytesUploaded: number;
+  requests: number;
+}
+
+export const DEFAULT_CHUNK_THRESHOLD = 64 * 1024 * 1024;
+export const DEFAULT_CHUNK_SIZE = 16 * 1024 * 1024;
+
+/** Recently seen manifest bytes by digest, so tagging needs no second download. */
+export class ManifestCache {
+  private readonly map = new Map<string, Buffer>();
+  private bytes = 0;
+  constructor(private readonly maxBytes = 32 * 1024 * 1024) {}
+  get(digest: string): Buffer | undefined {
+    return this.map.get(digest);
+  }
+  set(digest: string, b: Buffer): void {
+    if (this.map.has(digest)) return;
+    this.map.set(digest, b);
+    this.bytes += b.length;
+    for (const [k, v] of this.map) {
+      if (this.bytes <= this.maxBytes) break;
+      this.map.delete(k);
+      this.bytes -= v.length;
+    }
+  }
+}
+
+export class RegistryClient {
+  readonly stats: RegistryStats = { blobsUploaded: 0, blobsMounted: 0, bytesUploaded: 0, requests: 0 };
+  private readonly agents: AgentPoolT;
+  private readonly hosts = new Map<string, RegistryHost>();
+  private readonly manifests = new ManifestCache();
+  readonly chunkThreshold: number;
+  readonly chunkSize: number;
+
+  constructor(private readonly opts: RegistryClientOptions = {}) {
+    this.agents = new AgentPool({
+      ...(opts.hosts ? { hosts: opts.hosts } : {}),
+      ...(opts.caFiles ? { caFiles: opts.caFiles } : {}),
+      ...(opts.certsDirs ? { certsDirs: opts.certsDirs } : {}),
+    });
+    this.chunkThreshold = opts.chunkThreshold ?? DEFAULT_CHUNK_THRESHOLD;
+    this.chunkSize = Math.max(1, opts.chunkSize ?? DEFAULT_CHUNK_SIZE);
+  }
+
+  /** The connection and auth state of one registry (shared by its repositories). */
+  host(registry: string): RegistryHost {
+    const key = registry === "index.docker.io" ? "docker.io" : registry;
+    let h = this.hosts.get(key);
+    if (!h) {
+      h = new RegistryHost(
+        key,
+        this.agents,
+        {
+          ...(this.opts.hosts ? { hosts: this.opts.hosts } : {}),
+          ...(this.opts.caFiles ? { caFiles: this.opts.caFiles } : {}),
+          ...(this.opts.certsDirs ? { certsDirs: this.opts.certsDirs } : {}),
+          ...(this.opts.authFile ? { authFile: this.opts.authFile } : {}),
+          ...(this.opts.dockerConfigDir ? { dockerConfigDir: this.opts.dockerConfigDir } : {}),
+          ...(this.opts.signal ? { signal: this.opts.signal } : {}),
+          userAgent: this.opts.userAgent ?? "cinc-airgap",
+          retry: {
+            ...DEFAULT_RETRY,
+            retries: this.opts.retries ?? DEFAULT_RETRY.retries,
+            baseDelayMs: this.opts.retryBaseDelayMs ?? DEFAULT_RETRY.baseDelayMs,
+          },
+          stats: this.stats,
+        },
+        this.opts.signal,
+      );
+      this.hosts.set(key, h);
+    }
+    return h;
+  }
+
+  /** A store for one repository of one registry, e.g. `repository("127.0.0.1:5000", "test/app")`. */
+  repository(registry: string, repository: string): RegistryStore {
+    return new RegistryStore(
+      {
+        host: this.host(registry),
+        stats: this.stats,
+        manifests: this.manifests,
+        chunkThreshold: this.chunkThreshold,
+        chunkSize: this.chunkSize,
+      },
+      repository,
+    );
+  }
+
+  /** Close every connection; stores of this client must not be used afterwards. */
+  async close(): Promise<void> {
+    await this.agents.close();
+  }
+}

@@ -1,0 +1,299 @@
+/**
+ * One registry host: its undici agent (built once from its TLS settings), its authentication state,
+ * and the request loop shared by every repository on it (auth challenge, redirects, retries).
+ */
+import type { Readable } from "node:stream";
+import { Agent, type Dispatcher } from "undici";
+import { HostAuth, type HttpText } from "./auth.js";
+import { type CredentialOptions, lookupCredential } from "./credentials.js";
+import { errorFromNetwork, errorFromResponse, RegistryError, type RequestContext, where } from "./errors.js";
+import {
+  backoffDelay,
+  isRetryableError,
+  isRetryableStatus,
+  parseRetryAfter,
+  type RetryPolicy,
+  sleep,
+} from "./retry.js";
+import { type HostTls, loadHostTls, type TlsOptions, trustHint } from "./tls.js";
+
+export type Method = "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE";
+
+export interface SendOptions {
+  method: Method;
+  /** Absolute URL, or a path starting with `/v2/` on this registry. */
+  url: string;
+  headers?: Record<string, string>;
+  /** A Buffer or string can be replayed (retries, auth); a stream cannot. */
+  body?: Buffer | string | Readable;
+  /** Token scopes this request needs. */
+  scopes: string[];
+  ctx: Omit<RequestContext, "method" | "url">;
+  signal?: AbortSignal | undefined;
+  /** Statuses that are answers, not errors (default: 2xx). Others throw a RegistryError. */
+  ok?: (status: number) => boolean;
+  /** Follow redirects (default true); a redirect to another host never carries Authorization. */
+  followRedirects?: boolean;
+  /** Send without registry auth (token service requests). */
+  noAuth?: boolean;
+}
+
+export interface SendResult {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Dispatcher.ResponseData["body"];
+  /** The URL that answered (after redirects). */
+  url: string;
+}
+
+export const MAX_REDIRECTS = 5;
+
+export interface HostSharedOptions extends TlsOptions, CredentialOptions {
+  userAgent: string;
+  retry: RetryPolicy;
+  stats: { requests: number };
+}
+
+/** Docker Hub's registry API lives on another host than its name. */
+export function endpointHost(registry: string): string {
+  return registry === "docker.io" || registry === "index.docker.io" ? "registry-1.docker.io" : registry;
+}
+
+export function header(h: SendResult["headers"], name: string): string | undefined {
+  const v = h[name.toLowerCase()];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** Agents for every host this run talks to (registries, token services, redirect targets), built once each. */
+export class AgentPool {
+  private readonly agents = new Map<string, { agent: Agent; tls: HostTls }>();
+
+  constructor(private readonly opts: TlsOptions) {}
+
+  get(host: string): { agent: Agent; tls: HostTls } {
+    let a = this.agents.get(host);
+    if (!a) {
+      const tls = loadHostTls(host, this.opts);
+      const agent = new Agent({
+        connect: tls.connect,
+        keepAliveTimeout: 30_000,
+        keepAliveMaxTimeout: 120_000,
+        connections: 16,
+        headersTimeout: 120_000,
+        bodyTimeout: 300_000,
+      });
+      a = { agent, tls };
+      this.agents.set(host, a);
+    }
+    return a;
+  }
+
+  hint(host: string): string {
+    return trustHint(this.get(host).tls, this.opts);
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.agents.values()];
+    this.agents.clear();
+    await Promise.all(all.map((a) => a.agent.close().catch(() => undefined)));
+  }
+}
+
+function isStream(b: SendOptions["body"]): b is Readable {
+  return b !== undefined && typeof b !== "string" && !Buffer.isBuffer(b);
+}
+
+function anySignal(a: AbortSignal | undefined, b: AbortSignal | undefined): AbortSignal | undefined {
+  if (a && b) return AbortSignal.any([a, b]);
+  return a ?? b;
+}
+
+export class RegistryHost {
+  readonly endpoint: string;
+  readonly baseUrl: string;
+  readonly auth: HostAuth;
+  /** Which repositories of this registry are known to hold a blob: the candidates for a cross-repo mount. */
+  readonly blobRepos = new Map<string, Set<string>>();
+  /** Whether GET /v2/<name>/referrers/ works here; undefined until tried. */
+  referrersApi: boolean | undefined;
+
+  constructor(
+    readonly registry: string,
+    private readonly agents: AgentPool,
+    private readonly shared: HostSharedOptions,
+    private readonly clientSignal?: AbortSignal,
+  ) {
+    this.endpoint = endpointHost(registry);
+    const tls = agents.get(this.endpoint).tls.plainHTTP || agents.get(registry).tls.plainHTTP;
+    this.baseUrl = `${tls ? "http" : "https"}://${this.endpoint}`;
+    this.auth = new HostAuth(
+      registry,
+      () => lookupCredential(registry, shared),
+      this.tokenHttp,
+      shared.userAgent,
+    );
+  }
+
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  /** Run fn after every earlier fn of the same key (read-modify-write of one tag). */
+  async withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(key) ?? Promise.resolve();
+    const next = prev.catch(() => undefined).then(fn);
+    this.locks.set(key, next);
+    try {
+      return await next;
+    } finally {
+      if (this.locks.get(key) === next) this.locks.delete(key);
+    }
+  }
+
+  noteBlob(digest: string, repository: string): void {
+    let s = this.blobRepos.get(digest);
+    if (!s) {
+      s = new Set();
+      this.blobRepos.set(digest, s);
+    }
+    s.add(repository);
+  }
+
+  private readonly tokenHttp: HttpText = async (method, url, headers, body, signal) => {
+    const res = await this.send({
+      method,
+      url,
+      headers,
+      ...(body !== undefined ? { body } : {}),
+      scopes: [],
+      ctx: { registry: this.registry, subject: "token request" },
+      signal,
+      ok: () => true,
+      noAuth: true,
+    });
+    return { status: res.status, headers: res.headers, text: await res.body.text() };
+  };
+
+  private async dispatch(
+    url: URL,
+    method: Method,
+    headers: Record<string, string>,
+    body: SendOptions["body"],
+    signal: AbortSignal | undefined,
+  ) {
+    const { agent } = this.agents.get(url.host);
+    this.shared.stats.requests++;
+    return agent.request({
+      origin: url.origin,
+      path: `${url.pathname}${url.search}`,
+      method,
+      headers,
+      body: body ?? null,
+      signal: signal ?? null,
+    });
+  }
+
+  /**
+   * Send a request with auth, redirects and retries. Resolves with the response when `ok(status)`;
+   * otherwise reads the error body and rejects with a RegistryError naming the request.
+   */
+  async send(o: SendOptions): Promise<SendResult> {
+    const signal = anySignal(o.signal, this.clientSignal);
+    const noAuth = o.noAuth === true;
+    const ok = o.ok ?? ((s: number) => s >= 200 && s < 300);
+    const replayable = !isStream(o.body);
+    let url = new URL(o.url, this.baseUrl);
+    const ctxOf = (): RequestContext => ({ ...o.ctx, method: o.method, url: url.toString() });
+    const registryOrigin = new URL(this.baseUrl).origin;
+    let attempt = 0;
+    let redirects = 0;
+    let authRetried = false;
+    let method = o.method;
+    let body = o.body;
+
+    for (;;) {
+      signal?.throwIfAborted();
+      const onRegistry = url.origin === registryOrigin;
+      const headers: Record<string, string> = { "user-agent": this.shared.userAgent, ...o.headers };
+      let sentAuth: string | undefined;
+      if (onRegistry && !noAuth) {
+        sentAuth = await this.auth.header(o.scopes, signal);
+        if (sentAuth) headers.authorization = sentAuth;
+      }
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await this.dispatch(url, method, headers, body, signal);
+      } catch (err) {
+        if (signal?.aborted) throw signal.reason ?? err;
+        // A failing request body (e.g. a VerifyingStream that saw wrong bytes) explains itself best.
+        if (isStream(body) && body.errored) throw body.errored;
+        if (replayable && isRetryableError(err) && attempt < this.shared.retry.retries) {
+          await sleep(backoffDelay(attempt++, this.shared.retry), signal);
+          continue;
+        }
+        throw errorFromNetwork(ctxOf(), url.host, err, this.agents.hint(url.host));
+      }
+      const status = res.statusCode;
+      const rh = res.headers as SendResult["headers"];
+
+      if (status === 401 && onRegistry && !noAuth) {
+        await res.body.dump().catch(() => undefined);
+        const again =
+          !authRetried &&
+          (await this.auth.onUnauthorized(header(rh, "www-authenticate"), o.scopes, sentAuth));
+        if (again && replayable) {
+          authRetried = true;
+          continue;
+        }
+        const why = `${o.method} ${url.pathname} answered 401`;
+        const base = await this.auth.authFailed(why);
+        throw new RegistryError(`${base.message} [${where(ctxOf())}]`, ctxOf(), 401, [], "UNAUTHORIZED");
+      }
+
+      if ([301, 302, 303, 307, 308].includes(status) && o.followRedirects !== false) {
+        const loc = header(rh, "location");
+        await res.body.dump().catch(() => undefined);
+        if (!loc) throw errorFromResponse(ctxOf(), status, "", "redirect without a Location header");
+        if (++redirects > MAX_REDIRECTS) {
+          throw errorFromResponse(ctxOf(), status, "", `more than ${MAX_REDIRECTS} redirects`);
+        }
+        if (!replayable)
+          throw errorFromResponse(ctxOf(), status, "", "cannot follow a redirect with a streamed body");
+        url = new URL(loc, url);
+        if (status === 303) {
+          method = "GET";
+          body = undefined;
+        }
+        continue;
+      }
+
+      if (!ok(status) && isRetryableStatus(status) && replayable && attempt < this.shared.retry.retries) {
+        const retryAfter = parseRetryAfter(header(rh, "retry-after"));
+        await res.body.dump().catch(() => undefined);
+        await sleep(backoffDelay(attempt++, this.shared.retry, retryAfter), signal);
+        continue;
+      }
+
+      if (!ok(status)) {
+        let text = "";
+        try {
+          text = await readText(res.body, 64 * 1024);
+        } catch {
+          // the status alone still tells what happened
+        }
+        throw errorFromResponse(ctxOf(), status, text);
+      }
+      return { status, headers: rh, body: res.body, url: url.toString() };
+    }
+  }
+}
+
+/** Read a small body as text, at most `limit` bytes (the rest is discarded). */
+export async function readText(body: Readable, limit: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of body) {
+    const b = c as Buffer;
+    if (n < limit) chunks.push(b.subarray(0, limit - n));
+    n += b.length;
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}

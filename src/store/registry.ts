@@ -1,0 +1,731 @@
+/**
+ * A Store over one repository of a remote OCI registry (distribution spec 1.1). Every byte read is
+ * verified against its digest while streaming; blobs are never held in memory; manifests are read
+ * with a 4 MiB limit and hashed over their exact bytes.
+ */
+import { pipeline, Readable } from "node:stream";
+import { IntegrityError, RemoteError, UsageError } from "../errors.js";
+import { assertDigest, type Descriptor, digestHex, manifestMediaType } from "../oci/descriptor.js";
+import { sha256Digest, VerifyingStream } from "../oci/digest.js";
+import {
+  isIndex,
+  isManifestLike,
+  MANIFEST_ACCEPT,
+  MAX_MANIFEST_BYTES,
+  MediaType,
+} from "../oci/mediatypes.js";
+import { pullScope, pushScope } from "../oci/registry/auth.js";
+import type { ManifestCache, RegistryStats } from "../oci/registry/client.js";
+import { RegistryError } from "../oci/registry/errors.js";
+import { header, type RegistryHost, type SendResult } from "../oci/registry/host.js";
+import type { Store } from "./store.js";
+
+export interface RegistryStoreContext {
+  host: RegistryHost;
+  stats: RegistryStats;
+  manifests: ManifestCache;
+  chunkThreshold: number;
+  chunkSize: number;
+}
+
+const DIGEST_REF = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
+const TAG = /^[\w][\w.-]{0,127}$/;
+
+function isDigestRef(ref: string): boolean {
+  return DIGEST_REF.test(ref);
+}
+
+function mediaTypeOf(contentType: string | undefined): string | undefined {
+  if (!contentType) return undefined;
+  return contentType.split(";")[0]?.trim() || undefined;
+}
+
+const notFound = (s: number) => (s >= 200 && s < 300) || s === 404;
+
+/** Read at most `limit` bytes; `onExceed` builds the error thrown as soon as more arrive. */
+async function readLimited(body: Readable, limit: number, onExceed: () => Error): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of body) {
+    const b = c as Buffer;
+    n += b.length;
+    if (n > limit) {
+      body.destroy();
+      throw onExceed();
+    }
+    chunks.push(b);
+  }
+  return Buffer.concat(chunks, n);
+}
+
+/** Split one stream into consecutive sub-streams of exact sizes, without buffering more than one chunk of the source. */
+class ChunkReader {
+  private readonly it: AsyncIterator<Buffer>;
+  private leftover: Buffer | undefined;
+
+  constructor(
+    source: Readable,
+    private readonly label: string,
+    private readonly digest: string,
+  ) {
+    this.it = source[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  }
+
+  take(n: number): Readable {
+    const self = this;
+    return Readable.from(
+      (async function* () {
+        let remaining = n;
+        while (remaining > 0) {
+          let buf = self.leftover;
+          self.leftover = undefined;
+          if (!buf) {
+            const r = await self.it.next();
+            if (r.done) {
+              throw new IntegrityError(
+                "SIZE_MISMATCH",
+                `${self.label}: the content ended before its declared size`,
+                self.digest,
+              );
+            }
+            buf = r.value;
+          }
+          if (buf.length > remaining) {
+            self.leftover = buf.subarray(remaining);
+            yield buf.subarray(0, remaining);
+            remaining = 0;
+          } else {
+            remaining -= buf.length;
+            yield buf;
+          }
+        }
+      })(),
+      { objectMode: false },
+    );
+  }
+
+  /** Wait for the end of the source (where size and digest are checked). */
+  async finish(): Promise<void> {
+    if (this.leftover && this.leftover.length > 0) {
+      throw new IntegrityError(
+        "SIZE_MISMATCH",
+        `${this.label}: more bytes than its declared size`,
+        this.digest,
+      );
+    }
+    const r = await this.it.next();
+    if (!r.done)
+      throw new IntegrityError(
+        "SIZE_MISMATCH",
+        `${this.label}: more bytes than its declared size`,
+        this.digest,
+      );
+  }
+}
+
+export class RegistryStore implements Store {
+  readonly registry: string;
+  readonly repository: string;
+  readonly label: string;
+  private readonly host: RegistryHost;
+
+  constructor(
+    private readonly c: RegistryStoreContext,
+    repository: string,
+  ) {
+    this.host = c.host;
+    this.registry = c.host.registry;
+    this.repository = repository;
+    this.label = `registry ${this.registry}/${repository}`;
+  }
+
+  private path(kind: "manifests" | "blobs" | "tags" | "referrers" | "uploads", ref = ""): string {
+    const base = `/v2/${this.repository}`;
+    switch (kind) {
+      case "manifests":
+        return `${base}/manifests/${encodeURIComponent(ref)}`.replace(/%3A/g, ":");
+      case "blobs":
+        return `${base}/blobs/${ref}`;
+      case "tags":
+        return `${base}/tags/list`;
+      case "referrers":
+        return `${base}/referrers/${ref}`;
+      case "uploads":
+        return `${base}/blobs/uploads/`;
+    }
+  }
+
+  private ctx(subject?: string) {
+    return subject !== undefined
+      ? { registry: this.registry, repository: this.repository, subject }
+      : { registry: this.registry, repository: this.repository };
+  }
+
+  private checkRef(ref: string): void {
+    if (isDigestRef(ref)) assertDigest(ref, `reference in ${this.label}`);
+    else if (!TAG.test(ref)) throw new UsageError(`"${ref}" is neither a tag nor a digest (${this.label})`);
+  }
+
+  private notFoundError(what: string, res: SendResult): RegistryError {
+    return new RegistryError(
+      `${what} not found in ${this.registry}/${this.repository} (HEAD/GET answered 404)`,
+      { ...this.ctx(what), method: "GET", url: res.url },
+      404,
+      [],
+      "NOT_FOUND",
+    );
+  }
+
+  async resolve(ref: string, signal?: AbortSignal): Promise<Descriptor> {
+    this.checkRef(ref);
+    const res = await this.host.send({
+      method: "HEAD",
+      url: this.path("manifests", ref),
+      headers: { accept: MANIFEST_ACCEPT },
+      scopes: [pullScope(this.repository)],
+      ctx: this.ctx(`manifest ${ref}`),
+      signal,
+      ok: (s) => s < 500 && s !== 429 && s !== 408,
+    });
+    await res.body.dump().catch(() => undefined);
+    if (res.status === 404) throw this.notFoundError(`manifest ${ref}`, res);
+    if (res.status === 200) {
+      const mediaType = mediaTypeOf(header(res.headers, "content-type"));
+      const digest = header(res.headers, "docker-content-digest") ?? (isDigestRef(ref) ? ref : undefined);
+      const len = header(res.headers, "content-length");
+      if (mediaType && isManifestLike(mediaType) && digest && len !== undefined && /^\d+$/.test(len)) {
+        if (isDigestRef(ref) && digest !== ref) {
+          throw new IntegrityError(
+            "DIGEST_MISMATCH",
+            `${this.label}: asked for manifest ${ref}, the registry named ${digest}`,
+            ref,
+          );
+        }
+        assertDigest(digest, `Docker-Content-Digest from ${this.label}`);
+        return { mediaType, digest, size: Number(len) };
+      }
+    }
+    // HEAD refused or incomplete: GET and hash the bytes ourselves.
+    return (await this.fetchManifest(ref, signal)).descriptor;
+  }
+
+  async fetchManifest(ref: string, signal?: AbortSignal): Promise<{ descriptor: Descriptor; bytes: Buffer }> {
+    this.checkRef(ref);
+    const res = await this.host.send({
+      method: "GET",
+      url: this.path("manifests", ref),
+      headers: { accept: MANIFEST_ACCEPT },
+      scopes: [pullScope(this.repository)],
+      ctx: this.ctx(`manifest ${ref}`),
+      signal,
+      ok: notFound,
+    });
+    if (res.status === 404) {
+      await res.body.dump().catch(() => undefined);
+      throw this.notFoundError(`manifest ${ref}`, res);
+    }
+    const tooBig = () =>
+      new IntegrityError(
+        "MALFORMED",
+        `${this.label}: manifest ${ref} is larger than the ${MAX_MANIFEST_BYTES / 1024 / 1024} MiB limit`,
+        ref,
+      );
+    const declared = header(res.headers, "content-length");
+    if (declared && Number(declared) > MAX_MANIFEST_BYTES) {
+      res.body.destroy();
+      throw tooBig();
+    }
+    const bytes = await readLimited(res.body, MAX_MANIFEST_BYTES, tooBig);
+    const digest = sha256Digest(bytes);
+    if (isDigestRef(ref) && digest !== ref) {
+      throw new IntegrityError(
+        "DIGEST_MISMATCH",
+        `${this.label}: manifest ${ref} arrived with digest ${digest}`,
+        ref,
+      );
+    }
+    const claimed = header(res.headers, "docker-content-digest");
+    if (claimed?.startsWith("sha256:") && claimed !== digest) {
+      throw new IntegrityError(
+        "DIGEST_MISMATCH",
+        `${this.label}: manifest ${ref} has digest ${digest} but the registry claims ${claimed}`,
+        claimed,
+      );
+    }
+    const ct = mediaTypeOf(header(res.headers, "content-type"));
+    const mediaType =
+      ct && isManifestLike(ct) ? ct : (manifestMediaType(bytes) ?? ct ?? MediaType.ociManifest);
+    this.c.manifests.set(digest, bytes);
+    return { descriptor: { mediaType, digest, size: bytes.length }, bytes };
+  }
+
+  async exists(desc: Descriptor, signal?: AbortSignal): Promise<boolean> {
+    assertDigest(desc.digest);
+    const manifest = isManifestLike(desc.mediaType);
+    const res = await this.host.send({
+      method: "HEAD",
+      url: manifest ? this.path("manifests", desc.digest) : this.path("blobs", desc.digest),
+      ...(manifest ? { headers: { accept: MANIFEST_ACCEPT } } : {}),
+      scopes: [pullScope(this.repository)],
+      ctx: this.ctx(`${manifest ? "manifest" : "blob"} ${desc.digest}`),
+      signal,
+      ok: notFound,
+    });
+    await res.body.dump().catch(() => undefined);
+    if (res.status === 404) return false;
+    if (!manifest) this.host.noteBlob(desc.digest, this.repository);
+    return true;
+  }
+
+  async fetch(desc: Descriptor, signal?: AbortSignal): Promise<Readable> {
+    assertDigest(desc.digest);
+    const manifest = isManifestLike(desc.mediaType);
+    const what = `${manifest ? "manifest" : "blob"} ${desc.digest}`;
+    const res = await this.host.send({
+      method: "GET",
+      url: manifest ? this.path("manifests", desc.digest) : this.path("blobs", desc.digest),
+      ...(manifest ? { headers: { accept: MANIFEST_ACCEPT } } : {}),
+      scopes: [pullScope(this.repository)],
+      ctx: this.ctx(what),
+      signal,
+      ok: notFound,
+    });
+    if (res.status === 404) {
+      await res.body.dump().catch(() => undefined);
+      throw this.notFoundError(what, res);
+    }
+    if (!manifest) this.host.noteBlob(desc.digest, this.repository);
+    const verifier = new VerifyingStream(
+      desc.digest,
+      desc.size,
+      `${what} from ${this.registry}/${this.repository}`,
+    );
+    pipeline(res.body, verifier, () => {
+      // errors reach the consumer through `verifier`
+    });
+    return verifier;
+  }
+
+  async referrers(desc: Descriptor, signal?: AbortSignal): Promise<Descriptor[]> {
+    assertDigest(desc.digest);
+    if (this.host.referrersApi !== false) {
+      const found = await this.referrersFromApi(desc.digest, signal);
+      if (found) return found;
+    }
+    const tag = `sha256-${digestHex(desc.digest)}`;
+    let index: { descriptor: Descriptor; bytes: Buffer };
+    try {
+      index = await this.fetchManifest(tag, signal);
+    } catch (err) {
+      if (err instanceof RemoteError && err.status === 404) return [];
+      throw err;
+    }
+    if (!isIndex(index.descriptor.mediaType)) return [];
+    return this.manifestsOf(index.bytes, tag);
+  }
+
+  private manifestsOf(bytes: Buffer, what: string): Descriptor[] {
+    let json: { manifests?: unknown };
+    try {
+      json = JSON.parse(bytes.toString("utf8")) as { manifests?: unknown };
+    } catch (err) {
+      throw new IntegrityError("MALFORMED", `${this.label}: ${what} is not valid JSON`, what, { cause: err });
+    }
+    if (!Array.isArray(json.manifests)) return [];
+    return (json.manifests as Descriptor[]).filter(
+      (d) =>
+        d && typeof d.digest === "string" && typeof d.size === "number" && typeof d.mediaType === "string",
+    );
+  }
+
+  /** Referrers through the OCI 1.1 API, following Link pagination; undefined when the registry has no such API. */
+  private async referrersFromApi(digest: string, signal?: AbortSignal): Promise<Descriptor[] | undefined> {
+    const out: Descriptor[] = [];
+    let url: string | undefined = this.path("referrers", digest);
+    for (let page = 0; url && page < 1000; page++) {
+      const res: SendResult = await this.host.send({
+        method: "GET",
+        url,
+        headers: { accept: MediaType.ociIndex },
+        scopes: [pullScope(this.repository)],
+        ctx: this.ctx(`referrers of ${digest}`),
+        signal,
+        ok: (s) => s < 500 && s !== 429 && s !== 408,
+      });
+      const ct = mediaTypeOf(header(res.headers, "content-type"));
+      if (res.status !== 200 || ct !== MediaType.ociIndex) {
+        await res.body.dump().catch(() => undefined);
+        if (page === 0) return undefined;
+        break;
+      }
+      const bytes = await readLimited(
+        res.body,
+        MAX_MANIFEST_BYTES,
+        () =>
+          new IntegrityError("MALFORMED", `${this.label}: referrers list of ${digest} is over 4 MiB`, digest),
+      );
+      this.host.referrersApi = true;
+      out.push(...this.manifestsOf(bytes, `referrers list of ${digest}`));
+      url = nextLink(header(res.headers, "link"), res.url);
+    }
+    return out;
+  }
+
+  async push(desc: Descriptor, content: Readable, signal?: AbortSignal): Promise<void> {
+    assertDigest(desc.digest);
+    if (isManifestLike(desc.mediaType)) {
+      await this.pushManifest(desc, content, signal);
+      return;
+    }
+    await this.pushBlob(desc, content, signal);
+  }
+
+  private async pushManifest(desc: Descriptor, content: Readable, signal?: AbortSignal): Promise<void> {
+    if (desc.size > MAX_MANIFEST_BYTES) {
+      content.destroy();
+      throw new IntegrityError(
+        "MALFORMED",
+        `manifest ${desc.digest} is ${desc.size} bytes, over the 4 MiB limit`,
+        desc.digest,
+      );
+    }
+    const label = `manifest ${desc.digest} for ${this.registry}/${this.repository}`;
+    const bytes = await readLimited(
+      content,
+      desc.size,
+      () =>
+        new IntegrityError(
+          "SIZE_MISMATCH",
+          `${label}: more than the expected ${desc.size} bytes arrived`,
+          desc.digest,
+        ),
+    );
+    if (bytes.length !== desc.size) {
+      throw new IntegrityError(
+        "SIZE_MISMATCH",
+        `${label}: got ${bytes.length} bytes, expected ${desc.size}`,
+        desc.digest,
+      );
+    }
+    const got = sha256Digest(bytes);
+    if (got !== desc.digest)
+      throw new IntegrityError("DIGEST_MISMATCH", `${label}: content has digest ${got}`, desc.digest);
+
+    const res = await this.host.send({
+      method: "PUT",
+      url: this.path("manifests", desc.digest),
+      headers: { "content-type": desc.mediaType },
+      body: bytes,
+      scopes: [pushScope(this.repository)],
+      ctx: this.ctx(`manifest ${desc.digest}`),
+      signal,
+    });
+    await res.body.dump().catch(() => undefined);
+    this.c.manifests.set(desc.digest, bytes);
+
+    let subject: Descriptor | undefined;
+    let parsed: {
+      subject?: Descriptor;
+      artifactType?: string;
+      config?: Descriptor;
+      annotations?: Record<string, string>;
+    };
+    try {
+      parsed = JSON.parse(bytes.toString("utf8")) as typeof parsed;
+      subject = parsed.subject;
+    } catch {
+      return;
+    }
+    if (!subject || typeof subject.digest !== "string") return;
+    // A registry with the referrers API says so with OCI-Subject; otherwise keep the tag-schema index.
+    if (header(res.headers, "oci-subject")) {
+      this.host.referrersApi = true;
+      return;
+    }
+    const entry: Descriptor = { mediaType: desc.mediaType, digest: desc.digest, size: desc.size };
+    const artifactType = parsed.artifactType ?? parsed.config?.mediaType;
+    if (artifactType) entry.artifactType = artifactType;
+    if (parsed.annotations && Object.keys(parsed.annotations).length > 0)
+      entry.annotations = parsed.annotations;
+    await this.addToReferrersTag(assertDigest(subject.digest, `subject of ${label}`), entry, signal);
+  }
+
+  private async addToReferrersTag(
+    subjectDigest: string,
+    entry: Descriptor,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const tag = `sha256-${digestHex(subjectDigest)}`;
+    await this.host.withLock(`${this.repository}:${tag}`, async () => {
+      let manifests: Descriptor[] = [];
+      let existing: { descriptor: Descriptor; bytes: Buffer } | undefined;
+      try {
+        existing = await this.fetchManifest(tag, signal);
+      } catch (err) {
+        if (!(err instanceof RemoteError && err.status === 404)) throw err;
+      }
+      if (existing && isIndex(existing.descriptor.mediaType)) {
+        manifests = this.manifestsOf(existing.bytes, tag);
+        if (manifests.some((d) => d.digest === entry.digest)) return;
+      }
+      const index = {
+        schemaVersion: 2,
+        mediaType: MediaType.ociIndex,
+        manifests: [...manifests.filter((d) => d.digest !== entry.digest), entry],
+      };
+      const bytes = Buffer.from(JSON.stringify(index));
+      const res = await this.host.send({
+        method: "PUT",
+        url: this.path("manifests", tag),
+        headers: { "content-type": MediaType.ociIndex },
+        body: bytes,
+        scopes: [pushScope(this.repository)],
+        ctx: this.ctx(`referrers tag ${tag}`),
+        signal,
+      });
+      await res.body.dump().catch(() => undefined);
+      this.c.manifests.set(sha256Digest(bytes), bytes);
+    });
+  }
+
+  private uploadUrl(res: SendResult, what: string): string {
+    const loc = header(res.headers, "location");
+    if (!loc) {
+      throw new RegistryError(
+        `${this.label}: the registry started an upload of ${what} without a Location header`,
+        { ...this.ctx(what), method: "POST", url: res.url },
+        res.status,
+      );
+    }
+    return new URL(loc, res.url).toString();
+  }
+
+  private async pushBlob(desc: Descriptor, content: Readable, signal?: AbortSignal): Promise<void> {
+    const what = `blob ${desc.digest}`;
+    const scopes = [pushScope(this.repository)];
+    if (await this.exists(desc, signal)) {
+      content.destroy();
+      return;
+    }
+
+    let location: string | undefined;
+    const candidates = [...(this.host.blobRepos.get(desc.digest) ?? [])].filter((r) => r !== this.repository);
+    for (const from of candidates.slice(0, 3)) {
+      const q = new URLSearchParams({ mount: desc.digest, from });
+      const res = await this.host.send({
+        method: "POST",
+        url: `${this.path("uploads")}?${q.toString()}`,
+        headers: { "content-length": "0" },
+        scopes: [...scopes, pullScope(from)],
+        ctx: this.ctx(`${what} (mount from ${from})`),
+        signal,
+        ok: (s) => s === 201 || s === 202,
+      });
+      await res.body.dump().catch(() => undefined);
+      if (res.status === 201) {
+        content.destroy();
+        this.c.stats.blobsMounted++;
+        this.host.noteBlob(desc.digest, this.repository);
+        return;
+      }
+      location = this.uploadUrl(res, what);
+      break;
+    }
+
+    if (!location) {
+      const res = await this.host.send({
+        method: "POST",
+        url: this.path("uploads"),
+        headers: { "content-length": "0" },
+        scopes,
+        ctx: this.ctx(what),
+        signal,
+        ok: (s) => s === 202,
+      });
+      await res.body.dump().catch(() => undefined);
+      location = this.uploadUrl(res, what);
+    }
+
+    const verifier = new VerifyingStream(
+      desc.digest,
+      desc.size,
+      `${what} for ${this.registry}/${this.repository}`,
+    );
+    pipeline(content, verifier, () => {
+      // failures surface through `verifier`, which is the request body
+    });
+    try {
+      if (desc.size <= this.c.chunkThreshold) {
+        await this.putMonolithic(desc, verifier, location, signal);
+      } else {
+        await this.putChunked(desc, verifier, location, signal);
+      }
+    } catch (err) {
+      verifier.destroy();
+      content.destroy();
+      // Leave no half-written upload behind; the registry would expire it anyway.
+      await this.host
+        .send({
+          method: "DELETE",
+          url: location,
+          scopes,
+          ctx: this.ctx(what),
+          ok: () => true,
+        })
+        .then((r) => r.body.dump())
+        .catch(() => undefined);
+      throw err;
+    }
+    this.c.stats.blobsUploaded++;
+    this.c.stats.bytesUploaded += desc.size;
+    this.host.noteBlob(desc.digest, this.repository);
+  }
+
+  private withDigest(location: string, digest: string): string {
+    const u = new URL(location);
+    u.searchParams.set("digest", digest);
+    return u.toString();
+  }
+
+  private async putMonolithic(
+    desc: Descriptor,
+    body: Readable,
+    location: string,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const what = `blob ${desc.digest}`;
+    let payload: Readable | Buffer = body;
+    if (desc.size === 0) {
+      // An empty body still has to pass verification before anything is committed.
+      payload = await readLimited(
+        body,
+        0,
+        () => new IntegrityError("SIZE_MISMATCH", `${what}: expected 0 bytes`, desc.digest),
+      );
+    }
+    const res = await this.host.send({
+      method: "PUT",
+      url: this.withDigest(location, desc.digest),
+      headers: { "content-type": "application/octet-stream", "content-length": String(desc.size) },
+      body: payload,
+      scopes: [pushScope(this.repository)],
+      ctx: this.ctx(what),
+      signal,
+    });
+    await res.body.dump().catch(() => undefined);
+  }
+
+  private async putChunked(
+    desc: Descriptor,
+    body: Readable,
+    location: string,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const what = `blob ${desc.digest}`;
+    const reader = new ChunkReader(body, `${what} for ${this.registry}/${this.repository}`, desc.digest);
+    let loc = location;
+    let offset = 0;
+    while (offset < desc.size) {
+      const n = Math.min(this.c.chunkSize, desc.size - offset);
+      const res = await this.host.send({
+        method: "PATCH",
+        url: loc,
+        headers: {
+          "content-type": "application/octet-stream",
+          "content-length": String(n),
+          "content-range": `${offset}-${offset + n - 1}`,
+        },
+        body: reader.take(n),
+        scopes: [pushScope(this.repository)],
+        ctx: this.ctx(`${what} (chunk at ${offset})`),
+        signal,
+        ok: (s) => s === 202 || s === 204,
+      });
+      await res.body.dump().catch(() => undefined);
+      loc = this.uploadUrl(res, what);
+      offset += n;
+    }
+    await reader.finish();
+    const res = await this.host.send({
+      method: "PUT",
+      url: this.withDigest(loc, desc.digest),
+      headers: { "content-length": "0" },
+      scopes: [pushScope(this.repository)],
+      ctx: this.ctx(what),
+      signal,
+    });
+    await res.body.dump().catch(() => undefined);
+  }
+
+  async tag(desc: Descriptor, tag: string, signal?: AbortSignal): Promise<void> {
+    assertDigest(desc.digest);
+    if (!TAG.test(tag)) throw new UsageError(`"${tag}" is not a valid tag (${this.label})`);
+    let bytes = this.c.manifests.get(desc.digest);
+    if (!bytes) bytes = (await this.fetchManifest(desc.digest, signal)).bytes;
+    const res = await this.host.send({
+      method: "PUT",
+      url: this.path("manifests", tag),
+      headers: { "content-type": desc.mediaType },
+      body: bytes,
+      scopes: [pushScope(this.repository)],
+      ctx: this.ctx(`tag ${tag} → ${desc.digest}`),
+      signal,
+    });
+    await res.body.dump().catch(() => undefined);
+  }
+
+  async listTags(signal?: AbortSignal): Promise<string[]> {
+    const tags: string[] = [];
+    const seen = new Set<string>();
+    let url: string | undefined = `${this.path("tags")}?n=1000`;
+    for (let page = 0; url && page < 10_000; page++) {
+      const res: SendResult = await this.host.send({
+        method: "GET",
+        url,
+        scopes: [pullScope(this.repository)],
+        ctx: this.ctx("tag list"),
+        signal,
+        ok: notFound,
+      });
+      if (res.status === 404) {
+        await res.body.dump().catch(() => undefined);
+        return tags;
+      }
+      const bytes = await readLimited(
+        res.body,
+        64 * 1024 * 1024,
+        () => new RemoteError(`${this.label}: tag list page is over 64 MiB`, res.status),
+      );
+      let json: { tags?: unknown };
+      try {
+        json = JSON.parse(bytes.toString("utf8")) as { tags?: unknown };
+      } catch (err) {
+        throw new RemoteError(`${this.label}: the tag list is not JSON`, res.status, "MALFORMED", {
+          cause: err,
+        });
+      }
+      let added = 0;
+      for (const t of Array.isArray(json.tags) ? json.tags : []) {
+        if (typeof t === "string" && !seen.has(t)) {
+          seen.add(t);
+          tags.push(t);
+          added++;
+        }
+      }
+      const next = nextLink(header(res.headers, "link"), res.url);
+      if (!next || added === 0) break;
+      url = next;
+    }
+    return tags;
+  }
+}
+
+/** The `rel="next"` target of a Link header, resolved against the URL that answered. */
+export function nextLink(link: string | undefined, base: string): string | undefined {
+  if (!link) return undefined;
+  for (const part of link.split(",")) {
+    const m = /<([^>]*)>\s*;(.*)$/.exec(part.trim());
+    if (m?.[1] !== undefined && /rel="?next"?/i.test(m[2] ?? "")) return new URL(m[1], base).toString();
+  }
+  return undefined;
+}
