@@ -1,0 +1,90 @@
+import { IntegrityError } from "../errors.js";
+
+/** `bundle.json`: what a bundle holds and where it came from. Part of the bundle format contract. */
+export const INVENTORY_FORMAT = "cinc-airgap-bundle/v1";
+export const INVENTORY_FILE = "bundle.json";
+
+export interface CarriedExtra {
+  kind: "sig" | "att" | "sbom" | "referrer";
+  /** The manifest it is about (the image, or one of its platform manifests). */
+  subject: string;
+  digest: string;
+  mediaType: string;
+  /** cosign tags only: `sha256-<hex>.sig` etc. */
+  tag?: string;
+  artifactType?: string;
+}
+
+export interface SignaturePolicyResult {
+  rule: string;
+  key: string;
+  verified: boolean;
+  /** How it was verified: cosign simple-signing tag, or Sigstore bundle referrer. */
+  via?: string;
+  detail?: string;
+}
+
+interface ItemBase {
+  /** Full normalized name, also the `org.opencontainers.image.ref.name` of its root in index.json. */
+  name: string;
+  /** The reference or URL as written in the config. */
+  source: string;
+  /** Digest of the root in the bundle. */
+  digest: string;
+  mediaType: string;
+  /** Bytes of every blob of the item, manifests included (shared blobs counted in each item). */
+  size: number;
+  /** Every blob of the item's graph, children before parents; lets a one-pass import place blobs. */
+  blobs: string[];
+  /** The manifests and indexes among `blobs`, with their media types (a one-pass import pushes them as manifests). */
+  manifests: { digest: string; mediaType: string; size: number }[];
+}
+
+export interface ImageItem extends ItemBase {
+  kind: "image";
+  /** Tag of the source reference, when it had one. */
+  tag?: string;
+  /** Digest the registry served for the reference; differs from `digest` when platforms were filtered. */
+  sourceDigest: string;
+  /** Platforms carried (empty for single-platform images with unknown platform). */
+  platforms: string[];
+  /** Platforms the source index offered, when it was an index. */
+  sourcePlatforms?: string[];
+  carried: CarriedExtra[];
+  policy?: SignaturePolicyResult[];
+}
+
+export interface ProfileItem extends ItemBase {
+  kind: "profile";
+  profile: { name: string; version: string; sha256: string; file: string };
+  pinned: Record<string, unknown>;
+  dependencies: unknown[];
+}
+
+export type InventoryItem = ImageItem | ProfileItem;
+
+export interface Inventory {
+  format: typeof INVENTORY_FORMAT;
+  tool: { name: string; version: string };
+  created: string;
+  metadata: { name: string; version: string; description?: string };
+  config: { file: string; sha256: string; text: string };
+  platforms: string[];
+  items: InventoryItem[];
+  totals: { items: number; blobs: number; bytes: number };
+  /** Present for incremental bundles: content of the base bundle not repeated here. */
+  since?: { bundle: string; created: string; omittedBlobs: number };
+}
+
+export function parseInventory(bytes: Buffer, item = INVENTORY_FILE): Inventory {
+  let inv: Inventory;
+  try {
+    inv = JSON.parse(bytes.toString("utf8")) as Inventory;
+  } catch (err) {
+    throw new IntegrityError("MALFORMED", `${item} is not valid JSON`, item, { cause: err });
+  }
+  if (inv?.format !== INVENTORY_FORMAT || !Array.isArray(inv.items)) {
+    throw new IntegrityError("MALFORMED", `${item} is not a ${INVENTORY_FORMAT} inventory`, item);
+  }
+  return inv;
+}

@@ -1,0 +1,93 @@
+import { readFile } from "node:fs/promises";
+import { parseSize } from "../../bundle/archive/writer.js";
+import { loadBundleConfig } from "../../config/load.js";
+import { UsageError } from "../../errors.js";
+import { createBundle, defaultCacheDir } from "../../pipeline/create.js";
+import { checkImagePolicy } from "../../pipeline/policy.js";
+import { StreamProgress, silentProgress } from "../../pipeline/progress.js";
+import { makeSigner } from "../../pipeline/signing.js";
+import { humanBytes, printJson } from "../output.js";
+import { outputTarget } from "./target.js";
+
+export interface CreateFlags {
+  config: string;
+  output: string;
+  key?: string;
+  platform?: string;
+  since?: string;
+  split?: string;
+  compress?: "zstd" | "none";
+  cache?: string;
+  concurrency?: number;
+  caFile: string[];
+  dryRun?: boolean;
+  json?: boolean;
+}
+
+export async function runCreate(flags: CreateFlags): Promise<void> {
+  if (flags.since) {
+    throw new UsageError("--since (incremental bundles) is not available in this version of airgap");
+  }
+  const { config, raw } = await loadBundleConfig(flags.config);
+  const output = outputTarget(flags.output, flags.compress, flags.split ? parseSize(flags.split) : undefined);
+  const sign = flags.key && !flags.dryRun ? await makeSigner(flags.key) : undefined;
+  const progress = flags.json || output.path === "-" ? silentProgress : new StreamProgress(process.stderr);
+  const platforms = flags.platform
+    ? flags.platform
+        .split(",")
+        .map((p) => p.trim())
+        .filter(Boolean)
+    : undefined;
+  const ac = new AbortController();
+  const onSignal = () => ac.abort(new UsageError("interrupted"));
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    const result = await createBundle({
+      config,
+      configText: raw,
+      output,
+      cacheDir: flags.cache ?? defaultCacheDir(),
+      platforms,
+      concurrency: flags.concurrency,
+      caFiles: await Promise.all(
+        flags.caFile.map(async (f) => {
+          await readFile(f);
+          return f;
+        }),
+      ),
+      dryRun: flags.dryRun,
+      sign,
+      checkPolicy: config.verify.length > 0 ? checkImagePolicy(config.verify) : undefined,
+      progress,
+      signal: ac.signal,
+    });
+    progress.finish();
+    if (flags.json) {
+      printJson({
+        dryRun: Boolean(flags.dryRun),
+        output: result.output?.paths ?? [],
+        plan: result.plan,
+        totals: result.inventory?.totals,
+        stats: result.stats,
+      });
+      return;
+    }
+    const out = process.stdout;
+    if (flags.dryRun) out.write("plan (nothing pulled):\n");
+    for (const p of flags.dryRun ? result.plan : []) {
+      out.write(
+        `  ${p.kind}  ${p.name}  ${p.digest}  ${p.platforms.join(",") || "-"}  ${humanBytes(p.size)}  ${p.cached ? "cached" : `${humanBytes(p.size - p.cachedBytes)} to pull`}\n`,
+      );
+    }
+    if (!flags.dryRun && result.inventory) {
+      const t = result.inventory.totals;
+      process.stderr.write(
+        `wrote ${result.output?.paths.join(", ")}: ${t.items} items, ${t.blobs} blobs, ${humanBytes(t.bytes)}; pulled ${humanBytes(result.stats.pulledBytes)} in ${result.stats.seconds.toFixed(1)}s${sign ? "; signed" : "; unsigned"}\n`,
+      );
+    }
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}

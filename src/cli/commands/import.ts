@@ -1,0 +1,125 @@
+import { loadImportConfig } from "../../config/load.js";
+import type { RegistryConfig } from "../../config/types.js";
+import { writeClusterConfig } from "../../pipeline/cluster-config.js";
+import { importBundle } from "../../pipeline/import.js";
+import { StreamProgress, silentProgress } from "../../pipeline/progress.js";
+import { parseRegistryTarget } from "../../targets/mapping.js";
+import { humanBytes, printJson } from "../output.js";
+import { printReport, publicKeyFrom, requireSignatureFrom } from "./verify.js";
+
+export interface ImportFlags {
+  registry: string;
+  artifacts?: string;
+  config?: string;
+  key?: string;
+  requireSignature?: boolean;
+  keepSourceRegistry?: boolean;
+  flatten?: boolean;
+  caFile: string[];
+  cert?: string;
+  certKey?: string;
+  insecureRegistry?: boolean;
+  plainHttp?: boolean;
+  s3Endpoint?: string;
+  s3PathStyle?: boolean;
+  out: string;
+  concurrency?: number;
+  dryRun?: boolean;
+  json?: boolean;
+}
+
+export async function runImport(input: string, flags: ImportFlags): Promise<void> {
+  const publicKeyPem = await publicKeyFrom(flags);
+  const target = parseRegistryTarget(flags.registry);
+  const importConfig = flags.config ? await loadImportConfig(flags.config) : undefined;
+  const registries: RegistryConfig[] = [...(importConfig?.registries ?? [])];
+  // Flags for the target registry win over the config's entry for the same host.
+  if (flags.cert || flags.certKey || flags.insecureRegistry || flags.plainHttp || flags.caFile.length > 0) {
+    const existing = registries.find((r) => r.host === target.registry);
+    const entry: RegistryConfig = existing ?? { host: target.registry, insecure: false, plainHTTP: false };
+    if (flags.caFile[0]) entry.ca = flags.caFile[0];
+    if (flags.cert) entry.cert = flags.cert;
+    if (flags.certKey) entry.key = flags.certKey;
+    if (flags.insecureRegistry) entry.insecure = true;
+    if (flags.plainHttp) entry.plainHTTP = true;
+    if (!existing) registries.push(entry);
+  }
+  const progress = flags.json || input === "-" ? silentProgress : new StreamProgress(process.stderr);
+  const ac = new AbortController();
+  const onSignal = () => ac.abort(new Error("interrupted"));
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    const result = await importBundle({
+      input,
+      publicKeyPem,
+      requireSignature: requireSignatureFrom(flags),
+      registry: target.registry,
+      prefix: target.prefix,
+      keepSourceRegistry: flags.keepSourceRegistry,
+      flatten: flags.flatten,
+      mappings: importConfig?.mappings,
+      registries,
+      caFiles: flags.caFile,
+      concurrency: flags.concurrency,
+      dryRun: flags.dryRun,
+      progress,
+      signal: ac.signal,
+    });
+    progress.finish();
+    if (!result.verify.ok) {
+      if (flags.json) printJson({ imported: false, verify: result.verify });
+      printReport(result.verify, input);
+      process.stderr.write("nothing was pushed: the bundle did not verify\n");
+      process.exitCode = 3;
+      return;
+    }
+    for (const w of result.verify.warnings) process.stderr.write(`warning: ${w}\n`);
+    if (flags.dryRun) {
+      if (flags.json) {
+        printJson({
+          dryRun: true,
+          images: result.images.map(({ source, target, digest, exists }) => ({
+            source,
+            target,
+            digest,
+            exists,
+          })),
+        });
+      } else {
+        for (const i of result.images) {
+          process.stdout.write(
+            `${i.exists ? "exists" : "push  "}  ${i.source}  →  ${i.target}  ${i.digest}\n`,
+          );
+        }
+        process.stdout.write(
+          `${result.images.length} roots, ${result.referrers} referrers; nothing pushed (--dry-run)\n`,
+        );
+      }
+      return;
+    }
+    const written = await writeClusterConfig(flags.out, result, {
+      registry: target.registry,
+      prefix: target.prefix,
+      plainHTTP: Boolean(flags.plainHttp),
+      insecure: Boolean(flags.insecureRegistry),
+      caFile: flags.caFile[0],
+    });
+    const s = result.stats;
+    if (flags.json) {
+      printJson({
+        imported: true,
+        images: result.images.map(({ source, target, digest }) => ({ source, target, digest })),
+        stats: s,
+        out: written,
+      });
+    } else {
+      process.stderr.write(
+        `imported ${result.images.length} roots (${result.referrers} referrers) into ${flags.registry}: ${s.blobsUploaded} blobs uploaded (${humanBytes(s.bytesUploaded)}), ${s.blobsMounted} mounted, ${s.blobsSkipped} already there, ${s.manifestsPushed} manifests pushed in ${s.seconds.toFixed(1)}s\ncluster configuration written to ${flags.out}/\n`,
+      );
+    }
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}

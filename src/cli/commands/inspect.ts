@@ -1,0 +1,106 @@
+import { openBundle } from "../../bundle/archive/reader.js";
+import { INVENTORY_FILE, type Inventory, parseInventory } from "../../bundle/inventory.js";
+import { humanBytes, printJson } from "../output.js";
+
+interface Row {
+  kind: string;
+  name: string;
+  source: string;
+  digest: string;
+  platforms: string[];
+  size: number;
+  sharedBytes: number;
+  carried: number;
+}
+
+/** Read the inventory and every file's size; streams are read once to the end. */
+async function readBundleSummary(
+  input: string,
+): Promise<{ inventory: Inventory; sizes: Map<string, number> }> {
+  const reader = await openBundle(input);
+  try {
+    const sizes = new Map<string, number>();
+    let inventory: Inventory | undefined;
+    if (reader.seekable) {
+      for (const f of await reader.list()) sizes.set(f.path, f.size);
+      inventory = parseInventory(await reader.readSmall(INVENTORY_FILE, 64 * 1024 * 1024));
+    } else {
+      for await (const entry of reader.entries()) {
+        sizes.set(entry.path, entry.size);
+        if (entry.path === INVENTORY_FILE) {
+          const chunks: Buffer[] = [];
+          for await (const c of entry.stream) chunks.push(c as Buffer);
+          inventory = parseInventory(Buffer.concat(chunks));
+        } else {
+          entry.stream.resume();
+          await new Promise((r) => entry.stream.once("end", r));
+        }
+      }
+    }
+    if (!inventory) throw new Error(`${input} has no ${INVENTORY_FILE}`);
+    return { inventory, sizes };
+  } finally {
+    await reader.close();
+  }
+}
+
+export async function runInspect(input: string, flags: { json?: boolean }): Promise<void> {
+  const { inventory, sizes } = await readBundleSummary(input);
+  const blobSize = (d: string) => sizes.get(`blobs/sha256/${d.slice(7)}`) ?? 0;
+  const users = new Map<string, number>();
+  for (const item of inventory.items)
+    for (const b of new Set(item.blobs)) users.set(b, (users.get(b) ?? 0) + 1);
+  const rows: Row[] = inventory.items.map((item) => ({
+    kind: item.kind,
+    name: item.name,
+    source: item.source,
+    digest: item.digest,
+    platforms: item.kind === "image" ? item.platforms : [],
+    size: item.size,
+    sharedBytes: [...new Set(item.blobs)]
+      .filter((b) => (users.get(b) ?? 0) > 1)
+      .reduce((n, b) => n + blobSize(b), 0),
+    carried: item.kind === "image" ? item.carried.length : 0,
+  }));
+  const uniqueBytes = [...users.keys()].reduce((n, b) => n + blobSize(b), 0);
+  const totalFiles = [...sizes.values()].reduce((n, s) => n + s, 0);
+  if (flags.json) {
+    printJson({
+      bundle: input,
+      format: inventory.format,
+      metadata: inventory.metadata,
+      created: inventory.created,
+      tool: inventory.tool,
+      items: rows,
+      totals: { ...inventory.totals, uniqueBytes, fileBytes: totalFiles, files: sizes.size },
+    });
+    return;
+  }
+  const out = process.stdout;
+  out.write(
+    `${inventory.metadata.name} ${inventory.metadata.version}  (created ${inventory.created} by ${inventory.tool.name} ${inventory.tool.version})\n\n`,
+  );
+  const table = [["KIND", "NAME", "DIGEST", "PLATFORMS", "SIZE", "SHARED", "CARRIED"]];
+  for (const r of rows) {
+    table.push([
+      r.kind,
+      r.name,
+      r.digest.slice(0, 19),
+      r.platforms.join(",") || "-",
+      humanBytes(r.size),
+      humanBytes(r.sharedBytes),
+      String(r.carried),
+    ]);
+  }
+  const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+  for (const row of table)
+    out.write(
+      `${row
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join("  ")
+        .trimEnd()}\n`,
+    );
+  out.write(
+    `\n${inventory.totals.items} items, ${inventory.totals.blobs} blobs, ${humanBytes(uniqueBytes)} unique content, ${humanBytes(totalFiles)} in ${sizes.size} files\n`,
+  );
+}

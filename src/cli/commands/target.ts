@@ -1,0 +1,29 @@
+import type { WriteTarget } from "../../bundle/archive/writer.js";
+import { UsageError } from "../../errors.js";
+
+/** Map `-o` and `--compress`/`--split` to a writer target: DIR, FILE.tar, FILE.tar.zst, or - (stdout). */
+export function outputTarget(
+  path: string,
+  compress: "zstd" | "none" | undefined,
+  splitSize: number | undefined,
+): WriteTarget {
+  const zstdName = /\.(tar\.zst|tzst)$/.test(path);
+  const tarName = zstdName || path.endsWith(".tar") || path === "-";
+  if (!tarName) {
+    if (compress === "zstd")
+      throw new UsageError("--compress zstd needs a tar output (-o FILE.tar.zst or -o -)");
+    if (splitSize !== undefined)
+      throw new UsageError("--split needs a tar output (-o FILE.tar or FILE.tar.zst)");
+    return { path, format: "dir", compress: "none" };
+  }
+  if (zstdName && compress === "none")
+    throw new UsageError(`${path} names a zstd file but --compress none was given`);
+  if (splitSize !== undefined && path === "-") throw new UsageError("--split cannot write to stdout");
+  const target: WriteTarget = {
+    path,
+    format: "tar",
+    compress: zstdName || compress === "zstd" ? "zstd" : "none",
+  };
+  if (splitSize !== undefined) target.splitSize = splitSize;
+  return target;
+}

@@ -1,0 +1,373 @@
+import { availableParallelism, homedir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import pLimit from "p-limit";
+import { type BundleFile, type WriteTarget, writeBundle } from "../bundle/archive/writer.js";
+import { CHECKSUMS_FILE, formatChecksums, SIGNATURE_FILES } from "../bundle/checksums.js";
+import {
+  type CarriedExtra,
+  type ImageItem,
+  INVENTORY_FILE,
+  INVENTORY_FORMAT,
+  type Inventory,
+  type InventoryItem,
+} from "../bundle/inventory.js";
+import type { BundleConfig } from "../config/types.js";
+import { AirgapError, UsageError } from "../errors.js";
+import {
+  ANNOTATION_CONTAINERD_NAME,
+  ANNOTATION_REF_NAME,
+  type Descriptor,
+  type ImageIndex,
+} from "../oci/descriptor.js";
+import { sha256Hex } from "../oci/digest.js";
+import { isManifestLike, MediaType } from "../oci/mediatypes.js";
+import { RegistryClient } from "../oci/registry/client.js";
+import { type ResolvedImage, resolveImage } from "../sources/images.js";
+import { type CopyEvent, type CosignTagKind, copyGraph } from "../store/copy.js";
+import { ANNOTATION_REPOSITORY, ANNOTATION_SUBJECT, OciLayoutStore } from "../store/layout.js";
+import { VERSION } from "../version.js";
+import { collectGraph } from "./graph.js";
+import type { Progress } from "./progress.js";
+
+export interface CreateOptions {
+  config: BundleConfig;
+  configText: string;
+  output: WriteTarget;
+  cacheDir?: string;
+  platforms?: string[];
+  concurrency?: number;
+  caFiles?: string[];
+  dryRun?: boolean;
+  /** Signs SHA256SUMS; returns the two signature files' contents. */
+  sign?: (sums: Buffer) => { sigBase64: string; sigstoreBundleJson: string };
+  /** Upstream signature policy, checked per image before it enters the bundle. */
+  checkPolicy?: (image: ResolvedImage, client: RegistryClient) => Promise<ImageItem["policy"]>;
+  progress: Progress;
+  signal?: AbortSignal;
+}
+
+export interface PlanItem {
+  kind: "image";
+  name: string;
+  source: string;
+  digest: string;
+  sourceDigest: string;
+  platforms: string[];
+  size: number;
+  blobs: number;
+  cachedBytes: number;
+  cached: boolean;
+}
+
+export interface CreateResult {
+  plan: PlanItem[];
+  inventory?: Inventory;
+  output?: { paths: string[]; bytes: number };
+  stats: { pulledBytes: number; pulledBlobs: number; skippedBlobs: number; seconds: number };
+}
+
+export function defaultCacheDir(): string {
+  const base = process.env.XDG_CACHE_HOME || join(homedir(), ".cache");
+  return join(base, "cinc-airgap");
+}
+
+export function defaultConcurrency(): number {
+  return Math.max(4, availableParallelism() * 2);
+}
+
+const CARRY_TO_COSIGN: Record<string, CosignTagKind> = {
+  signatures: "sig",
+  attestations: "att",
+  sboms: "sbom",
+};
+
+/**
+ * `bundle create`: resolve every image to a digest, pull each graph into the cache (an OCI layout,
+ * shared across runs), then lay out the bundle from the cache: index.json, bundle.json, SHA256SUMS
+ * (+ signature), blobs in children-before-parents order.
+ */
+export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
+  const started = Date.now();
+  const { config, signal, progress } = opts;
+  const unsupported = (["profiles", "charts", "gems", "files"] as const).filter((k) => config[k].length > 0);
+  if (unsupported.length > 0) {
+    // Profiles are handled by their own resolver when present; the rest are not built yet.
+    const notYet = unsupported.filter((k) => k !== "profiles");
+    if (notYet.length > 0) {
+      throw new UsageError(
+        `this version of airgap cannot bundle ${notYet.join(", ")} yet; remove those sections from ${config.file} or use a newer airgap`,
+      );
+    }
+  }
+  if (config.images.length === 0 && config.profiles.length === 0) {
+    throw new UsageError(`${config.file} names nothing to bundle (no images or profiles)`);
+  }
+
+  const client = new RegistryClient({
+    hosts: config.registries,
+    caFiles: opts.caFiles ?? [],
+    signal,
+  });
+  const cache = await OciLayoutStore.open(opts.cacheDir ?? defaultCacheDir(), { create: true });
+  const limit = pLimit(opts.concurrency ?? defaultConcurrency());
+  try {
+    // 1. Pin every image before anything is pulled.
+    progress.phase("resolving", 0);
+    const images = await Promise.all(
+      config.images.map(async (spec) => {
+        const store = client.repository(spec.reference.registry, spec.reference.repository);
+        const platforms = opts.platforms && opts.platforms.length > 0 ? opts.platforms : spec.platforms;
+        const resolved = await limit(() =>
+          resolveImage(store, { ref: spec.ref, platforms, carry: spec.carry }, [], signal),
+        );
+        progress.resolved(resolved.name, resolved.root.digest);
+        return { resolved, store };
+      }),
+    );
+    assertUniqueNames(images.map((i) => i.resolved));
+
+    // 2. Plan: sizes and what the cache already holds (manifests only are fetched).
+    const plan = await Promise.all(
+      images.map(({ resolved, store }) => planImage(resolved, store, cache, limit, signal)),
+    );
+    if (opts.dryRun) {
+      return {
+        plan,
+        stats: { pulledBytes: 0, pulledBlobs: 0, skippedBlobs: 0, seconds: (Date.now() - started) / 1000 },
+      };
+    }
+
+    // 3. Pull into the cache.
+    const stats = { pulledBytes: 0, pulledBlobs: 0, skippedBlobs: 0 };
+    const inflight = new Map<string, Promise<void>>();
+    progress.phase(
+      "pulling",
+      plan.reduce((n, p) => n + p.size - p.cachedBytes, 0) /* shared blobs counted per image */,
+    );
+    const pulled = await Promise.all(
+      images.map(async ({ resolved, store }) => {
+        const dst = cache.repository(resolved.repository);
+        const onEvent = (e: CopyEvent) => {
+          if (e.type === "bytes") {
+            stats.pulledBytes += e.bytes;
+            progress.bytes(resolved.name, e.bytes);
+          } else if (e.type === "done") stats.pulledBlobs++;
+          else if (e.type === "skip") stats.skippedBlobs++;
+        };
+        const cosignTags = resolved.carry
+          .map((c) => CARRY_TO_COSIGN[c])
+          .filter((k): k is CosignTagKind => !!k);
+        const extras: CarriedExtra[] = [];
+        for (const root of resolved.copyRoots) {
+          const result = await copyGraph(store, dst, root, {
+            limit,
+            inflight,
+            signal,
+            cosignTags,
+            referrers: resolved.carry.includes("referrers"),
+            onEvent,
+          });
+          for (const x of result.extras) {
+            const carried: CarriedExtra = {
+              kind: x.kind,
+              subject: x.subject,
+              digest: x.descriptor.digest,
+              mediaType: x.descriptor.mediaType,
+            };
+            if (x.tag) carried.tag = x.tag;
+            if (x.descriptor.artifactType) carried.artifactType = x.descriptor.artifactType;
+            extras.push(carried);
+          }
+        }
+        if (resolved.filteredIndex) {
+          await dst.push(resolved.root, Readable.from([resolved.filteredIndex]), signal);
+        }
+        const policy = opts.checkPolicy ? await opts.checkPolicy(resolved, client) : undefined;
+        progress.itemDone(resolved.name);
+        return { resolved, extras, policy };
+      }),
+    );
+
+    // 4. Lay out the bundle from the cache.
+    progress.phase("writing", 0);
+    const seen = new Map<string, Descriptor>();
+    const ordered: Descriptor[] = [];
+    const roots: Descriptor[] = [];
+    const items: InventoryItem[] = [];
+    for (const { resolved, extras, policy } of pulled) {
+      const view = cache.repository(resolved.repository);
+      const itemGraph = await collectGraph(view, resolved.root, new Map(), [], signal);
+      await collectGraph(view, resolved.root, seen, ordered, signal);
+      roots.push(rootEntry(resolved.name, resolved.root));
+      const extraBlobs: string[] = [];
+      const manifests = itemGraph
+        .filter((d) => isManifestLike(d.mediaType))
+        .map(({ digest, mediaType, size }) => ({ digest, mediaType, size }));
+      for (const x of extras) {
+        const desc: Descriptor = { mediaType: x.mediaType, digest: x.digest, size: 0 };
+        const found = await view.resolve(x.digest);
+        desc.size = found.size;
+        for (const d of await collectGraph(view, desc, new Map(), [], signal)) {
+          extraBlobs.push(d.digest);
+          if (isManifestLike(d.mediaType) && !manifests.some((m) => m.digest === d.digest)) {
+            manifests.push({ digest: d.digest, mediaType: d.mediaType, size: d.size });
+          }
+        }
+        await collectGraph(view, desc, seen, ordered, signal);
+        if (x.tag) {
+          roots.push(rootEntry(`${resolved.repository}:${x.tag}`, desc));
+        } else {
+          const annotations: Record<string, string> = {
+            [ANNOTATION_SUBJECT]: x.subject,
+            [ANNOTATION_REPOSITORY]: resolved.repository,
+          };
+          roots.push({ ...desc, ...(x.artifactType ? { artifactType: x.artifactType } : {}), annotations });
+        }
+      }
+      const item: ImageItem = {
+        kind: "image",
+        name: resolved.name,
+        source: resolved.entry.ref,
+        digest: resolved.root.digest,
+        mediaType: resolved.root.mediaType,
+        size: itemGraph.reduce((n, d) => n + d.size, 0),
+        blobs: [
+          ...itemGraph.map((d) => d.digest),
+          ...extraBlobs.filter((d) => !itemGraph.some((g) => g.digest === d)),
+        ],
+        manifests,
+        sourceDigest: resolved.sourceDescriptor.digest,
+        platforms: resolved.platforms,
+        carried: extras,
+      };
+      if (resolved.reference.tag) item.tag = resolved.reference.tag;
+      if (resolved.sourcePlatforms) item.sourcePlatforms = resolved.sourcePlatforms;
+      if (policy) item.policy = policy;
+      items.push(item);
+    }
+
+    const inventory: Inventory = {
+      format: INVENTORY_FORMAT,
+      tool: { name: "cinc-airgap", version: VERSION },
+      created: new Date().toISOString(),
+      metadata: config.metadata,
+      config: { file: config.file, sha256: sha256Hex(opts.configText), text: opts.configText },
+      platforms: opts.platforms && opts.platforms.length > 0 ? opts.platforms : config.platforms,
+      items,
+      totals: { items: items.length, blobs: ordered.length, bytes: ordered.reduce((n, d) => n + d.size, 0) },
+    };
+    const files = bundleFiles(cache, ordered, roots, inventory, opts.sign);
+    const output = await writeBundle(files, opts.output, {
+      signal,
+      onProgress: (bytes) => progress.bytes("write", bytes),
+    });
+    return { plan, inventory, output, stats: { ...stats, seconds: (Date.now() - started) / 1000 } };
+  } finally {
+    await client.close();
+  }
+}
+
+function rootEntry(name: string, desc: Descriptor): Descriptor {
+  return {
+    mediaType: desc.mediaType,
+    digest: desc.digest,
+    size: desc.size,
+    ...(desc.artifactType ? { artifactType: desc.artifactType } : {}),
+    annotations: { [ANNOTATION_REF_NAME]: name, [ANNOTATION_CONTAINERD_NAME]: name },
+  };
+}
+
+function assertUniqueNames(images: ResolvedImage[]): void {
+  const byName = new Map<string, string>();
+  for (const img of images) {
+    const prev = byName.get(img.name);
+    if (prev !== undefined && prev !== img.root.digest) {
+      throw new UsageError(
+        `${img.name} is listed twice with different content (${prev} and ${img.root.digest})`,
+      );
+    }
+    byName.set(img.name, img.root.digest);
+  }
+}
+
+async function planImage(
+  resolved: ResolvedImage,
+  store: ReturnType<RegistryClient["repository"]>,
+  cache: OciLayoutStore,
+  limit: ReturnType<typeof pLimit>,
+  signal?: AbortSignal,
+): Promise<PlanItem> {
+  // Walk the source's manifests (small) to size the graph; blobs are only HEADed in the cache.
+  const graph: Descriptor[] = [];
+  const seen = new Map<string, Descriptor>();
+  for (const root of resolved.copyRoots) await limit(() => collectGraph(store, root, seen, graph, signal));
+  if (resolved.filteredIndex) graph.push(resolved.root);
+  let cachedBytes = 0;
+  let allCached = true;
+  for (const d of graph) {
+    if (await cache.hasBlob(d)) cachedBytes += d.size;
+    else allCached = false;
+  }
+  return {
+    kind: "image",
+    name: resolved.name,
+    source: resolved.entry.ref,
+    digest: resolved.root.digest,
+    sourceDigest: resolved.sourceDescriptor.digest,
+    platforms: resolved.platforms,
+    size: graph.reduce((n, d) => n + d.size, 0),
+    blobs: graph.length,
+    cachedBytes,
+    cached: allCached,
+  };
+}
+
+/** The bundle's files in stream order: signature, checksums, inventory, layout files, then blobs. */
+function bundleFiles(
+  cache: OciLayoutStore,
+  blobs: Descriptor[],
+  roots: Descriptor[],
+  inventory: Inventory,
+  sign: CreateOptions["sign"],
+): BundleFile[] {
+  const index: ImageIndex = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: roots };
+  const small: { path: string; bytes: Buffer }[] = [
+    { path: INVENTORY_FILE, bytes: Buffer.from(`${JSON.stringify(inventory, null, 2)}\n`) },
+    { path: "oci-layout", bytes: Buffer.from('{"imageLayoutVersion":"1.0.0"}') },
+    { path: "index.json", bytes: Buffer.from(`${JSON.stringify(index, null, 2)}\n`) },
+  ];
+  const sums = Buffer.from(
+    formatChecksums([
+      ...small.map((f) => ({ path: f.path, sha256: sha256Hex(f.bytes) })),
+      ...blobs.map((d) => ({ path: `blobs/sha256/${d.digest.slice(7)}`, sha256: d.digest.slice(7) })),
+    ]),
+  );
+  const head: BundleFile[] = [];
+  if (sign) {
+    const { sigBase64, sigstoreBundleJson } = sign(sums);
+    const [sigFile, bundleFile] = SIGNATURE_FILES as [string, string];
+    head.push({
+      path: sigFile,
+      size: Buffer.byteLength(sigBase64),
+      source: { bytes: Buffer.from(sigBase64) },
+    });
+    head.push({
+      path: bundleFile,
+      size: Buffer.byteLength(sigstoreBundleJson),
+      source: { bytes: Buffer.from(sigstoreBundleJson) },
+    });
+  }
+  head.push({ path: CHECKSUMS_FILE, size: sums.length, source: { bytes: sums } });
+  for (const f of small) head.push({ path: f.path, size: f.bytes.length, source: { bytes: f.bytes } });
+  for (const d of blobs) {
+    head.push({
+      path: `blobs/sha256/${d.digest.slice(7)}`,
+      size: d.size,
+      source: { file: cache.blobPath(d.digest) },
+    });
+  }
+  if (blobs.length === 0)
+    throw new AirgapError("nothing to write: the bundle would hold no content", "EMPTY");
+  return head;
+}

@@ -1,0 +1,139 @@
+/**
+ * Profile archives at an HTTP(S) URL, as InSpec v6.8.24's url fetcher (lib/inspec/fetcher/url.rb)
+ * handles them: browse URLs of GitHub and Bitbucket become archive URLs, the archive is pinned by
+ * its sha256 (verified when given, recorded when not), and the sha256 is the vendor cache key.
+ */
+import { join } from "node:path";
+import { ConfigError } from "../../errors.js";
+import { commonPrefix, extractArchive, listFiles } from "../../profiles/archive.js";
+import type { ProfileSource } from "../../profiles/metadata.js";
+import { type FetchedProfile, ProfileResolver } from "./base.js";
+import { type GitOptions, pinRef } from "./git.js";
+import { download, redact } from "./http.js";
+
+type UrlSource = Extract<ProfileSource, { kind: "url" }>;
+
+// InSpec's patterns, verbatim in meaning (Ruby's \w is ASCII like JavaScript's without the u flag).
+const GITHUB_URL_REGEX = /^https?:\/\/(www\.)?github\.com\/(?<user>[\w-]+)\/(?<repo>[\w.-]+?)(\.git)?(\/)?$/;
+const GITHUB_URL_WITH_TREE_REGEX =
+  /^https?:\/\/(www\.)?github\.com\/(?<user>[\w-]+)\/(?<repo>[\w.-]+)\/tree\/(?<commit>[\w.]+)(\/)?$/;
+const BITBUCKET_URL_REGEX =
+  /^https?:\/\/(www\.)?bitbucket\.org\/(?<user>[\w-]+)\/(?<repo>[\w-]+)(\.git)?(\/)?$/;
+const BITBUCKET_URL_BRANCH_REGEX =
+  /^https?:\/\/(www\.)?bitbucket\.org\/(?<user>[\w-]+)\/(?<repo>[\w-]+)\/branch\/(?<branch>[\w.]+)(\/)?$/;
+const BITBUCKET_URL_COMMIT_REGEX =
+  /^https?:\/\/(www\.)?bitbucket\.org\/(?<user>[\w-]+)\/(?<repo>[\w-]+)\/commits\/(?<commit>[\w.]+)(\/)?$/;
+// GitLab is airgap's addition (InSpec has no GitLab rule); same three shapes, GitLab's archive path.
+const GITLAB_URL_REGEX = /^https?:\/\/(www\.)?gitlab\.com\/(?<path>[\w.-]+(?:\/[\w.-]+)+?)(\.git)?(\/)?$/;
+const GITLAB_URL_TREE_REGEX =
+  /^https?:\/\/(www\.)?gitlab\.com\/(?<path>[\w.-]+(?:\/[\w.-]+)+?)\/-\/tree\/(?<ref>[\w.]+)(\/)?$/;
+const GITLAB_URL_COMMIT_REGEX =
+  /^https?:\/\/(www\.)?gitlab\.com\/(?<path>[\w.-]+(?:\/[\w.-]+)+?)\/-\/commit\/(?<ref>[0-9a-f]{7,40})(\/)?$/;
+
+/** Resolves the default branch of a hosted repository to its commit (InSpec: `git ls-remote URL HEAD`). */
+export type DefaultRef = (repoGitUrl: string) => Promise<string>;
+
+export function defaultRefVia(opts: GitOptions): DefaultRef {
+  return async (remote) => await pinRef(remote, {}, opts);
+}
+
+/**
+ * A browse URL turned into the archive URL InSpec downloads; any other URL unchanged. For the bare
+ * repository URL InSpec asks git for the default branch's commit and downloads that commit's archive.
+ */
+export async function transformUrl(target: string, defaultRef: DefaultRef): Promise<string> {
+  let m: RegExpExecArray | null;
+  if ((m = GITHUB_URL_REGEX.exec(target))) {
+    const g = m.groups!;
+    const ref = await defaultRef(`https://github.com/${g.user}/${g.repo}.git`);
+    return `https://github.com/${g.user}/${g.repo}/archive/${ref}.tar.gz`;
+  }
+  if ((m = GITHUB_URL_WITH_TREE_REGEX.exec(target))) {
+    const g = m.groups!;
+    return `https://github.com/${g.user}/${g.repo}/archive/${g.commit}.tar.gz`;
+  }
+  if ((m = BITBUCKET_URL_REGEX.exec(target))) {
+    const g = m.groups!;
+    const ref = await defaultRef(`https://bitbucket.org/${g.user}/${g.repo}.git`);
+    return `https://bitbucket.org/${g.user}/${g.repo}/get/${ref}.tar.gz`;
+  }
+  if ((m = BITBUCKET_URL_BRANCH_REGEX.exec(target))) {
+    const g = m.groups!;
+    return `https://bitbucket.org/${g.user}/${g.repo}/get/${g.branch}.tar.gz`;
+  }
+  if ((m = BITBUCKET_URL_COMMIT_REGEX.exec(target))) {
+    const g = m.groups!;
+    return `https://bitbucket.org/${g.user}/${g.repo}/get/${g.commit}.tar.gz`;
+  }
+  if ((m = GITLAB_URL_TREE_REGEX.exec(target)) || (m = GITLAB_URL_COMMIT_REGEX.exec(target))) {
+    const g = m.groups!;
+    const repo = g.path!.split("/").pop()!;
+    return `https://gitlab.com/${g.path}/-/archive/${g.ref}/${repo}-${g.ref}.tar.gz`;
+  }
+  if ((m = GITLAB_URL_REGEX.exec(target)) && !target.includes("/-/")) {
+    const g = m.groups!;
+    const ref = await defaultRef(`https://gitlab.com/${g.path}.git`);
+    const repo = g.path!.split("/").pop()!;
+    return `https://gitlab.com/${g.path}/-/archive/${ref}/${repo}-${ref}.tar.gz`;
+  }
+  return target;
+}
+
+function withoutUserinfo(url: string): string {
+  const u = new URL(url);
+  if (!u.username && !u.password) return url;
+  u.username = "";
+  u.password = "";
+  return u.toString();
+}
+
+/** A fetched profile from an archive file already on disk and verified. */
+export async function fromArchive(
+  file: string,
+  extractTo: string,
+  label: string,
+): Promise<{ vendorDir: string; root: string }> {
+  await extractArchive(file, extractTo, label);
+  const prefix = commonPrefix(await listFiles(extractTo));
+  return {
+    vendorDir: extractTo,
+    root: prefix ? join(extractTo, ...prefix.split("/").filter(Boolean)) : extractTo,
+  };
+}
+
+export class UrlResolver extends ProfileResolver<UrlSource> {
+  async fetch(source: UrlSource, _cwd: string): Promise<FetchedProfile> {
+    let parsed: URL;
+    try {
+      parsed = new URL(source.url);
+    } catch {
+      throw new ConfigError(`profile url "${source.url}" is not a URL`);
+    }
+    if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+      throw new ConfigError(`profile url ${redact(source.url)} must be http:// or https://`);
+    }
+    const url = await transformUrl(source.url, defaultRefVia({ ...this.ctx.git, signal: this.ctx.signal }));
+    const dir = await this.scratch("url");
+    const headers: Record<string, string> = { ...this.ctx.http.headers };
+    if (source.username !== undefined) {
+      headers.authorization = `Basic ${Buffer.from(`${source.username}:${source.password ?? ""}`).toString("base64")}`;
+    }
+    const dl = await download(url, join(dir, "archive"), {
+      ...this.ctx.http,
+      headers,
+      signal: this.ctx.signal,
+      expectSha256: source.sha256,
+    });
+    const { vendorDir, root } = await fromArchive(dl.path, join(dir, "x"), redact(url));
+    return {
+      // credentials in the URL are used for the download but never written to the lock or bundle
+      pinned: { url: withoutUserinfo(url), sha256: dl.sha256 },
+      cacheKey: dl.sha256,
+      vendorDir,
+      vendorUnder: "",
+      root,
+      identity: `sha256:${dl.sha256}`,
+      label: redact(url),
+    };
+  }
+}

@@ -1,0 +1,123 @@
+import type { Readable } from "node:stream";
+import type { BundleReader } from "../bundle/archive/reader.js";
+import { IntegrityError, NotFoundError } from "../errors.js";
+import {
+  ANNOTATION_REF_NAME,
+  assertDigest,
+  type Descriptor,
+  digestHex,
+  type ImageIndex,
+} from "../oci/descriptor.js";
+import { VerifyingStream } from "../oci/digest.js";
+import { ANNOTATION_REPOSITORY, ANNOTATION_SUBJECT } from "./layout.js";
+import type { ReadOnlyStore } from "./store.js";
+
+/**
+ * A bundle (directory, tar or split parts) read through random access, as a read-only store.
+ * Writing into it is a type error: it has no push or tag. Every fetch is verified against its digest.
+ */
+export class BundleArchive {
+  private files?: Map<string, number>;
+
+  constructor(
+    readonly reader: BundleReader,
+    readonly index: ImageIndex,
+    readonly label: string,
+  ) {
+    if (!reader.seekable) throw new Error("BundleArchive needs a seekable bundle");
+  }
+
+  async has(desc: Descriptor): Promise<boolean> {
+    if (!this.files) this.files = new Map((await this.reader.list()).map((f) => [f.path, f.size]));
+    return this.files.get(`blobs/sha256/${digestHex(desc.digest)}`) === desc.size;
+  }
+
+  async fetch(desc: Descriptor): Promise<Readable> {
+    if (!(await this.has(desc)))
+      throw new NotFoundError(`${desc.digest} is not in ${this.label}`, desc.digest);
+    const stream = await this.reader.open(`blobs/sha256/${digestHex(desc.digest)}`);
+    const verify = new VerifyingStream(
+      desc.digest,
+      desc.size,
+      `blobs/sha256/${digestHex(desc.digest)} in ${this.label}`,
+    );
+    stream.on("error", (err) => verify.destroy(err));
+    return stream.pipe(verify);
+  }
+
+  /** Named roots: `org.opencontainers.image.ref.name` = full reference. */
+  named(): { name: string; descriptor: Descriptor }[] {
+    return this.index.manifests
+      .filter((m) => m.annotations?.[ANNOTATION_REF_NAME])
+      .map((m) => ({ name: m.annotations![ANNOTATION_REF_NAME]!, descriptor: m }));
+  }
+
+  /** Untagged roots that are referrers, with the repository they belong to. */
+  referrerRoots(): { repository: string; subject: string; descriptor: Descriptor }[] {
+    return this.index.manifests
+      .filter((m) => m.annotations?.[ANNOTATION_SUBJECT] && m.annotations?.[ANNOTATION_REPOSITORY])
+      .map((m) => ({
+        repository: m.annotations![ANNOTATION_REPOSITORY]!,
+        subject: m.annotations![ANNOTATION_SUBJECT]!,
+        descriptor: m,
+      }));
+  }
+
+  repository(name: string): BundleRepository {
+    return new BundleRepository(this, name);
+  }
+}
+
+export class BundleRepository implements ReadOnlyStore {
+  readonly label: string;
+
+  constructor(
+    private readonly archive: BundleArchive,
+    readonly repository: string,
+  ) {
+    this.label = `${archive.label} (${repository})`;
+  }
+
+  async resolve(ref: string): Promise<Descriptor> {
+    const found = ref.startsWith("sha256:")
+      ? this.archive.index.manifests.find((m) => m.digest === assertDigest(ref))
+      : this.archive.index.manifests.find(
+          (m) => m.annotations?.[ANNOTATION_REF_NAME] === `${this.repository}:${ref}`,
+        );
+    if (!found) throw new NotFoundError(`${ref} is not in ${this.label}`, ref);
+    return { mediaType: found.mediaType, digest: found.digest, size: found.size };
+  }
+
+  exists(desc: Descriptor): Promise<boolean> {
+    return this.archive.has(desc);
+  }
+
+  fetch(desc: Descriptor): Promise<Readable> {
+    return this.archive.fetch(desc);
+  }
+
+  async referrers(desc: Descriptor): Promise<Descriptor[]> {
+    return this.archive
+      .referrerRoots()
+      .filter((r) => r.repository === this.repository && r.subject === desc.digest)
+      .map((r) => ({
+        mediaType: r.descriptor.mediaType,
+        digest: r.descriptor.digest,
+        size: r.descriptor.size,
+      }));
+  }
+}
+
+export function parseIndexJson(bytes: Buffer, label: string): ImageIndex {
+  try {
+    const index = JSON.parse(bytes.toString("utf8")) as ImageIndex;
+    if (index.schemaVersion !== 2 || !Array.isArray(index.manifests)) throw new Error("not an OCI index");
+    for (const m of index.manifests) assertDigest(m.digest, `index.json entry of ${label}`);
+    return index;
+  } catch (err) {
+    if (err instanceof IntegrityError) throw err;
+    throw new IntegrityError("MALFORMED", `index.json of ${label} is not a valid OCI index`, "index.json", {
+      cause: err,
+    });
+  }
+}
