@@ -180,7 +180,7 @@ export function errorFromNetwork(
   ) {
     return new RegistryError(
       `${base}: ${host} refused the TLS connection, it probably requires a client certificate: configure \`cert:\` and \`key:\` for this registry ` +
-        `or put client.cert and client.key into /etc/docker/certs.d/${host}/ (${messages[messages.length - 1] ?? codes.join(", ")})`,
+        `or put client.cert and client.key into /etc/docker/certs.d/${host}/ (${codes[0] ?? ""})`,
       ctx,
       undefined,
       [],

@@ -2,7 +2,9 @@
  * One registry host: its undici agent (built once from its TLS settings), its authentication state,
  * and the request loop shared by every repository on it (auth challenge, redirects, retries).
  */
+import { isIP } from "node:net";
 import type { Readable } from "node:stream";
+import { connect as tlsConnect } from "node:tls";
 import { Agent, type Dispatcher } from "undici";
 import { HostAuth, type HttpText } from "./auth.js";
 import { type CredentialOptions, lookupCredential } from "./credentials.js";
@@ -192,6 +194,41 @@ export class RegistryHost {
   }
 
   /**
+   * undici reports a TLS alert sent after the handshake (TLS 1.3: client certificate refused) as a
+   * closed socket. For that case one plain TLS connection shows the real reason.
+   */
+  private async explain(url: URL, err: unknown): Promise<unknown> {
+    const code = (err as { code?: unknown }).code;
+    if (url.protocol !== "https:" || (code !== "UND_ERR_SOCKET" && code !== "ECONNRESET")) return err;
+    const { tls } = this.agents.get(url.host);
+    const alert = await new Promise<Error | undefined>((resolve) => {
+      const host = url.hostname.replace(/^\[|\]$/g, "");
+      const sock = tlsConnect({
+        ...tls.connect,
+        host,
+        port: Number(url.port || 443),
+        ...(isIP(host) ? {} : { servername: host }),
+      });
+      const done = (e?: Error) => {
+        clearTimeout(timer);
+        sock.destroy();
+        resolve(e);
+      };
+      const timer = setTimeout(() => done(), 3000);
+      sock.on("secureConnect", () => sock.write(`HEAD /v2/ HTTP/1.1\r\nHost: ${url.host}\r\n\r\n`));
+      sock.on("data", () => done());
+      sock.on("error", (e) => done(e));
+      sock.on("close", () => done());
+    });
+    if (alert && (alert as { code?: unknown }).code !== undefined) {
+      return Object.assign(new Error(alert.message, { cause: err }), {
+        code: (alert as { code?: unknown }).code,
+      });
+    }
+    return err;
+  }
+
+  /**
    * Send a request with auth, redirects and retries. Resolves with the response when `ok(status)`;
    * otherwise reads the error body and rejects with a RegistryError naming the request.
    */
@@ -229,7 +266,7 @@ export class RegistryHost {
           await sleep(backoffDelay(attempt++, this.shared.retry), signal);
           continue;
         }
-        throw errorFromNetwork(ctxOf(), url.host, err, this.agents.hint(url.host));
+        throw errorFromNetwork(ctxOf(), url.host, await this.explain(url, err), this.agents.hint(url.host));
       }
       const status = res.statusCode;
       const rh = res.headers as SendResult["headers"];
