@@ -170,7 +170,7 @@ export function loadHostTls(host: string, opts: TlsOptions): HostTls {
 
 /** A sentence on where trust for a host was looked for, for certificate errors. */
 export function trustHint(t: HostTls, opts: TlsOptions): string {
-  const dirs = (opts.certsDirs ?? DEFAULT_CERTS_DIRS).map((d) => join(d, t.host)).join(", ");
+  const dirs = (opts.certsDirs ?? DEFAULT_CERTS_DIRS).map((d) => join(d, t.host));
   const used = t.sources.length ? `Used: ${t.sources.join("; ")}.` : "No extra CA was configured for it.";
-  return `${used} Looked in: ${dirs}.`;
+  return dirs.length ? `${used} Looked in: ${dirs.join(", ")}.` : used;
 }
