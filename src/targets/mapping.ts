@@ -154,11 +154,12 @@ export function mapReference(source: Reference, opts: MappingOptions): Reference
   return target;
 }
 
+/** The source host as one repository path component: `127.0.0.1:5000` → `127.0.0.1-5000`. */
 function sourceHostComponent(registry: string): string {
   return registry
     .toLowerCase()
-    .replace(/^\[|\]/g, "")
-    .replace(/[:]+/g, "-");
+    .replace(/[^a-z0-9._-]+/g, "-")
+    .replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, "");
 }
 
 export interface MappedPair {
@@ -169,21 +170,29 @@ export interface MappedPair {
 
 /**
  * Two different sources that land on the same target tag with different content would overwrite each
- * other; report each such target once, naming every source. Same content from two sources is fine.
+ * other; report each such target tag once, naming every source. Same content from two sources is fine,
+ * and a target named only by digest cannot collide.
  */
 export function findCollisions(pairs: MappedPair[]): string[] {
-  const byTarget = new Map<string, MappedPair[]>();
+  const byTag = new Map<string, MappedPair[]>();
   for (const pair of pairs) {
-    const list = byTarget.get(pair.target) ?? [];
+    const tagged = taggedName(pair.target);
+    if (tagged === undefined) continue;
+    const list = byTag.get(tagged) ?? [];
     list.push(pair);
-    byTarget.set(pair.target, list);
+    byTag.set(tagged, list);
   }
   const messages: string[] = [];
-  for (const [target, list] of byTarget) {
-    const digests = new Set(list.map((p) => p.digest));
-    if (digests.size < 2) continue;
-    const sources = [...new Map(list.map((p) => [`${p.source} (${p.digest})`, p])).keys()];
+  for (const [target, list] of byTag) {
+    if (new Set(list.map((p) => p.digest)).size < 2) continue;
+    const sources = [...new Set(list.map((p) => `${p.source} (${p.digest})`))].sort();
     messages.push(`${target} would receive different content from ${sources.join(", ")}`);
   }
   return messages.sort();
+}
+
+/** `host/repo:tag` for a target with a tag (a pinned digest dropped), undefined for digest-only targets. */
+function taggedName(target: string): string | undefined {
+  const name = target.split("@")[0]!;
+  return name.lastIndexOf(":") > name.lastIndexOf("/") ? name : undefined;
 }
