@@ -52,7 +52,9 @@ checks=0
 step "build"
 npm run build || checks=1
 step "lint and format (biome ci)"
-npx biome ci . || checks=1
+# Plain output when nobody watches a terminal (CI logs).
+colors=(); [ -t 1 ] || colors=(--colors=off)
+npx biome ci "${colors[@]}" . || checks=1
 step "type check"
 npx tsc -p tsconfig.json --noEmit || checks=1
 
