@@ -103,19 +103,21 @@ function rangeStart(node: unknown): number | undefined {
   return isNode(node) && (node as Node).range ? (node as Node).range![0] : undefined;
 }
 
-/** Edit distance, for "did you mean" suggestions. */
+/** Edit distance counting a swap of neighbours as one edit (optimal string alignment), for suggestions. */
 export function distance(a: string, b: string): number {
-  const prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
   for (let i = 1; i <= a.length; i++) {
-    let diag = prev[0]!;
-    prev[0] = i;
     for (let j = 1; j <= b.length; j++) {
-      const up = prev[j]!;
-      prev[j] = Math.min(up + 1, prev[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diag = up;
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let best = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        best = Math.min(best, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = best;
     }
   }
-  return prev[b.length]!;
+  return d[a.length]![b.length]!;
 }
 
 export function closest(word: string, candidates: string[]): string | undefined {
@@ -132,6 +134,10 @@ export function closest(word: string, candidates: string[]): string | undefined 
   return best !== undefined && bestDistance <= Math.max(1, Math.min(3, Math.floor(word.length / 3)))
     ? best
     : undefined;
+}
+
+function suggestionFor(key: string, known: string[], inRegistry: boolean): string | undefined {
+  return inRegistry && CREDENTIAL_KEYS.includes(key.toLowerCase()) ? undefined : closest(key, known);
 }
 
 type Schema = z.ZodType;
@@ -235,7 +241,7 @@ export function problemsFromIssues(
   root: Schema,
   data: unknown,
 ): ConfigProblem[] {
-  const out: ConfigProblem[] = [];
+  const out: (ConfigProblem & { suggests?: string | undefined; missing?: boolean })[] = [];
   const visit = (issue: z.core.$ZodIssue, base: PathSegment[]) => {
     const path = [...base, ...(issue.path as PathSegment[])];
     const input = valueAt(data, path);
@@ -256,7 +262,12 @@ export function problemsFromIssues(
             message = `unknown key "${key}"${suggestion ? ` (did you mean "${suggestion}"?)` : ""}`;
             if (!suggestion && known.length > 0) message += `; allowed keys: ${known.join(", ")}`;
           }
-          out.push({ path: [...path, key], message, atKey: true });
+          out.push({
+            path: [...path, key],
+            message,
+            atKey: true,
+            suggests: suggestionFor(key, known, inRegistry),
+          });
         }
         return;
       }
@@ -284,7 +295,11 @@ export function problemsFromIssues(
       }
       case "invalid_type": {
         if (input === undefined && path.length > 0) {
-          out.push({ path, message: `missing required key "${String(path[path.length - 1])}"` });
+          out.push({
+            path,
+            message: `missing required key "${String(path[path.length - 1])}"`,
+            missing: true,
+          });
           return;
         }
         let message = `expected ${EXPECTED[issue.expected] ?? issue.expected}, got ${describe(input)}`;
@@ -326,7 +341,13 @@ export function problemsFromIssues(
     }
   };
   for (const issue of issues) visit(issue, []);
-  return out;
+  // "unknown key imgaes (did you mean images?)" already explains a missing "images".
+  const suggested = new Set(
+    out.flatMap((p) => (p.suggests ? [formatPath([...p.path.slice(0, -1), p.suggests])] : [])),
+  );
+  return out
+    .filter((p) => !(p.missing && suggested.has(formatPath(p.path))))
+    .map(({ suggests: _s, missing: _m, ...p }) => p);
 }
 
 export function throwProblems(problems: ConfigProblem[], locator: Locator | undefined, file: string): never {
