@@ -41,40 +41,66 @@ export function defaultRefVia(opts: GitOptions): DefaultRef {
  * A browse URL turned into the archive URL InSpec downloads; any other URL unchanged. For the bare
  * repository URL InSpec asks git for the default branch's commit and downloads that commit's archive.
  */
+interface Rule {
+  re: RegExp;
+  /** The archive URL; `ref` is the default branch's commit when the rule needs one. */
+  to: (g: Record<string, string>, ref: string) => string;
+  /** Git URL whose HEAD names the default branch, for bare repository URLs. */
+  head?: (g: Record<string, string>) => string;
+}
+
+const lastPart = (p: string) => p.split("/").pop() ?? p;
+
+const RULES: Rule[] = [
+  {
+    re: GITHUB_URL_REGEX,
+    head: (g) => `https://github.com/${g.user}/${g.repo}.git`,
+    to: (g, ref) => `https://github.com/${g.user}/${g.repo}/archive/${ref}.tar.gz`,
+  },
+  {
+    re: GITHUB_URL_WITH_TREE_REGEX,
+    to: (g) => `https://github.com/${g.user}/${g.repo}/archive/${g.commit}.tar.gz`,
+  },
+  {
+    re: BITBUCKET_URL_REGEX,
+    head: (g) => `https://bitbucket.org/${g.user}/${g.repo}.git`,
+    to: (g, ref) => `https://bitbucket.org/${g.user}/${g.repo}/get/${ref}.tar.gz`,
+  },
+  {
+    re: BITBUCKET_URL_BRANCH_REGEX,
+    to: (g) => `https://bitbucket.org/${g.user}/${g.repo}/get/${g.branch}.tar.gz`,
+  },
+  {
+    re: BITBUCKET_URL_COMMIT_REGEX,
+    to: (g) => `https://bitbucket.org/${g.user}/${g.repo}/get/${g.commit}.tar.gz`,
+  },
+  {
+    re: GITLAB_URL_TREE_REGEX,
+    to: (g) => `https://gitlab.com/${g.path}/-/archive/${g.ref}/${lastPart(g.path!)}-${g.ref}.tar.gz`,
+  },
+  {
+    re: GITLAB_URL_COMMIT_REGEX,
+    to: (g) => `https://gitlab.com/${g.path}/-/archive/${g.ref}/${lastPart(g.path!)}-${g.ref}.tar.gz`,
+  },
+  {
+    re: GITLAB_URL_REGEX,
+    head: (g) => `https://gitlab.com/${g.path}.git`,
+    to: (g, ref) => `https://gitlab.com/${g.path}/-/archive/${ref}/${lastPart(g.path!)}-${ref}.tar.gz`,
+  },
+];
+
+/**
+ * A browse URL turned into the archive URL InSpec downloads; any other URL unchanged. For the bare
+ * repository URL InSpec asks git for the default branch's commit and downloads that commit's archive.
+ */
 export async function transformUrl(target: string, defaultRef: DefaultRef): Promise<string> {
-  let m: RegExpExecArray | null;
-  if ((m = GITHUB_URL_REGEX.exec(target))) {
-    const g = m.groups!;
-    const ref = await defaultRef(`https://github.com/${g.user}/${g.repo}.git`);
-    return `https://github.com/${g.user}/${g.repo}/archive/${ref}.tar.gz`;
-  }
-  if ((m = GITHUB_URL_WITH_TREE_REGEX.exec(target))) {
-    const g = m.groups!;
-    return `https://github.com/${g.user}/${g.repo}/archive/${g.commit}.tar.gz`;
-  }
-  if ((m = BITBUCKET_URL_REGEX.exec(target))) {
-    const g = m.groups!;
-    const ref = await defaultRef(`https://bitbucket.org/${g.user}/${g.repo}.git`);
-    return `https://bitbucket.org/${g.user}/${g.repo}/get/${ref}.tar.gz`;
-  }
-  if ((m = BITBUCKET_URL_BRANCH_REGEX.exec(target))) {
-    const g = m.groups!;
-    return `https://bitbucket.org/${g.user}/${g.repo}/get/${g.branch}.tar.gz`;
-  }
-  if ((m = BITBUCKET_URL_COMMIT_REGEX.exec(target))) {
-    const g = m.groups!;
-    return `https://bitbucket.org/${g.user}/${g.repo}/get/${g.commit}.tar.gz`;
-  }
-  if ((m = GITLAB_URL_TREE_REGEX.exec(target)) || (m = GITLAB_URL_COMMIT_REGEX.exec(target))) {
-    const g = m.groups!;
-    const repo = g.path!.split("/").pop()!;
-    return `https://gitlab.com/${g.path}/-/archive/${g.ref}/${repo}-${g.ref}.tar.gz`;
-  }
-  if ((m = GITLAB_URL_REGEX.exec(target)) && !target.includes("/-/")) {
-    const g = m.groups!;
-    const ref = await defaultRef(`https://gitlab.com/${g.path}.git`);
-    const repo = g.path!.split("/").pop()!;
-    return `https://gitlab.com/${g.path}/-/archive/${ref}/${repo}-${ref}.tar.gz`;
+  for (const rule of RULES) {
+    const m = rule.re.exec(target);
+    if (!m) continue;
+    if (rule.re === GITLAB_URL_REGEX && target.includes("/-/")) continue;
+    const g = (m.groups ?? {}) as Record<string, string>;
+    const ref = rule.head ? await defaultRef(rule.head(g)) : "";
+    return rule.to(g, ref);
   }
   return target;
 }
