@@ -193,9 +193,9 @@ describe("parseBundleConfig: problems with file:line:column", () => {
   });
 
   it("does not also report a required key as missing when a misspelling of it was found", () => {
-    expect(problemsOf("apiVersion: cinc-airgap/v1\nkind: Bundle\nmetdata: { name: b, version: '1' }\n")).toEqual([
-      '/cfg/bundle.config.yaml:3:1: metdata: unknown key "metdata" (did you mean "metadata"?)',
-    ]);
+    expect(
+      problemsOf("apiVersion: cinc-airgap/v1\nkind: Bundle\nmetdata: { name: b, version: '1' }\n"),
+    ).toEqual(['/cfg/bundle.config.yaml:3:1: metdata: unknown key "metdata" (did you mean "metadata"?)']);
     expect(problemsOf(`${HEAD}images:\n  - rfe: alpine\n  - {}\n`)).toEqual([
       '/cfg/bundle.config.yaml:5:5: images[0].rfe: unknown key "rfe" (did you mean "ref"?)',
       '/cfg/bundle.config.yaml:6:5: images[1].ref: missing required key "ref"',
