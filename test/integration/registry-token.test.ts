@@ -1,0 +1,330 @@
+/**
+ * The Bearer token flow against a real distribution registry configured for token auth. The registry
+ * verifies every token's signature, issuer, audience, expiry and granted actions; the token service is
+ * a small issuer here that checks Basic credentials or a refresh token and grants what is asked.
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { randomBytes, sign } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import { type AddressInfo, createServer as createNetServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RemoteError } from "../../src/errors.js";
+import { sha256Digest } from "../../src/oci/digest.js";
+import { RegistryClient, type RegistryClientOptions } from "../../src/oci/registry/client.js";
+
+const SERVICE = "airgap-token-test";
+const ISSUER = "airgap-test-issuer";
+const USER = "robot";
+const PASSWORD = randomBytes(9).toString("hex");
+const REFRESH = randomBytes(9).toString("hex");
+
+let tmp: string;
+let registryProc: ChildProcess | undefined;
+let tokenServer: Server;
+let registry: string;
+let keyPem: string;
+let certDer: string;
+const issued: Array<{ method: string; account?: string; scopes: string[]; grant?: string }> = [];
+const clients: RegistryClient[] = [];
+
+function b64url(b: Buffer | string): string {
+  return Buffer.from(b).toString("base64url");
+}
+
+function jwt(scopes: string[], account: string): string {
+  const access = scopes.map((s) => {
+    const [type, ...rest] = s.split(":");
+    const actions = rest.pop() ?? "";
+    return { type, name: rest.join(":"), actions: actions.split(",").filter(Boolean) };
+  });
+  const now = Math.floor(Date.now() / 1000);
+  const header = b64url(JSON.stringify({ typ: "JWT", alg: "ES256", x5c: [certDer] }));
+  const claims = b64url(
+    JSON.stringify({
+      iss: ISSUER,
+      sub: account,
+      aud: SERVICE,
+      exp: now + 300,
+      nbf: now - 10,
+      iat: now,
+      jti: randomBytes(8).toString("hex"),
+      access,
+    }),
+  );
+  const sig = sign("sha256", Buffer.from(`${header}.${claims}`), { key: keyPem, dsaEncoding: "ieee-p1363" });
+  return `${header}.${claims}.${b64url(sig)}`;
+}
+
+async function freePort(): Promise<number> {
+  // The registry needs a port chosen up front; ask the kernel for one in the range kept for this test.
+  for (let p = 27000 + Math.floor(Math.random() * 900); p < 28000; p++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = createNetServer();
+      s.once("error", () => resolve(false));
+      s.listen(p, "127.0.0.1", () => s.close(() => resolve(true)));
+    });
+    if (ok) return p;
+  }
+  throw new Error("no free port in 27000-27999");
+}
+
+function client(opts: RegistryClientOptions = {}): RegistryClient {
+  const c = new RegistryClient({
+    hosts: [{ host: registry, plainHTTP: true }],
+    certsDirs: [],
+    retries: 0,
+    ...opts,
+  });
+  clients.push(c);
+  return c;
+}
+
+function configWith(entry: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmp, "cfg-"));
+  writeFileSync(join(dir, "config.json"), JSON.stringify({ auths: { [registry]: entry } }));
+  return dir;
+}
+
+beforeAll(async () => {
+  tmp = mkdtempSync(join(tmpdir(), "airgap-token-"));
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=airgap token signer",
+      "-keyout",
+      join(tmp, "signer.key"),
+      "-out",
+      join(tmp, "signer.crt"),
+    ],
+    { stdio: "ignore" },
+  );
+  keyPem = readFileSync(join(tmp, "signer.key"), "utf8");
+  certDer = execFileSync("openssl", ["x509", "-in", join(tmp, "signer.crt"), "-outform", "DER"]).toString(
+    "base64",
+  );
+
+  tokenServer = createServer((req, res) => {
+    const url = new URL(req.url ?? "/", "http://x");
+    let body = "";
+    req.on("data", (d) => {
+      body += d;
+    });
+    req.on("end", () => {
+      let account: string | undefined;
+      let scopes: string[];
+      let grant: string | undefined;
+      if (req.method === "POST") {
+        const form = new URLSearchParams(body);
+        grant = form.get("grant_type") ?? undefined;
+        if (
+          grant !== "refresh_token" ||
+          form.get("refresh_token") !== REFRESH ||
+          form.get("service") !== SERVICE
+        ) {
+          res.writeHead(401).end('{"details":"bad refresh token"}');
+          return;
+        }
+        account = USER;
+        scopes = (form.get("scope") ?? "").split(" ").filter(Boolean);
+      } else {
+        const auth = req.headers.authorization;
+        if (auth) {
+          const [u, p] = Buffer.from(auth.replace(/^Basic /, ""), "base64")
+            .toString()
+            .split(":");
+          if (u !== USER || p !== PASSWORD) {
+            res.writeHead(401).end('{"details":"wrong credentials"}');
+            return;
+          }
+          account = u;
+        }
+        scopes = url.searchParams.getAll("scope");
+      }
+      issued.push({
+        method: req.method ?? "",
+        ...(account ? { account } : {}),
+        scopes,
+        ...(grant ? { grant } : {}),
+      });
+      // Anonymous callers get nothing; known ones get what they ask for.
+      const token = jwt(account ? scopes : [], account ?? "");
+      res
+        .writeHead(200, { "content-type": "application/json" })
+        .end(JSON.stringify({ token, access_token: token, expires_in: 300 }));
+    });
+  });
+  await new Promise<void>((r) => tokenServer.listen(0, "127.0.0.1", () => r()));
+  const tokenUrl = `http://127.0.0.1:${(tokenServer.address() as AddressInfo).port}/token`;
+
+  const port = await freePort();
+  registry = `127.0.0.1:${port}`;
+  writeFileSync(
+    join(tmp, "config.yml"),
+    [
+      "version: 0.1",
+      "log:",
+      "  level: warn",
+      "  accesslog:",
+      "    disabled: true",
+      "storage:",
+      "  filesystem:",
+      `    rootdirectory: ${join(tmp, "storage")}`,
+      "http:",
+      `  addr: ${registry}`,
+      `  secret: ${randomBytes(12).toString("hex")}`,
+      "auth:",
+      "  token:",
+      `    realm: ${tokenUrl}`,
+      `    service: ${SERVICE}`,
+      `    issuer: ${ISSUER}`,
+      `    rootcertbundle: ${join(tmp, "signer.crt")}`,
+      "",
+    ].join("\n"),
+  );
+  registryProc = spawn("docker-registry", ["serve", join(tmp, "config.yml")], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  registryProc.stderr?.on("data", (d) => {
+    stderr += d;
+  });
+  for (let i = 0; ; i++) {
+    try {
+      const r = await fetch(`http://${registry}/v2/`);
+      if (r.status === 401) break;
+    } catch {
+      // not up yet
+    }
+    if (i > 100) throw new Error(`token registry did not start: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+});
+
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.close()));
+  registryProc?.kill("SIGTERM");
+  tokenServer?.closeAllConnections();
+  await new Promise((r) => tokenServer?.close(r));
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+async function pushSmallImage(c: RegistryClient, repo: string, tag: string, layer: Buffer) {
+  const store = c.repository(registry, repo);
+  const cfg = Buffer.from('{"os":"linux","architecture":"amd64"}');
+  const ld = {
+    mediaType: "application/vnd.oci.image.layer.v1.tar",
+    digest: sha256Digest(layer),
+    size: layer.length,
+  };
+  const cd = {
+    mediaType: "application/vnd.oci.image.config.v1+json",
+    digest: sha256Digest(cfg),
+    size: cfg.length,
+  };
+  await store.push(ld, Readable.from([layer]));
+  await store.push(cd, Readable.from([cfg]));
+  const m = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      config: cd,
+      layers: [ld],
+    }),
+  );
+  const md = {
+    mediaType: "application/vnd.oci.image.manifest.v1+json",
+    digest: sha256Digest(m),
+    size: m.length,
+  };
+  await store.push(md, Readable.from([m]));
+  await store.tag(md, tag);
+  return { ld, md };
+}
+
+describe("Bearer token flow (distribution with token auth)", () => {
+  it("gets a pull,push token with Basic credentials, reuses it, and pulls with a pull token", async () => {
+    const cfg = configWith({ auth: Buffer.from(`${USER}:${PASSWORD}`).toString("base64") });
+    const c = client({ dockerConfigDir: cfg });
+    issued.length = 0;
+    const { md } = await pushSmallImage(c, "team/app", "v1", randomBytes(1000));
+    expect(issued.length).toBeGreaterThan(0);
+    expect(issued.every((t) => t.account === USER && t.method === "GET")).toBe(true);
+    expect(issued.map((t) => t.scopes.join(" "))).toContain("repository:team/app:pull,push");
+    const pushTokens = issued.length;
+    // One token per scope set: a dozen pushes and tags above needed at most a couple.
+    expect(pushTokens).toBeLessThanOrEqual(2);
+
+    const reader = client({ dockerConfigDir: cfg });
+    issued.length = 0;
+    const store = reader.repository(registry, "team/app");
+    expect((await store.resolve("v1")).digest).toBe(md.digest);
+    expect((await store.resolve(md.digest)).digest).toBe(md.digest);
+    expect(await store.listTags()).toEqual(["v1"]);
+    expect(issued).toEqual([{ method: "GET", account: USER, scopes: ["repository:team/app:pull"] }]);
+  });
+
+  it("asks for `repository:<from>:pull` when mounting across repositories", async () => {
+    const cfg = configWith({ username: USER, password: PASSWORD });
+    const c = client({ dockerConfigDir: cfg });
+    const layer = randomBytes(5000);
+    const { ld } = await pushSmallImage(c, "team/base", "v1", layer);
+    issued.length = 0;
+    await c.repository(registry, "team/derived").push(ld, Readable.from([layer]));
+    expect(c.stats.blobsMounted).toBe(1);
+    expect(
+      issued.some(
+        (t) =>
+          t.scopes.includes("repository:team/base:pull") &&
+          t.scopes.includes("repository:team/derived:pull,push"),
+      ),
+    ).toBe(true);
+  });
+
+  it("exchanges an identity token with a refresh_token grant (POST)", async () => {
+    const cfg = configWith({ identitytoken: REFRESH });
+    const c = client({ dockerConfigDir: cfg });
+    issued.length = 0;
+    await pushSmallImage(c, "team/idt", "v1", randomBytes(100));
+    expect(issued.length).toBeGreaterThan(0);
+    expect(issued.every((t) => t.method === "POST" && t.grant === "refresh_token")).toBe(true);
+  });
+
+  it("anonymous access that the registry refuses is a clear authentication error", async () => {
+    const c = client({ dockerConfigDir: mkdtempSync(join(tmp, "none-")) });
+    const err = (await c
+      .repository(registry, "team/app")
+      .resolve("v1")
+      .catch((e: unknown) => e)) as RemoteError;
+    expect(err).toBeInstanceOf(RemoteError);
+    expect(err.status).toBe(401);
+    expect(err.message).toContain(`authentication failed for ${registry}`);
+    expect(err.message).toContain("no credentials were found");
+  });
+
+  it("a wrong password refused by the token service names the host and the credential file", async () => {
+    const cfg = configWith({ auth: Buffer.from(`${USER}:nope`).toString("base64") });
+    const c = client({ dockerConfigDir: cfg });
+    const err = (await c
+      .repository(registry, "team/app")
+      .resolve("v1")
+      .catch((e: unknown) => e)) as RemoteError;
+    expect(err).toBeInstanceOf(RemoteError);
+    expect(err.status).toBe(401);
+    expect(err.message).toContain(`authentication failed for ${registry}`);
+    expect(err.message).toContain(join(cfg, "config.json"));
+  });
+});
