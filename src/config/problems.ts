@@ -279,12 +279,14 @@ export function problemsFromIssues(
           for (const sub of branchIssues) visit(sub, path);
           return;
         }
-        if (schema instanceof z.ZodUnion && isPlainObject(input)) {
+        if (schema instanceof z.ZodUnion) {
           const keys = (schema.options as readonly Schema[]).map(firstKey).filter((k) => k !== undefined);
           if (keys.length === schema.options.length) {
             out.push({
               path,
-              message: `expected one of the keys ${keys.join(", ")} to say what kind of source this is`,
+              message: isPlainObject(input)
+                ? `expected one of the keys ${keys.join(", ")} to say what kind of source this is`
+                : `expected a mapping with one of the keys ${keys.join(", ")}, got ${describe(input)}`,
             });
             return;
           }

@@ -277,6 +277,12 @@ files:
     ]);
   });
 
+  it("says what a source entry must look like when it is not a mapping", () => {
+    expect(problemsOf(`${HEAD}charts:\n  - https://charts.example.org/\n`)).toEqual([
+      '/cfg/bundle.config.yaml:5:5: charts[0]: expected a mapping with one of the keys repo, oci, git, got the string "https://charts.example.org/"',
+    ]);
+  });
+
   it("checks charts by kind", () => {
     const text = `${HEAD}charts:
   - oci: ghcr.io/org/chart
