@@ -13,7 +13,7 @@ import {
 import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RemoteError } from "../../src/errors.js";
+import { IntegrityError, RemoteError } from "../../src/errors.js";
 import { sha256Digest } from "../../src/oci/digest.js";
 import { RegistryClient } from "../../src/oci/registry/client.js";
 import { blobExists, closeFixtures, MT, plainTarget, pushImage, uniqueRepo } from "../helpers/fixtures.js";
@@ -171,6 +171,37 @@ describe("retries", () => {
     setTimeout(() => ac.abort(new Error("user pressed ^C")), 200);
     await expect(store.resolve("v1", ac.signal)).rejects.toThrow("user pressed ^C");
     expect(Date.now() - t0).toBeLessThan(5000);
+    faults = [];
+  });
+
+  it("stops reading a manifest at 4 MiB, with or without a Content-Length", async () => {
+    const big = Buffer.alloc(4 * 1024 * 1024 + 10, 0x20);
+    faults = [
+      {
+        match: is("GET", "/manifests/huge-chunked"),
+        times: 1,
+        act: (res) => {
+          res.writeHead(200, { "content-type": MT.ociManifest });
+          res.write(big.subarray(0, 3 * 1024 * 1024));
+          res.end(big.subarray(3 * 1024 * 1024));
+        },
+      },
+      {
+        match: is("GET", "/manifests/huge-declared"),
+        times: 1,
+        act: (res) =>
+          res
+            .writeHead(200, { "content-type": MT.ociManifest, "content-length": String(big.length) })
+            .end(big),
+      },
+    ];
+    const store = relayClient(0).repository(relay, uniqueRepo("huge"));
+    for (const tag of ["huge-chunked", "huge-declared"]) {
+      const err = (await store.fetchManifest(tag).catch((e: unknown) => e)) as IntegrityError;
+      expect(err).toBeInstanceOf(IntegrityError);
+      expect(err.message).toContain(tag);
+      expect(err.message).toContain("4 MiB");
+    }
     faults = [];
   });
 });

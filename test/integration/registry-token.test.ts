@@ -6,7 +6,7 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomBytes, sign } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
+import { createServer, request as httpRequest, type Server } from "node:http";
 import { type AddressInfo, createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -26,6 +26,11 @@ let tmp: string;
 let registryProc: ChildProcess | undefined;
 let tokenServer: Server;
 let registry: string;
+/** A front for the registry that redirects blob GETs to a storage host on another origin. */
+let front: string;
+let frontServer: Server;
+let storageServer: Server;
+const storageSaw: Array<{ url: string; authorization?: string }> = [];
 let keyPem: string;
 let certDer: string;
 const issued: Array<{ method: string; account?: string; scopes: string[]; grant?: string }> = [];
@@ -212,10 +217,65 @@ beforeAll(async () => {
     if (i > 100) throw new Error(`token registry did not start: ${stderr}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+
+  // Storage on another origin: it must never see the registry's Authorization. It serves blobs by
+  // fetching them from the registry with a token of its own.
+  storageServer = createServer(async (req, res) => {
+    storageSaw.push({
+      url: req.url ?? "",
+      ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}),
+    });
+    const m = /^\/store\/(.+)\/blobs\/(sha256:[a-f0-9]{64})$/.exec(req.url ?? "");
+    if (!m) {
+      res.writeHead(404).end();
+      return;
+    }
+    const up = await fetch(`http://${registry}/v2/${m[1]}/blobs/${m[2]}`, {
+      headers: { authorization: `Bearer ${jwt([`repository:${m[1]}:pull`], "storage")}` },
+    });
+    res.writeHead(up.status, { "content-length": up.headers.get("content-length") ?? undefined });
+    res.end(Buffer.from(await up.arrayBuffer()));
+  });
+  await new Promise<void>((r) => storageServer.listen(0, "127.0.0.1", () => r()));
+  const storageOrigin = `http://127.0.0.1:${(storageServer.address() as AddressInfo).port}`;
+  frontServer = createServer((req, res) => {
+    const url = req.url ?? "";
+    const blob = /^\/v2\/(.+)\/blobs\/(sha256:[a-f0-9]{64})$/.exec(url);
+    if (req.method === "GET" && blob && req.headers.authorization) {
+      req.resume();
+      if (blob[1] === "loop/forever") {
+        res.writeHead(307, { location: url }).end();
+        return;
+      }
+      res.writeHead(307, { location: `${storageOrigin}/store/${blob[1]}/blobs/${blob[2]}` }).end();
+      return;
+    }
+    const up = httpRequest(
+      {
+        host: "127.0.0.1",
+        port: Number(registry.split(":")[1]),
+        method: req.method,
+        path: url,
+        headers: req.headers,
+      },
+      (ur) => {
+        res.writeHead(ur.statusCode ?? 502, ur.headers);
+        ur.pipe(res);
+      },
+    );
+    up.on("error", () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((r) => frontServer.listen(0, "127.0.0.1", () => r()));
+  front = `127.0.0.1:${(frontServer.address() as AddressInfo).port}`;
 });
 
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.close()));
+  for (const srv of [frontServer, storageServer]) {
+    srv?.closeAllConnections();
+    await new Promise((r) => srv?.close(r));
+  }
   registryProc?.kill("SIGTERM");
   tokenServer?.closeAllConnections();
   await new Promise((r) => tokenServer?.close(r));
@@ -326,5 +386,36 @@ describe("Bearer token flow (distribution with token auth)", () => {
     expect(err.status).toBe(401);
     expect(err.message).toContain(`authentication failed for ${registry}`);
     expect(err.message).toContain(join(cfg, "config.json"));
+  });
+
+  it("follows a blob redirect to another host without sending it the registry's credentials", async () => {
+    const cfg = configWith({ username: USER, password: PASSWORD });
+    const writer = client({ dockerConfigDir: cfg });
+    const layer = randomBytes(20_000);
+    const { ld } = await pushSmallImage(writer, "team/redirect", "v1", layer);
+    const dir = mkdtempSync(join(tmp, "front-"));
+    writeFileSync(
+      join(dir, "config.json"),
+      JSON.stringify({ auths: { [front]: { username: USER, password: PASSWORD } } }),
+    );
+    const c = new RegistryClient({
+      hosts: [{ host: front, plainHTTP: true }],
+      certsDirs: [],
+      retries: 0,
+      dockerConfigDir: dir,
+    });
+    clients.push(c);
+    storageSaw.length = 0;
+    const chunks: Buffer[] = [];
+    for await (const ch of await c.repository(front, "team/redirect").fetch(ld)) chunks.push(ch as Buffer);
+    expect(Buffer.concat(chunks).equals(layer)).toBe(true);
+    expect(storageSaw).toEqual([{ url: `/store/team/redirect/blobs/${ld.digest}` }]);
+
+    const err = (await c
+      .repository(front, "loop/forever")
+      .fetch(ld)
+      .catch((e: unknown) => e)) as RemoteError;
+    expect(err).toBeInstanceOf(RemoteError);
+    expect(err.message).toContain("more than 5 redirects");
   });
 });
