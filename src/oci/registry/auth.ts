@@ -165,30 +165,22 @@ export class HostAuth {
    * Learn from a 401. Returns true when a retry with (new) credentials can succeed; false when the same
    * request was already sent with what we have.
    */
-  async onUnauthorized(
-    wwwAuthenticate: string | undefined,
-    scopes: string[],
-    sentAuth: string | undefined,
-  ): Promise<boolean> {
+  async onUnauthorized(wwwAuthenticate: string | undefined, sentAuth: string | undefined): Promise<boolean> {
     const chs = wwwAuthenticate ? parseWWWAuthenticate(wwwAuthenticate) : [];
     const ch = chs.find((c) => c.scheme === "bearer") ?? chs.find((c) => c.scheme === "basic");
     if (!ch) return false;
     const prev = this.challenge;
-    // A challenge naming scopes the cached token lacks (e.g. a mount source) is worth one more try.
-    const changed =
-      !prev ||
-      prev.scheme !== ch.scheme ||
-      prev.params.realm !== ch.params.realm ||
-      prev.params.scope !== ch.params.scope;
     this.challenge = ch;
     if (!sentAuth) return true;
-    if (ch.scheme === "bearer" && changed) {
-      this.tokens.clear();
+    if (ch.scheme === "bearer") {
+      // A new realm or scope invalidates every token; otherwise only the refused one (it may have
+      // expired or been revoked). The caller retries once, so a refused fresh token ends in an error.
+      const changed = !prev || prev.scheme !== ch.scheme || prev.params.realm !== ch.params.realm;
+      if (changed) this.tokens.clear();
+      for (const [k, t] of this.tokens) if (t.header === sentAuth) this.tokens.delete(k);
       return true;
     }
-    // The header we sent was refused: drop a possibly expired token and report.
-    for (const [k, t] of this.tokens) if (t.header === sentAuth) this.tokens.delete(k);
-    void scopes;
+    // Basic credentials that were sent and refused will be refused again.
     return false;
   }
 

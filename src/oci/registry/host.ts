@@ -274,8 +274,7 @@ export class RegistryHost {
       if (status === 401 && onRegistry && !noAuth) {
         await res.body.dump().catch(() => undefined);
         const again =
-          !authRetried &&
-          (await this.auth.onUnauthorized(header(rh, "www-authenticate"), o.scopes, sentAuth));
+          !authRetried && (await this.auth.onUnauthorized(header(rh, "www-authenticate"), sentAuth));
         if (again && replayable) {
           authRetried = true;
           continue;
