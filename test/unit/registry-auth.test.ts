@@ -262,3 +262,40 @@ describe("TLS settings per host", () => {
     );
   });
 });
+
+describe("HostAuth token cache", () => {
+  it("reuses a token per scope set, fetches again after a refusal, and sends Basic credentials to the realm", async () => {
+    const { HostAuth } = await import("../../src/oci/registry/auth.js");
+    const calls: Array<{ url: string; authorization?: string }> = [];
+    let n = 0;
+    const auth = new HostAuth(
+      "reg.example",
+      async () => ({ credential: { username: "u", password: "p" }, source: "test", searched: ["test"] }),
+      async (_method, url, headers) => {
+        calls.push({ url, ...(headers.authorization ? { authorization: headers.authorization } : {}) });
+        n++;
+        return { status: 200, headers: {}, text: JSON.stringify({ token: `t${n}`, expires_in: 300 }) };
+      },
+      "test-agent",
+    );
+    expect(await auth.header([pullScope("a")])).toBeUndefined();
+    expect(
+      await auth.onUnauthorized('Bearer realm="https://auth.example/token",service="reg"', undefined),
+    ).toBe(true);
+    expect(await auth.header([pullScope("a")])).toBe("Bearer t1");
+    expect(await auth.header([pullScope("a")])).toBe("Bearer t1");
+    expect(await auth.header([pushScope("a")])).toBe("Bearer t2");
+    const u = new URL(calls[0]!.url);
+    expect(u.origin + u.pathname).toBe("https://auth.example/token");
+    expect(u.searchParams.get("service")).toBe("reg");
+    expect(u.searchParams.getAll("scope")).toEqual(["repository:a:pull"]);
+    expect(calls[0]!.authorization).toBe(`Basic ${Buffer.from("u:p").toString("base64")}`);
+    // the registry refuses t1 (expired): one more token is fetched
+    expect(
+      await auth.onUnauthorized('Bearer realm="https://auth.example/token",service="reg"', "Bearer t1"),
+    ).toBe(true);
+    expect(await auth.header([pullScope("a")])).toBe("Bearer t3");
+    // Basic: refused credentials are final
+    expect(await auth.onUnauthorized('Basic realm="x"', "Basic abc")).toBe(false);
+  });
+});
