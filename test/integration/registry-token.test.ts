@@ -65,7 +65,7 @@ function jwt(scopes: string[], account: string): string {
 }
 
 async function freePort(): Promise<number> {
-  // The registry needs a port chosen up front; ask the kernel for one in the range kept for this test.
+  // The registry needs its port in its config file: pick a free one in the range kept for this test.
   for (let p = 27000 + Math.floor(Math.random() * 900); p < 28000; p++) {
     const ok = await new Promise<boolean>((resolve) => {
       const s = createNetServer();
