@@ -1,20 +1,18 @@
-import { randomBytes } from "node:crypto";
-import { createWriteStream } from "node:fs";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
-import { dirname, join } from "node:path";
-import { pipeline } from "node:stream/promises";
+import { Readable } from "node:stream";
+import { finished } from "node:stream/promises";
 import pLimit from "p-limit";
 import { type BundleReader, openBundle } from "../bundle/archive/reader.js";
 import { INVENTORY_FILE, type Inventory, parseInventory } from "../bundle/inventory.js";
 import { SequentialVerifier, type VerifyReport, verifyBundle } from "../bundle/verify.js";
 import type { RegistryConfig } from "../config/types.js";
-import { UsageError } from "../errors.js";
-import type { Descriptor } from "../oci/descriptor.js";
+import { AirgapError, type IntegrityCode, IntegrityError, UsageError } from "../errors.js";
+import type { Descriptor, ImageIndex } from "../oci/descriptor.js";
 import { MAX_MANIFEST_BYTES } from "../oci/mediatypes.js";
 import { formatReference, parseReference, type Reference } from "../oci/reference.js";
 import { RegistryClient } from "../oci/registry/client.js";
-import { BundleArchive, parseIndexJson } from "../store/bundle.js";
+import { BundleArchive, namedRoots, parseIndexJson, referrerRoots } from "../store/bundle.js";
 import { type CopyEvent, copyGraph } from "../store/copy.js";
+import { readBounded, withProgress } from "../store/streams.js";
 import { findCollisions, type Mapping, mapReference } from "../targets/mapping.js";
 import type { Progress } from "./progress.js";
 
@@ -32,8 +30,6 @@ export interface ImportOptions {
   caFiles?: string[];
   concurrency?: number;
   dryRun?: boolean;
-  /** Folder for spooling a bundle that arrives on a pipe. */
-  tempDir?: string;
   progress: Progress;
   signal?: AbortSignal;
 }
@@ -68,14 +64,13 @@ export interface ImportResult {
 
 /**
  * `bundle import`: verify the whole bundle first, then push every root through copyGraph with its
- * digest unchanged, tags last. A bundle that arrives on a pipe (or compressed) is spooled to a
- * temporary folder while it is verified in the same pass, then imported from there.
+ * digest unchanged, tags last. A bundle that arrives on a pipe (or compressed) is verified and
+ * pushed in one sequential pass (see streamingImport).
  */
 export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
   const started = Date.now();
   const { progress, signal } = opts;
-  let reader = await openBundle(opts.input);
-  let spool: string | undefined;
+  const reader = await openBundle(opts.input);
   try {
     let report: VerifyReport;
     progress.phase("verifying", 0);
@@ -88,56 +83,16 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
         onProgress: (e) => progress.bytes(e.path, e.bytes),
       });
     } else {
-      spool = await mkdtemp(
-        join(opts.tempDir ?? dirnameForSpool(), `airgap-import-${randomBytes(4).toString("hex")}-`),
-      );
-      report = await spoolVerified(reader, spool, opts);
-      await reader.close();
-      if (report.ok) reader = await openBundle(spool);
+      return await streamingImport(reader, opts, started);
     }
     if (!report.ok) {
       return { verify: report, images: [], referrers: 0, stats: emptyStats(started) };
     }
 
     const index = parseIndexJson(await reader.readSmall("index.json", MAX_MANIFEST_BYTES), opts.input);
-    const inventory = parseInventory(await reader.readSmall(INVENTORY_FILE, 256 * 1024 * 1024));
+    const inventory = parseInventory(await reader.readSmall(INVENTORY_FILE, MAX_INVENTORY_BYTES));
     const archive = new BundleArchive(reader, index, opts.input);
-    const mapping = {
-      registry: opts.registry,
-      prefix: opts.prefix,
-      keepSourceRegistry: opts.keepSourceRegistry,
-      flatten: opts.flatten,
-      mappings: opts.mappings,
-    };
-    const images: PlannedImage[] = archive.named().map(({ name, descriptor }) => {
-      const source = parseReference(name);
-      const targetRef = mapReference(source, mapping);
-      return {
-        source: name,
-        target: formatReference(targetRef),
-        digest: descriptor.digest,
-        mediaType: descriptor.mediaType,
-        sourceRepository: `${source.registry}/${source.repository}`,
-        targetRef,
-        descriptor: { mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size },
-        tagged: source.tag !== undefined,
-      };
-    });
-    const referrerRoots = archive.referrerRoots().map((r) => {
-      const source = parseReference(r.repository);
-      return {
-        ...r,
-        targetRef: mapReference({ registry: source.registry, repository: source.repository }, mapping),
-      };
-    });
-    const collisions = findCollisions(
-      images.map((i) => ({ source: i.source, target: i.target, digest: i.digest })),
-    );
-    if (collisions.length > 0) {
-      throw new UsageError(
-        `the mapping sends different content to the same target:\n  ${collisions.join("\n  ")}`,
-      );
-    }
+    const { images, referrerRoots } = planTargets(index, opts);
 
     const client = new RegistryClient({ hosts: opts.registries, caFiles: opts.caFiles, signal });
     const limit = pLimit(opts.concurrency ?? 8);
@@ -225,8 +180,44 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
     }
   } finally {
     await reader.close();
-    if (spool) await rm(spool, { recursive: true, force: true });
   }
+}
+
+const MAX_INVENTORY_BYTES = 256 * 1024 * 1024;
+
+/** Where every root of the bundle goes; refuses a mapping that sends different content to one tag. */
+function planTargets(index: ImageIndex, opts: ImportOptions) {
+  const mapping = mappingOf(opts);
+  const images: PlannedImage[] = namedRoots(index).map(({ name, descriptor }) => {
+    const source = parseReference(name);
+    const targetRef = mapReference(source, mapping);
+    return {
+      source: name,
+      target: formatReference(targetRef),
+      digest: descriptor.digest,
+      mediaType: descriptor.mediaType,
+      sourceRepository: `${source.registry}/${source.repository}`,
+      targetRef,
+      descriptor: { mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size },
+      tagged: source.tag !== undefined,
+    };
+  });
+  const referrers = referrerRoots(index).map((r) => {
+    const source = parseReference(r.repository);
+    return {
+      ...r,
+      targetRef: mapReference({ registry: source.registry, repository: source.repository }, mapping),
+    };
+  });
+  const collisions = findCollisions(
+    images.map((i) => ({ source: i.source, target: i.target, digest: i.digest })),
+  );
+  if (collisions.length > 0) {
+    throw new UsageError(
+      `the mapping sends different content to the same target:\n  ${collisions.join("\n  ")}`,
+    );
+  }
+  return { images, referrerRoots: referrers };
 }
 
 function emptyStats(started: number): ImportResult["stats"] {
@@ -244,35 +235,220 @@ function dirnameForSpool(): string {
   return process.env.TMPDIR || "/tmp";
 }
 
-/** One pass over a sequential bundle: every entry verified as it is written to `dir`. */
-async function spoolVerified(reader: BundleReader, dir: string, opts: ImportOptions): Promise<VerifyReport> {
+/**
+ * One sequential pass over a bundle from a pipe: the signature and checksum list come first and are
+ * checked before anything else is read; each blob is verified while it streams into the registry
+ * (a blob that fails never completes its upload); child manifests are pushed once their children
+ * have landed; root manifests and tags only after the whole bundle verified, so a tampered bundle
+ * never leaves a tag behind.
+ */
+async function streamingImport(
+  reader: BundleReader,
+  opts: ImportOptions,
+  started: number,
+): Promise<ImportResult> {
+  const { signal, progress } = opts;
   const verifier = new SequentialVerifier({
     publicKeyPem: opts.publicKeyPem,
     requireSignature: opts.requireSignature,
-    signal: opts.signal,
+    signal,
   });
+  const head = new Map<string, Buffer>();
+  let plan:
+    | {
+        index: ImageIndex;
+        inventory: Inventory;
+        images: PlannedImage[];
+        referrers: ReturnType<typeof referrerRoots>;
+        /** blob digest → target repositories that need it */
+        blobTargets: Map<string, Reference[]>;
+        manifestTypes: Map<string, string>;
+        roots: Set<string>;
+      }
+    | undefined;
+  const client = new RegistryClient({ hosts: opts.registries, caFiles: opts.caFiles, signal });
+  const deferredRoots = new Map<string, Buffer>();
+  const stats = { blobsSkipped: 0, manifestsPushed: 0 };
+  const storeFor = (ref: Reference) => client.repository(ref.registry, ref.repository);
   try {
-    for await (const entry of reader.entries(opts.signal)) {
-      const verified = verifier.accept(entry);
-      const path = join(dir, entry.path);
-      await mkdir(dirname(path), { recursive: true });
-      await pipeline(verified, createWriteStream(path, { flags: "wx" }), { signal: opts.signal });
-      opts.progress.bytes(entry.path, entry.size);
+    try {
+      for await (const entry of reader.entries(signal)) {
+        const verified = verifier.accept(entry);
+        if (!entry.path.startsWith("blobs/")) {
+          const max = entry.path === INVENTORY_FILE ? MAX_INVENTORY_BYTES : MAX_MANIFEST_BYTES;
+          head.set(entry.path, await readBounded(verified, max, entry.path));
+          if (!plan && head.has("index.json") && head.has(INVENTORY_FILE)) {
+            plan = planStreaming(head, opts);
+            if (opts.dryRun) break;
+          }
+          continue;
+        }
+        if (!plan) {
+          throw new IntegrityError(
+            "MALFORMED",
+            `${entry.path} comes before index.json and bundle.json`,
+            entry.path,
+          );
+        }
+        const digest = `sha256:${entry.path.slice("blobs/sha256/".length)}`;
+        const targets = plan.blobTargets.get(digest) ?? [];
+        const mediaType = plan.manifestTypes.get(digest);
+        const desc: Descriptor = {
+          mediaType: mediaType ?? "application/octet-stream",
+          digest,
+          size: entry.size,
+        };
+        if (mediaType) {
+          const bytes = await readBounded(verified, MAX_MANIFEST_BYTES, entry.path);
+          if (plan.roots.has(digest)) {
+            deferredRoots.set(digest, bytes);
+            continue;
+          }
+          for (const t of targets) {
+            const dst = storeFor(t);
+            if (await dst.exists(desc, signal)) stats.blobsSkipped++;
+            else {
+              await dst.push(desc, Readable.from([bytes]), signal);
+              stats.manifestsPushed++;
+            }
+          }
+          continue;
+        }
+        if (targets.length === 0) {
+          // Not part of any item: still verified (and reported unlisted or not by the verifier).
+          verified.resume();
+          await finished(verified);
+          continue;
+        }
+        const counted = withProgress(verified, desc, (n) => progress.bytes(entry.path, n));
+        const [first, ...rest] = targets as [Reference, ...Reference[]];
+        const before = client.stats.blobsUploaded + client.stats.blobsMounted;
+        await storeFor(first).push(desc, counted, signal);
+        if (client.stats.blobsUploaded + client.stats.blobsMounted === before) stats.blobsSkipped++;
+        if (!counted.readableEnded) {
+          // The registry already had it: the entry still has to be read (and verified) to go on.
+          counted.resume();
+          await finished(counted);
+        }
+        for (const t of rest) await storeFor(t).push(desc, cannotReread(desc), signal);
+      }
+    } catch (err) {
+      if (err instanceof IntegrityError) {
+        const report = verifier.finish();
+        report.ok = false;
+        if (!report.problems.some((p) => p.item === (err.item ?? opts.input))) {
+          report.problems.push({
+            code: err.code as IntegrityCode,
+            item: err.item ?? opts.input,
+            message: err.message,
+          });
+        }
+        return { verify: report, images: plan?.images ?? [], referrers: 0, stats: emptyStats(started) };
+      }
+      throw err;
     }
-  } catch (err) {
+    if (!plan)
+      throw new IntegrityError("MALFORMED", `${opts.input} holds no index.json or bundle.json`, opts.input);
+    if (opts.dryRun) {
+      for (const img of plan.images)
+        img.exists = await storeFor(img.targetRef).exists(img.descriptor, signal);
+      return {
+        verify: verifier.finish(),
+        inventory: plan.inventory,
+        images: plan.images,
+        referrers: plan.referrers.length,
+        stats: emptyStats(started),
+      };
+    }
     const report = verifier.finish();
-    const problem = err as { code?: string; item?: string; message?: string };
-    if (report.problems.length === 0 || !report.problems.some((p) => p.message === problem.message)) {
-      report.problems.push({
-        code: (problem.code as VerifyReport["problems"][number]["code"]) ?? "MALFORMED",
-        item: problem.item ?? opts.input,
-        message: problem.message ?? String(err),
+    if (!report.ok) return { verify: report, images: plan.images, referrers: 0, stats: emptyStats(started) };
+
+    // Everything verified: roots (images before referrers, whose subjects they name), then tags.
+    const pushRoot = async (to: Reference, d: Descriptor) => {
+      const bytes = deferredRoots.get(d.digest);
+      if (!bytes) throw new IntegrityError("MISSING_FILE", `root ${d.digest} is not in the bundle`, d.digest);
+      const dst = storeFor(to);
+      if (await dst.exists(d, signal)) return;
+      await dst.push(d, Readable.from([bytes]), signal);
+      stats.manifestsPushed++;
+    };
+    for (const img of plan.images) await pushRoot(img.targetRef, img.descriptor);
+    for (const r of plan.referrers) {
+      const source = parseReference(r.repository);
+      const to = mapReference({ registry: source.registry, repository: source.repository }, mappingOf(opts));
+      await pushRoot(to, {
+        mediaType: r.descriptor.mediaType,
+        digest: r.descriptor.digest,
+        size: r.descriptor.size,
       });
     }
-    report.ok = false;
-    if (!(err instanceof Error) || !("exitCode" in err) || (err as { exitCode: number }).exitCode !== 3)
-      throw err;
-    return report;
+    for (const img of plan.images) {
+      if (img.tagged && img.targetRef.tag)
+        await storeFor(img.targetRef).tag(img.descriptor, img.targetRef.tag, signal);
+      progress.itemDone(img.target);
+    }
+    return {
+      verify: report,
+      inventory: plan.inventory,
+      images: plan.images,
+      referrers: plan.referrers.length,
+      stats: {
+        blobsUploaded: client.stats.blobsUploaded,
+        blobsMounted: client.stats.blobsMounted,
+        bytesUploaded: client.stats.bytesUploaded,
+        blobsSkipped: stats.blobsSkipped,
+        manifestsPushed: stats.manifestsPushed,
+        seconds: (Date.now() - started) / 1000,
+      },
+    };
+  } finally {
+    await client.close();
   }
-  return verifier.finish();
+}
+
+function mappingOf(opts: ImportOptions) {
+  return {
+    registry: opts.registry,
+    prefix: opts.prefix,
+    keepSourceRegistry: opts.keepSourceRegistry,
+    flatten: opts.flatten,
+    mappings: opts.mappings,
+  };
+}
+
+/** From the head files of a streamed bundle: targets, which blobs each repository needs, media types. */
+function planStreaming(head: Map<string, Buffer>, opts: ImportOptions) {
+  const index = parseIndexJson(head.get("index.json")!, opts.input);
+  const inventory = parseInventory(head.get(INVENTORY_FILE)!);
+  const { images, referrerRoots: referrers } = planTargets(index, opts);
+  const mapping = mappingOf(opts);
+  const blobTargets = new Map<string, Reference[]>();
+  const manifestTypes = new Map<string, string>();
+  for (const item of inventory.items) {
+    const source = parseReference(item.name);
+    const to = mapReference({ registry: source.registry, repository: source.repository }, mapping);
+    for (const digest of item.blobs) {
+      const list = blobTargets.get(digest) ?? [];
+      if (!list.some((r) => r.registry === to.registry && r.repository === to.repository)) list.push(to);
+      blobTargets.set(digest, list);
+    }
+    for (const m of item.manifests ?? []) manifestTypes.set(m.digest, m.mediaType);
+  }
+  for (const m of index.manifests) manifestTypes.set(m.digest, m.mediaType);
+  const roots = new Set(index.manifests.map((m) => m.digest));
+  return { index, inventory, images, referrers, blobTargets, manifestTypes, roots };
+}
+
+/** The body for a second repository of a blob read from a pipe: only a cross-repository mount can serve it. */
+function cannotReread(desc: Descriptor): Readable {
+  return new Readable({
+    read() {
+      this.destroy(
+        new AirgapError(
+          `${desc.digest} is needed in several repositories and the registry refused a cross-repository mount; import from a file or directory instead of a pipe`,
+          "MOUNT_REFUSED",
+        ),
+      );
+    },
+  });
 }

@@ -45,22 +45,8 @@ export class BundleArchive {
     return stream.pipe(verify);
   }
 
-  /** Named roots: `org.opencontainers.image.ref.name` = full reference. */
-  named(): { name: string; descriptor: Descriptor }[] {
-    return this.index.manifests
-      .filter((m) => m.annotations?.[ANNOTATION_REF_NAME])
-      .map((m) => ({ name: m.annotations![ANNOTATION_REF_NAME]!, descriptor: m }));
-  }
-
-  /** Untagged roots that are referrers, with the repository they belong to. */
-  referrerRoots(): { repository: string; subject: string; descriptor: Descriptor }[] {
-    return this.index.manifests
-      .filter((m) => m.annotations?.[ANNOTATION_SUBJECT] && m.annotations?.[ANNOTATION_REPOSITORY])
-      .map((m) => ({
-        repository: m.annotations![ANNOTATION_REPOSITORY]!,
-        subject: m.annotations![ANNOTATION_SUBJECT]!,
-        descriptor: m,
-      }));
+  referrerRoots() {
+    return referrerRoots(this.index);
   }
 
   repository(name: string): BundleRepository {
@@ -106,6 +92,26 @@ export class BundleRepository implements ReadOnlyStore {
         size: r.descriptor.size,
       }));
   }
+}
+
+/** Named roots of a bundle's index.json: `org.opencontainers.image.ref.name` = full reference. */
+export function namedRoots(index: ImageIndex): { name: string; descriptor: Descriptor }[] {
+  return index.manifests
+    .filter((m) => m.annotations?.[ANNOTATION_REF_NAME])
+    .map((m) => ({ name: m.annotations![ANNOTATION_REF_NAME]!, descriptor: m }));
+}
+
+/** Untagged roots that are referrers, with the repository they belong to. */
+export function referrerRoots(
+  index: ImageIndex,
+): { repository: string; subject: string; descriptor: Descriptor }[] {
+  return index.manifests
+    .filter((m) => m.annotations?.[ANNOTATION_SUBJECT] && m.annotations?.[ANNOTATION_REPOSITORY])
+    .map((m) => ({
+      repository: m.annotations![ANNOTATION_REPOSITORY]!,
+      subject: m.annotations![ANNOTATION_SUBJECT]!,
+      descriptor: m,
+    }));
 }
 
 export function parseIndexJson(bytes: Buffer, label: string): ImageIndex {
