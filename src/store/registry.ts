@@ -6,7 +6,7 @@
 import { pipeline, Readable } from "node:stream";
 import { IntegrityError, RemoteError, UsageError } from "../errors.js";
 import { assertDigest, type Descriptor, digestHex, manifestMediaType } from "../oci/descriptor.js";
-import { sha256Digest, VerifyingStream } from "../oci/digest.js";
+import { isVerifiedFor, sha256Digest, VerifyingStream } from "../oci/digest.js";
 import {
   isIndex,
   isManifestLike,
@@ -546,14 +546,17 @@ export class RegistryStore implements Store {
       location = this.uploadUrl(res, what);
     }
 
-    const verifier = new VerifyingStream(
-      desc.digest,
-      desc.size,
-      `${what} for ${this.registry}/${this.repository}`,
-    );
-    pipeline(content, verifier, () => {
-      // failures surface through `verifier`, which is the request body
-    });
+    // A stream already bound to this digest (a verified fetch) is not hashed a second time.
+    let verifier: Readable;
+    if (isVerifiedFor(content, desc)) {
+      verifier = content;
+    } else {
+      const verifying = new VerifyingStream(desc.digest, desc.size, `${what} for ${this.registry}/${this.repository}`);
+      verifier = verifying;
+      pipeline(content, verifying, () => {
+        // failures surface through `verifier`, which is the request body
+      });
+    }
     try {
       if (desc.size <= this.c.chunkThreshold) {
         await this.putMonolithic(desc, verifier, location, signal);
