@@ -1,0 +1,277 @@
+/**
+ * S3-compatible artifact repository (`s3://BUCKET/PREFIX`): AWS, Ceph RGW, MinIO and appliances.
+ *
+ * - Endpoint from the option or AWS_ENDPOINT_URL_S3; path-style addressing whenever a custom
+ *   endpoint is set (virtual-host buckets rarely resolve inside an isolated network), unless turned off.
+ * - Checksums only `WHEN_REQUIRED`: by default SDK v3 sends streamed bodies as `aws-chunked` with a
+ *   trailing checksum, which Ceph RGW and older MinIO answer with 411/501.
+ * - Single-part uploads send `x-amz-checksum-sha256` (servers that check it refuse corrupt bodies),
+ *   and every upload is verified by its ETag: the MD5 of the body, or for multipart uploads the MD5
+ *   of the parts' MD5s, computed while streaming. The sha256 is kept as object metadata
+ *   (`x-amz-meta-sha256`), which is what `exists` compares, so unchanged content is never re-sent.
+ */
+import { createHash, type Hash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { Agent as HttpsAgent } from "node:https";
+import { type Readable, Transform, type TransformCallback } from "node:stream";
+import { rootCertificates } from "node:tls";
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  S3Client,
+  type S3ClientConfig,
+} from "@aws-sdk/client-s3";
+import { Upload } from "@aws-sdk/lib-storage";
+import { ConfigError, IntegrityError, RemoteError, UsageError } from "../errors.js";
+import type { ArtifactRepository, ArtifactRepositoryOptions, PutOptions } from "./artifacts.js";
+import { joinKey } from "./artifacts.js";
+
+const MiB = 1024 * 1024;
+export const DEFAULT_MULTIPART_THRESHOLD = 64 * MiB;
+export const DEFAULT_PART_SIZE = 16 * MiB;
+const META_SHA256 = "sha256";
+
+/** Hashes sha256 of everything and MD5 per part, to check what S3 says it stored. */
+class UploadHasher extends Transform {
+  private readonly sha: Hash = createHash("sha256");
+  private readonly whole: Hash = createHash("md5");
+  private part: Hash = createHash("md5");
+  private inPart = 0;
+  readonly partDigests: Buffer[] = [];
+  size = 0;
+
+  constructor(private readonly partSize: number) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
+    this.sha.update(chunk);
+    this.whole.update(chunk);
+    this.size += chunk.length;
+    let off = 0;
+    while (off < chunk.length) {
+      const take = Math.min(this.partSize - this.inPart, chunk.length - off);
+      this.part.update(chunk.subarray(off, off + take));
+      this.inPart += take;
+      off += take;
+      if (this.inPart === this.partSize) {
+        this.partDigests.push(this.part.digest());
+        this.part = createHash("md5");
+        this.inPart = 0;
+      }
+    }
+    cb(null, chunk);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    if (this.inPart > 0) this.partDigests.push(this.part.digest());
+    cb();
+  }
+
+  sha256Hex(): string {
+    return this.sha.copy().digest("hex");
+  }
+  md5Hex(): string {
+    return this.whole.copy().digest("hex");
+  }
+  multipartEtag(): string {
+    const md5s = Buffer.concat(this.partDigests);
+    return `${createHash("md5").update(md5s).digest("hex")}-${this.partDigests.length}`;
+  }
+}
+
+function statusOf(err: unknown): number | undefined {
+  return (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+}
+
+export class S3ArtifactRepository implements ArtifactRepository {
+  readonly label: string;
+  readonly multipartThreshold: number;
+  readonly partSize: number;
+
+  constructor(
+    readonly client: S3Client,
+    readonly bucket: string,
+    readonly prefix: string,
+    readonly endpoint: string | undefined,
+    readonly forcePathStyle: boolean,
+    opts: { multipartThreshold?: number; partSize?: number } = {},
+  ) {
+    this.label = `s3://${bucket}${prefix ? `/${prefix}` : ""}`;
+    this.multipartThreshold = opts.multipartThreshold ?? DEFAULT_MULTIPART_THRESHOLD;
+    this.partSize = Math.max(5 * MiB, opts.partSize ?? DEFAULT_PART_SIZE);
+  }
+
+  static fromUrl(url: string, opts: ArtifactRepositoryOptions = {}): S3ArtifactRepository {
+    const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(url);
+    if (!m || m[1]!.length < 3)
+      throw new UsageError(`${url} is not s3://BUCKET[/PREFIX] (bucket names have 3+ characters)`);
+    const env = opts.env ?? process.env;
+    const endpoint = opts.endpoint ?? env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL;
+    const forcePathStyle = opts.forcePathStyle ?? endpoint !== undefined;
+    const config: S3ClientConfig = {
+      region: opts.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? "us-east-1",
+      forcePathStyle,
+      requestChecksumCalculation: "WHEN_REQUIRED",
+      responseChecksumValidation: "WHEN_REQUIRED",
+    };
+    if (endpoint) config.endpoint = endpoint;
+    if (opts.caFile || opts.insecure) {
+      const agentOpts: ConstructorParameters<typeof HttpsAgent>[0] = {
+        keepAlive: true,
+        minVersion: "TLSv1.2",
+        rejectUnauthorized: !opts.insecure,
+      };
+      if (opts.caFile) {
+        let pem: string;
+        try {
+          pem = readFileSync(opts.caFile, "utf8");
+        } catch (err) {
+          throw new ConfigError(`cannot read CA file ${opts.caFile}: ${(err as Error).message}`, undefined, {
+            cause: err,
+          });
+        }
+        agentOpts.ca = [...rootCertificates, pem];
+      }
+      config.requestHandler = { httpsAgent: new HttpsAgent(agentOpts) };
+    }
+    const repoOpts: { multipartThreshold?: number; partSize?: number } = {};
+    if (opts.multipartThreshold !== undefined) repoOpts.multipartThreshold = opts.multipartThreshold;
+    if (opts.partSize !== undefined) repoOpts.partSize = opts.partSize;
+    return new S3ArtifactRepository(
+      new S3Client(config),
+      m[1]!,
+      m[2]!.replace(/\/+$/, ""),
+      endpoint,
+      forcePathStyle,
+      repoOpts,
+    );
+  }
+
+  private key(key: string): string {
+    return joinKey(this.prefix, key);
+  }
+
+  url(key: string): string {
+    const k = this.key(key).split("/").map(encodeURIComponent).join("/");
+    if (!this.endpoint) return `https://${this.bucket}.s3.amazonaws.com/${k}`;
+    const base = this.endpoint.replace(/\/+$/, "");
+    if (this.forcePathStyle) return `${base}/${this.bucket}/${k}`;
+    const u = new URL(base);
+    u.hostname = `${this.bucket}.${u.hostname}`;
+    return `${u.toString().replace(/\/+$/, "")}/${k}`;
+  }
+
+  private where(key: string): string {
+    return `${this.label}/${key}`;
+  }
+
+  private fail(op: string, key: string, err: unknown): RemoteError {
+    const status = statusOf(err);
+    const name = (err as Error).name;
+    return new RemoteError(
+      `${op} ${this.where(key)}: ${status ? `HTTP ${status} ` : ""}${name && name !== "Error" ? `${name}: ` : ""}${(err as Error).message}`,
+      status,
+      "S3",
+      { cause: err },
+    );
+  }
+
+  async exists(key: string, sha256: string, size: number, signal?: AbortSignal): Promise<boolean> {
+    try {
+      const head = await this.client.send(
+        new HeadObjectCommand({ Bucket: this.bucket, Key: this.key(key) }),
+        {
+          abortSignal: signal,
+        },
+      );
+      if (head.ContentLength !== size) return false;
+      return head.Metadata?.[META_SHA256] === sha256;
+    } catch (err) {
+      const status = statusOf(err);
+      if (status === 404 || (err as Error).name === "NotFound" || (err as Error).name === "NoSuchKey")
+        return false;
+      throw this.fail("HEAD", key, err);
+    }
+  }
+
+  async get(key: string, signal?: AbortSignal): Promise<Buffer | undefined> {
+    try {
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(key) }), {
+        abortSignal: signal,
+      });
+      const bytes = await res.Body?.transformToByteArray();
+      return bytes ? Buffer.from(bytes) : Buffer.alloc(0);
+    } catch (err) {
+      if (statusOf(err) === 404 || (err as Error).name === "NoSuchKey") return undefined;
+      throw this.fail("GET", key, err);
+    }
+  }
+
+  async put(key: string, stream: Readable, opts: PutOptions): Promise<void> {
+    const Key = this.key(key);
+    const multipart = opts.size > this.multipartThreshold;
+    const hasher = new UploadHasher(multipart ? this.partSize : Number.MAX_SAFE_INTEGER);
+    stream.on("error", (err) => hasher.destroy(err));
+    const body = stream.pipe(hasher);
+    const common = {
+      Bucket: this.bucket,
+      Key,
+      ContentType: opts.contentType ?? "application/octet-stream",
+      Metadata: { [META_SHA256]: opts.sha256 },
+    };
+    let etag: string | undefined;
+    try {
+      if (multipart) {
+        const upload = new Upload({
+          client: this.client,
+          params: { ...common, Body: body, ContentLength: opts.size },
+          partSize: this.partSize,
+          queueSize: 4,
+          leavePartsOnError: false,
+        });
+        if (opts.signal) opts.signal.addEventListener("abort", () => void upload.abort(), { once: true });
+        etag = (await upload.done()).ETag;
+      } else {
+        const res = await this.client.send(
+          new PutObjectCommand({
+            ...common,
+            Body: body,
+            ContentLength: opts.size,
+            ChecksumSHA256: Buffer.from(opts.sha256, "hex").toString("base64"),
+          }),
+          { abortSignal: opts.signal },
+        );
+        etag = res.ETag;
+      }
+    } catch (err) {
+      if (err instanceof IntegrityError) throw err;
+      throw this.fail("PUT", key, err);
+    }
+    const head = await this.client
+      .send(new HeadObjectCommand({ Bucket: this.bucket, Key }), { abortSignal: opts.signal })
+      .catch((err: unknown) => {
+        throw this.fail("HEAD", key, err);
+      });
+    // CompleteMultipartUpload answers with an empty ETag on some servers (Ceph RGW); HEAD has it
+    const stored = (head.ETag || etag || "").replace(/"/g, "");
+    const got = hasher.sha256Hex();
+    const expectedEtag = multipart ? hasher.multipartEtag() : hasher.md5Hex();
+    const problem =
+      hasher.size !== opts.size
+        ? `sent ${hasher.size} bytes, expected ${opts.size}`
+        : got !== opts.sha256
+          ? `content has sha256 ${got}, expected ${opts.sha256}`
+          : head.ContentLength !== opts.size
+            ? `the server holds ${head.ContentLength} bytes after upload, expected ${opts.size}`
+            : stored !== "" && /^[0-9a-f]{32}(-\d+)?$/.test(stored) && stored !== expectedEtag
+              ? `the server stored ETag ${stored}, but the bytes sent have ${expectedEtag}`
+              : undefined;
+    if (problem) {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key })).catch(() => undefined);
+      throw new IntegrityError("DIGEST_MISMATCH", `${this.where(key)}: ${problem}`, key);
+    }
+  }
+}
