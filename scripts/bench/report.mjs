@@ -1,0 +1,299 @@
+#!/usr/bin/env node
+// Turns the records scripts/bench.sh collected into markdown: prints the tables, and with --write
+// rewrites docs/benchmarks.md (results, machine, method).
+//
+//   node scripts/bench/report.mjs --results results.jsonl --meta meta.json [--write docs/benchmarks.md]
+//
+// Records (one JSON object per line):
+//   {type:"measure", id:"x<F>.<step>.<tool>", part, seconds, rssKb, bytes, exit, error}
+//       parts of one id (skopeo runs image by image) add up: seconds summed, peak RSS the largest
+//   {type:"data", factor, bytes, images, layers}
+//   {type:"note", factor, section, text}
+import { readFileSync, writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+
+const { values } = parseArgs({
+  options: { results: { type: "string" }, meta: { type: "string" }, write: { type: "string" } },
+});
+if (!values.results || !values.meta) {
+  process.stderr.write("usage: report.mjs --results FILE --meta FILE [--write FILE]\n");
+  process.exit(2);
+}
+
+const RSS_LIMIT_MIB = 200;
+const RATIO_TARGET = 1.5;
+const INCREMENTAL_LIMIT = 0.05;
+const FLAT_GROWTH = 0.2;
+
+const meta = JSON.parse(readFileSync(values.meta, "utf8"));
+const records = readFileSync(values.results, "utf8")
+  .split("\n")
+  .filter((l) => l.trim())
+  .map((l) => JSON.parse(l));
+
+const measures = new Map();
+for (const r of records.filter((r) => r.type === "measure")) {
+  const m = measures.get(r.id);
+  if (!m) {
+    measures.set(r.id, { ...r, parts: 1, errors: r.exit ? [r.error] : [] });
+    continue;
+  }
+  m.seconds += r.seconds;
+  m.rssKb = Math.max(m.rssKb, r.rssKb);
+  m.parts++;
+  if (r.exit) {
+    m.exit ||= r.exit;
+    m.errors.push(r.error);
+  }
+}
+const data = new Map(records.filter((r) => r.type === "data").map((r) => [r.factor, r]));
+const notes = records.filter((r) => r.type === "note");
+const factors = [...data.keys()].sort((a, b) => a - b);
+
+const get = (f, id) => measures.get(`x${f}.${id}`);
+const ok = (m) => m && !m.exit;
+const mib = (kb) => kb / 1024;
+const fmtS = (m) => (!m ? "—" : m.exit ? `FAILED (exit ${m.exit})` : m.seconds.toFixed(2));
+const fmtRate = (m, bytes) => (ok(m) && m.seconds > 0 ? (bytes / 1e6 / m.seconds).toFixed(0) : "—");
+const fmtRss = (m) => (ok(m) ? `${mib(m.rssKb).toFixed(0)} MiB` : "—");
+const yes = (b) => (b === undefined ? "—" : b ? "yes" : "**no**");
+
+function ratioRow(f, step, airgapId, peerId, bytes) {
+  const a = get(f, airgapId);
+  const p = get(f, peerId);
+  if (!a && !p) return undefined;
+  const ratio = ok(a) && ok(p) ? p.seconds / a.seconds : undefined;
+  const met = ok(a) ? ratio !== undefined && ratio >= RATIO_TARGET && mib(a.rssKb) < RSS_LIMIT_MIB : false;
+  return [
+    step,
+    fmtS(a),
+    fmtS(p),
+    fmtRate(a, bytes),
+    fmtRate(p, bytes),
+    ratio === undefined ? "—" : `${ratio.toFixed(2)}x`,
+    fmtRss(a),
+    fmtRss(p),
+    `≥ ${RATIO_TARGET}x, RSS < ${RSS_LIMIT_MIB} MiB`,
+    yes(a ? met : undefined),
+  ];
+}
+
+function tables() {
+  const out = [];
+  for (const f of factors) {
+    const d = data.get(f);
+    const bytes = d.bytes;
+    out.push(
+      `### ${(bytes / 1024 / 1024).toFixed(0)} MiB (scale ${f}: ${d.images} images x ${d.layers} layers, ${(bytes / 1e6).toFixed(0)} MB)`,
+      "",
+    );
+    const head = [
+      "step",
+      "airgap s",
+      "peer s",
+      "airgap MB/s",
+      "peer MB/s",
+      "ratio (speed-up)",
+      "airgap peak RSS",
+      "peer peak RSS",
+      "target",
+      "met?",
+    ];
+    const rows = [];
+    const createCold = ratioRow(
+      f,
+      "create, cold cache (peer: `skopeo copy docker:// oci:`, image by image)",
+      "create.airgap.cold",
+      "create.skopeo",
+      bytes,
+    );
+    if (createCold) rows.push(createCold);
+    const cold = get(f, "create.airgap.cold");
+    const warm = get(f, "create.airgap.warm");
+    if (warm) {
+      const frac = ok(warm) && ok(cold) ? warm.seconds / cold.seconds : undefined;
+      rows.push([
+        "create, warm cache, new output folder",
+        fmtS(warm),
+        "—",
+        "—",
+        "—",
+        frac === undefined ? "—" : `${(frac * 100).toFixed(1)}% of cold`,
+        fmtRss(warm),
+        "—",
+        `< ${INCREMENTAL_LIMIT * 100}% of cold`,
+        yes(frac !== undefined && frac < INCREMENTAL_LIMIT && mib(warm.rssKb) < RSS_LIMIT_MIB),
+      ]);
+    }
+    const v1 = ratioRow(
+      f,
+      "verify, integrity only (peer: `sha256sum -c SHA256SUMS`)",
+      "verify.airgap",
+      "verify.sha256sum",
+      bytes,
+    );
+    if (v1) rows.push(v1);
+    const v2 = ratioRow(
+      f,
+      "verify --key (signature + integrity; peer: `sha256sum -c`)",
+      "verify.airgap.key",
+      "verify.sha256sum",
+      bytes,
+    );
+    if (get(f, "verify.airgap.key") && v2) rows.push(v2);
+    const imp = get(f, "import.airgap");
+    const impPeer = get(f, "import.skopeo");
+    if (imp || impPeer) {
+      const ratio = ok(imp) && ok(impPeer) ? impPeer.seconds / imp.seconds : undefined;
+      rows.push([
+        "import into an empty registry (verify first; peer: `skopeo copy oci: docker://`)",
+        fmtS(imp),
+        fmtS(impPeer),
+        fmtRate(imp, bytes),
+        fmtRate(impPeer, bytes),
+        ratio === undefined ? "—" : `${ratio.toFixed(2)}x`,
+        fmtRss(imp),
+        fmtRss(impPeer),
+        `RSS < ${RSS_LIMIT_MIB} MiB (speed reported)`,
+        yes(imp ? ok(imp) && mib(imp.rssKb) < RSS_LIMIT_MIB : undefined),
+      ]);
+    }
+    const re = get(f, "reimport.airgap");
+    const rePeer = get(f, "reimport.skopeo");
+    if (re || rePeer) {
+      const frac = ok(re) && ok(imp) ? re.seconds / imp.seconds : undefined;
+      const peerFrac = ok(rePeer) && ok(impPeer) ? rePeer.seconds / impPeer.seconds : undefined;
+      rows.push([
+        "re-import, everything already there",
+        fmtS(re),
+        fmtS(rePeer),
+        "—",
+        "—",
+        `${frac === undefined ? "—" : `${(frac * 100).toFixed(1)}%`} of first (peer ${peerFrac === undefined ? "—" : `${(peerFrac * 100).toFixed(1)}%`})`,
+        fmtRss(re),
+        fmtRss(rePeer),
+        `< ${INCREMENTAL_LIMIT * 100}% of first import`,
+        yes(re ? frac !== undefined && frac < INCREMENTAL_LIMIT : undefined),
+      ]);
+    }
+    if (rows.length === 0) out.push("(no measurements at this scale)", "");
+    else out.push(table(head, rows), "");
+    const failed = [...measures.values()].filter((m) => m.id.startsWith(`x${f}.`) && m.exit);
+    for (const m of failed) {
+      out.push(`- \`${m.id.slice(m.id.indexOf(".") + 1)}\` failed: ${oneLine(m.errors.join(" | "))}`);
+    }
+    for (const n of notes.filter((n) => n.factor === f)) out.push(`- ${n.section}: ${n.text}`);
+    if (failed.length || notes.some((n) => n.factor === f)) out.push("");
+  }
+  if (factors.length >= 2) {
+    const [f1, f2] = [factors[0], factors[factors.length - 1]];
+    const rows = [];
+    for (const [label, id, peerId] of [
+      ["create, cold", "create.airgap.cold", "create.skopeo"],
+      ["verify", "verify.airgap", "verify.sha256sum"],
+      ["verify --key", "verify.airgap.key", "verify.sha256sum"],
+      ["import", "import.airgap", "import.skopeo"],
+    ]) {
+      const a1 = get(f1, id);
+      const a2 = get(f2, id);
+      if (!ok(a1) || !ok(a2)) continue;
+      const growth = a2.rssKb / a1.rssKb - 1;
+      const p1 = get(f1, peerId);
+      const p2 = get(f2, peerId);
+      rows.push([
+        label,
+        fmtRss(a1),
+        fmtRss(a2),
+        `${growth >= 0 ? "+" : ""}${(growth * 100).toFixed(0)}%`,
+        ok(p1) && ok(p2) ? `${fmtRss(p1)} → ${fmtRss(p2)}` : "—",
+        `< +${FLAT_GROWTH * 100}% and < ${RSS_LIMIT_MIB} MiB`,
+        yes(growth < FLAT_GROWTH && mib(a2.rssKb) < RSS_LIMIT_MIB),
+      ]);
+    }
+    if (rows.length) {
+      out.push(
+        `### Memory when the data doubles (scale ${f1} → ${f2})`,
+        "",
+        table(
+          [
+            "step",
+            `airgap peak RSS, scale ${f1}`,
+            `airgap peak RSS, scale ${f2}`,
+            "growth",
+            "peer peak RSS",
+            "target (flat)",
+            "met?",
+          ],
+          rows,
+        ),
+        "",
+      );
+    }
+  }
+  return out.join("\n");
+}
+
+function table(head, rows) {
+  const esc = (c) => String(c).replaceAll("|", "\\|");
+  return [
+    `| ${head.map(esc).join(" | ")} |`,
+    `| ${head.map(() => "---").join(" | ")} |`,
+    ...rows.map((r) => `| ${r.map(esc).join(" | ")} |`),
+  ].join("\n");
+}
+
+function oneLine(s) {
+  return s.replace(/\s+/g, " ").trim().slice(0, 400);
+}
+
+const body = tables();
+process.stdout.write(`${body}\n`);
+
+if (values.write) {
+  const m = meta;
+  const doc = `# Benchmarks
+
+\`npm run bench\` (\`scripts/bench.sh\`) measures airgap side by side with the tools a site already has,
+on the same bytes, in the same run, on 127.0.0.1. The figures below are the latest run, written by the
+script itself. Read the **ratios**, not the absolute numbers: they depend on the machine, and on this
+kind of machine the same step varies by about ±40% from run to run (skopeo and sha256sum included), so a
+ratio near a target can land on either side of it.
+
+## Latest run
+
+- Date: ${m.date}; command: \`${m.cmd}\`; sections: ${m.sections}
+- Machine: ${m.nproc} cores (${m.cpu}), ${m.mem} RAM, ${m.os}, Linux ${m.kernel}
+- Tools: airgap ${m.airgap} (commit ${m.commit}${m.dirty ? `, ${m.dirty} uncommitted change(s) under src/` : ""}; ${m.build}), Node ${m.node},
+  skopeo ${m.skopeo}, docker-registry (CNCF distribution) ${m.registry}, coreutils ${m.coreutils}
+- Data: ${m.images} images x ${m.layers} layers of random (incompressible) bytes, uncompressed OCI layers,
+  ${m.mb} MiB at scale 1${factors.length > 1 ? `, and again at scale ${factors[factors.length - 1]} to check that memory stays flat` : ""}
+
+${body}
+## How it is measured
+
+- Registries: CNCF distribution (\`docker-registry serve\`) over plain HTTP on 127.0.0.1, started by the
+  script with fresh storage: one source registry per scale, and for each import run two new empty
+  registries (one for skopeo, one for airgap), so "empty registry" is true for both.
+- Data: \`scripts/bench/gen-images.mjs\` writes an OCI layout of uncompressed tar layers filled from a
+  seeded AES-CTR keystream (incompressible, the same digests on every run), which skopeo pushes to the
+  source registry. Sizes are uneven within an image (a large base layer and smaller ones).
+- create: \`skopeo copy --all --preserve-digests docker://SRC/bench/imgN:v1 oci:DIR:REF\`, image by image
+  (times added up), against \`airgap bundle create -c CONFIG -o DIR --cache EMPTY_DIR\` for all images in
+  one command (cold). Then the same create with the now-warm cache into a new output folder (warm).
+- verify: \`sha256sum -c --quiet SHA256SUMS\` in the bundle folder (coreutils, one core) against
+  \`airgap bundle verify DIR\` (integrity only) and \`airgap bundle verify DIR --key cosign.pub\` on a bundle
+  signed with a key from \`airgap key generate\`. The page cache cannot be dropped here, so each command
+  runs once unmeasured (warm-up) and then once measured: both read from memory.
+- import: \`skopeo copy --all --preserve-digests oci:BUNDLE:REF docker://DST/bench-import/bench/imgN:v1\`
+  image by image, against \`airgap bundle import BUNDLE --registry DST2/bench-import --config import.yaml\`
+  (\`plainHTTP: true\` for that host). airgap verifies the whole bundle before it pushes, and that time is
+  included; skopeo does no such pass. Then both run again into their now-populated registries
+  (re-import). Afterwards the script checks that both registries serve every manifest with its source digest.
+- Wall time and peak RSS come from \`/usr/bin/time -f '%e %M'\` around each command (for skopeo, the
+  largest of its per-image runs). MB/s = image bytes (10^6) / wall seconds. Ratio = peer seconds /
+  airgap seconds (above 1 means airgap is faster). Each step runs once: single samples, not medians.
+- Everything runs from the page cache (the machine has far more RAM than the data), so disk speed is
+  not what is measured; network is loopback.
+`;
+  writeFileSync(values.write, doc);
+}
