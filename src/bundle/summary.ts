@@ -1,0 +1,33 @@
+import { openBundle } from "./archive/reader.js";
+import { INVENTORY_FILE, type Inventory, parseInventory } from "./inventory.js";
+
+/** Read the inventory and every file's size; streams are read once to the end. */
+export async function readBundleSummary(
+  input: string,
+): Promise<{ inventory: Inventory; sizes: Map<string, number> }> {
+  const reader = await openBundle(input);
+  try {
+    const sizes = new Map<string, number>();
+    let inventory: Inventory | undefined;
+    if (reader.seekable) {
+      for (const f of await reader.list()) sizes.set(f.path, f.size);
+      inventory = parseInventory(await reader.readSmall(INVENTORY_FILE, 64 * 1024 * 1024));
+    } else {
+      for await (const entry of reader.entries()) {
+        sizes.set(entry.path, entry.size);
+        if (entry.path === INVENTORY_FILE) {
+          const chunks: Buffer[] = [];
+          for await (const c of entry.stream) chunks.push(c as Buffer);
+          inventory = parseInventory(Buffer.concat(chunks));
+        } else {
+          entry.stream.resume();
+          await new Promise((r) => entry.stream.once("end", r));
+        }
+      }
+    }
+    if (!inventory) throw new Error(`${input} has no ${INVENTORY_FILE}`);
+    return { inventory, sizes };
+  } finally {
+    await reader.close();
+  }
+}
