@@ -97,8 +97,10 @@ export function buildProgram(): Command {
     .description("serve a bundle as a read-only OCI registry")
     .argument("<bundle>")
     .option("--listen <addr>", "address to listen on", "127.0.0.1:5000")
-    .option("--tls-cert <file>")
-    .option("--tls-key <file>")
+    .option("--tls-cert <file>", "serve HTTPS with this certificate (PEM)")
+    .option("--tls-key <file>", "key of --tls-cert (PEM)")
+    .option("--key <file>", "cosign public key the bundle must be signed with (checked before serving)")
+    .option("--require-signature", "fail when no --key is given (also AIRGAP_REQUIRE_SIGNATURE=1)")
     .action(async (input, opts) => (await import("./commands/serve.js")).runServe(input, opts));
 
   const key = program.command("key").description("manage cosign-compatible signing keys");

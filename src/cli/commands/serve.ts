@@ -1,5 +1,55 @@
+import { openBundle } from "../../bundle/archive/reader.js";
+import { verifyBundle } from "../../bundle/verify.js";
 import { UsageError } from "../../errors.js";
+import { serveBundle } from "../../pipeline/serve.js";
+import { printReport, publicKeyFrom, requireSignatureFrom } from "./verify.js";
 
-export async function runServe(_input: string, _flags: Record<string, unknown>): Promise<void> {
-  throw new UsageError("airgap bundle serve is not available in this version of airgap");
+export interface ServeFlags {
+  listen: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  key?: string;
+  requireSignature?: boolean;
+}
+
+/** Verify a bundle, then serve it as a read-only registry until interrupted. */
+export async function runServe(input: string, flags: ServeFlags): Promise<void> {
+  const m = /^(.*):(\d+)$/.exec(flags.listen);
+  if (!m) throw new UsageError(`--listen ${flags.listen} is not HOST:PORT`);
+  if (Boolean(flags.tlsCert) !== Boolean(flags.tlsKey))
+    throw new UsageError("--tls-cert and --tls-key go together");
+  const reader = await openBundle(input);
+  if (!reader.seekable) {
+    await reader.close();
+    throw new UsageError("serve needs a directory or an uncompressed tar (it reads blobs on demand)");
+  }
+  const report = await verifyBundle(reader, {
+    publicKeyPem: await publicKeyFrom(flags),
+    requireSignature: requireSignatureFrom(flags),
+  });
+  if (!report.ok) {
+    printReport(report, input);
+    await reader.close();
+    process.exitCode = 3;
+    return;
+  }
+  for (const w of report.warnings) process.stderr.write(`warning: ${w}\n`);
+  const host = m[1]!.replace(/^\[|\]$/g, "");
+  const server = await serveBundle({
+    reader,
+    label: input,
+    host,
+    port: Number(m[2]),
+    tlsCert: flags.tlsCert,
+    tlsKey: flags.tlsKey,
+  });
+  process.stderr.write(
+    `serving ${input} read-only on ${flags.tlsCert ? "https" : "http"}://${flags.listen}/v2/ (Ctrl-C to stop)\n`,
+  );
+  await new Promise<void>((resolve) => {
+    const stop = () => server.close(() => resolve());
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+  await reader.close();
 }
