@@ -54,10 +54,11 @@ function compareIdentifiers(a: string | undefined, b: string | undefined): numbe
     const x = ia[i];
     const y = ib[i];
     if (x === undefined || y === undefined) {
-      // semverse: the side that has an identifier sorts by class name against nil ("Integer"/"String" vs "NilClass")
+      // semverse compares class names against nil, reversed: other.class <=> self.class
+      // ("Integer"/"String" vs "NilClass"), so 1.0.0-alpha < 1.0.0-alpha.1 but 1.0.0-alpha.beta < 1.0.0-alpha
       const cx = x === undefined ? "NilClass" : typeof x === "number" ? "Integer" : "String";
       const cy = y === undefined ? "NilClass" : typeof y === "number" ? "Integer" : "String";
-      return cy < cx ? 1 : cy > cx ? -1 : 0;
+      return cy < cx ? -1 : cy > cx ? 1 : 0;
     }
     if (typeof x === typeof y) {
       if (x < y) return -1;
