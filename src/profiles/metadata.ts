@@ -91,7 +91,8 @@ export function dependencySource(raw: Record<string, unknown>, where: string): P
 export function parseMetadata(text: string, where: string): ProfileMetadata {
   let doc: unknown;
   try {
-    doc = parseYaml(text);
+    // scalars as written: `version: 1.10` is the version "1.10", not the number 1.1
+    doc = parseYaml(text, { schema: "failsafe" });
   } catch (err) {
     throw new ProfileError(
       `${where} is not valid YAML: ${(err as Error).message}`,
@@ -120,7 +121,7 @@ export function parseMetadata(text: string, where: string): ProfileMetadata {
     );
   }
   const depends: DependencySpec[] = [];
-  const rawDeps = m.depends ?? [];
+  const rawDeps = m.depends === undefined || m.depends === "" ? [] : m.depends;
   if (!Array.isArray(rawDeps))
     throw new ProfileError(`${where}: depends must be a list`, where, "PROFILE_INVALID");
   rawDeps.forEach((d, i) => {

@@ -84,7 +84,7 @@ export interface ResolveOptions {
   workDir: string;
   /** Relative `path:` entries resolve against this folder (the config file's). */
   configDir: string;
-  /** Reserved for a download cache shared between runs. */
+  /** Download cache shared between runs: url archives by sha256, reused when a source pins that sha256. */
   cacheDir?: string;
   signal?: AbortSignal;
   /** Extra trusted CA (PEM file) for HTTPS downloads and git. */
@@ -372,6 +372,7 @@ export async function resolveProfiles(
   };
   if (opts.signal) ctx.signal = opts.signal;
   if (opts.openOci) ctx.openOci = opts.openOci;
+  if (opts.cacheDir) ctx.cacheDir = join(opts.cacheDir, "profiles");
   const session = new ProfileResolverSession(ctx, opts.onFetch);
   const out: ResolvedProfile[] = [];
   try {

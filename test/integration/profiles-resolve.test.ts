@@ -346,6 +346,26 @@ describe("top-level sources and pins", () => {
     );
   });
 
+  it("reuses a pinned download from the cache once the server no longer has it", async () => {
+    const cacheDir = path.join(work, "cache");
+    const file = path.join(httpRoot, "cached.tgz");
+    await writeFile(file, await readFile(path.join(httpRoot, "url-base.tgz")));
+    const entry: ProfileEntry = { url: `${httpUrl}/cached.tgz`, sha256: urlBase.sha256 };
+    const first = await resolveProfiles([entry], {
+      workDir: path.join(work, "cache-1"),
+      configDir,
+      cacheDir,
+    });
+    await rm(file);
+    const second = await resolveProfiles([entry], {
+      workDir: path.join(work, "cache-2"),
+      configDir,
+      cacheDir,
+    });
+    expect(second[0]!.sha256).toBe(first[0]!.sha256);
+    expect(second[0]!.source).toEqual({ url: entry.url, sha256: urlBase.sha256 });
+  });
+
   it("refuses a url whose sha256 differs from the pin, naming the url", async () => {
     const wrong = "0".repeat(64);
     const err = await resolveProfiles([{ url: urlBase.url, sha256: wrong }], {

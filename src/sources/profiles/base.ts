@@ -22,6 +22,8 @@ export interface FetchContext {
   git: GitOptions;
   /** Default Supermarket server when a source does not name one. */
   supermarketUrl: string;
+  /** Downloads by sha256 (`<cacheDir>/sha256/<hex>`), reused when a source pins that sha256. */
+  cacheDir?: string;
   /** How to read `oci:` sources; without it they are refused. */
   openOci?: OciOpener;
 }

@@ -3,9 +3,11 @@
  * handles them: browse URLs of GitHub and Bitbucket become archive URLs, the archive is pinned by
  * its sha256 (verified when given, recorded when not), and the sha256 is the vendor cache key.
  */
+import { existsSync } from "node:fs";
+import { copyFile, mkdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { ConfigError } from "../../errors.js";
-import { commonPrefix, extractArchive, listFiles } from "../../profiles/archive.js";
+import { commonPrefix, extractArchive, listFiles, sha256File } from "../../profiles/archive.js";
 import type { ProfileSource } from "../../profiles/metadata.js";
 import { type FetchedProfile, ProfileResolver } from "./base.js";
 import { type GitOptions, pinRef } from "./git.js";
@@ -128,6 +130,40 @@ export async function fromArchive(
 }
 
 export class UrlResolver extends ProfileResolver<UrlSource> {
+  /**
+   * Download, or take the archive from the cache when the source pins a sha256 the cache holds
+   * (re-hashed before use). Fresh downloads are added to the cache.
+   */
+  private async cachedDownload(
+    url: string,
+    dest: string,
+    headers: Record<string, string>,
+    expectSha256: string | undefined,
+  ): Promise<{ path: string; sha256: string }> {
+    const cacheDir = this.ctx.cacheDir ? join(this.ctx.cacheDir, "sha256") : undefined;
+    if (cacheDir && expectSha256) {
+      const cached = join(cacheDir, expectSha256.toLowerCase());
+      if (existsSync(cached)) {
+        const { sha256 } = await sha256File(cached, this.ctx.signal);
+        if (sha256 === expectSha256.toLowerCase()) return { path: cached, sha256 };
+        await rm(cached, { force: true });
+      }
+    }
+    const dl = await download(url, dest, {
+      ...this.ctx.http,
+      headers,
+      signal: this.ctx.signal,
+      expectSha256,
+    });
+    if (cacheDir) {
+      await mkdir(cacheDir, { recursive: true });
+      const tmp = join(cacheDir, `.${dl.sha256}.${process.pid}`);
+      await copyFile(dl.path, tmp);
+      await rename(tmp, join(cacheDir, dl.sha256));
+    }
+    return dl;
+  }
+
   async fetch(source: UrlSource, _cwd: string): Promise<FetchedProfile> {
     let parsed: URL;
     try {
@@ -144,12 +180,7 @@ export class UrlResolver extends ProfileResolver<UrlSource> {
     if (source.username !== undefined) {
       headers.authorization = `Basic ${Buffer.from(`${source.username}:${source.password ?? ""}`).toString("base64")}`;
     }
-    const dl = await download(url, join(dir, "archive"), {
-      ...this.ctx.http,
-      headers,
-      signal: this.ctx.signal,
-      expectSha256: source.sha256,
-    });
+    const dl = await this.cachedDownload(url, join(dir, "archive"), headers, source.sha256);
     const { vendorDir, root } = await fromArchive(dl.path, join(dir, "x"), redact(url));
     return {
       // credentials in the URL are used for the download but never written to the lock or bundle
