@@ -18,6 +18,7 @@
 #   --no-build      use dist/ as it is instead of running npm run build
 #   --no-docs       print the table only; do not rewrite docs/benchmarks.md
 #   --keep          keep the work folder (registries are still stopped)
+#   env BENCH_NODE_ARGS  extra node flags for the airgap runs only (profiling: "--cpu-prof --cpu-prof-dir=D")
 #
 # Everything runs on 127.0.0.1 with docker-registry instances this script starts on ports 27000-27999
 # (plain HTTP, fresh storage each, so "empty registry" is true) and stops on exit by recorded PID.
@@ -29,7 +30,9 @@ ARGS="$*"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 HERE=$ROOT/scripts/bench
-AIRGAP=(node "$ROOT/dist/cli/main.js")
+# BENCH_NODE_ARGS: extra node flags for the airgap runs only (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+read -r -a NODE_ARGS <<<"${BENCH_NODE_ARGS:-}"
+AIRGAP=(node "${NODE_ARGS[@]}" "$ROOT/dist/cli/main.js")
 
 SECTIONS=()
 SCALE=1
@@ -176,15 +179,15 @@ measure() {
   shift 3
   mkdir -p "$WORK/logs"
   local base=$WORK/logs/$id.$part rc=0
-  /usr/bin/time -f '%e %M' -o "$base.time" "$@" >"$base.out" 2>"$base.err" || rc=$?
-  local secs rss
-  read -r secs rss < <(tail -n 1 "$base.time")
+  /usr/bin/time -f '%e %M %U %S' -o "$base.time" "$@" >"$base.out" 2>"$base.err" || rc=$?
+  local secs rss user sys
+  read -r secs rss user sys < <(tail -n 1 "$base.time")
   local err='""'
   [ $rc = 0 ] || err=$(tail -n 5 "$base.err" | jq -Rs .)
-  emit "$(printf '{"type":"measure","id":"%s","part":"%s","seconds":%s,"rssKb":%s,"bytes":%s,"exit":%d,"error":%s}' \
-    "$id" "$part" "$secs" "$rss" "$bytes" "$rc" "$err")"
+  emit "$(printf '{"type":"measure","id":"%s","part":"%s","seconds":%s,"rssKb":%s,"cpuSeconds":%s,"bytes":%s,"exit":%d,"error":%s}' \
+    "$id" "$part" "$secs" "$rss" "$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')" "$bytes" "$rc" "$err")"
   if [ $rc = 0 ]; then
-    log "  $id${part:+ [$part]}: ${secs}s, peak RSS $((rss / 1024)) MiB"
+    log "  $id${part:+ [$part]}: ${secs}s (CPU user ${user}s + sys ${sys}s), peak RSS $((rss / 1024)) MiB"
   else
     log "  $id${part:+ [$part]}: FAILED (exit $rc): $(tail -n 3 "$base.err" | tr '\n' ' ')"
   fi

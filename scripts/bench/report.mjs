@@ -39,6 +39,7 @@ for (const r of records.filter((r) => r.type === "measure")) {
     continue;
   }
   m.seconds += r.seconds;
+  m.cpuSeconds = (m.cpuSeconds ?? 0) + (r.cpuSeconds ?? 0);
   m.rssKb = Math.max(m.rssKb, r.rssKb);
   m.parts++;
   if (r.exit) {
@@ -55,6 +56,8 @@ const ok = (m) => m && !m.exit;
 const mib = (kb) => kb / 1024;
 const fmtS = (m) => (!m ? "—" : m.exit ? `FAILED (exit ${m.exit})` : m.seconds.toFixed(2));
 const fmtRate = (m, bytes) => (ok(m) && m.seconds > 0 ? (bytes / 1e6 / m.seconds).toFixed(0) : "—");
+const fmtCpu = (a, p) =>
+  `${ok(a) && a.cpuSeconds !== undefined ? a.cpuSeconds.toFixed(1) : "—"} / ${ok(p) && p.cpuSeconds !== undefined ? p.cpuSeconds.toFixed(1) : "—"}`;
 const fmtRss = (m) => (ok(m) ? `${mib(m.rssKb).toFixed(0)} MiB` : "—");
 const yes = (b) => (b === undefined ? "—" : b ? "yes" : "**no**");
 
@@ -71,6 +74,7 @@ function ratioRow(f, step, airgapId, peerId, bytes) {
     fmtRate(a, bytes),
     fmtRate(p, bytes),
     ratio === undefined ? "—" : `${ratio.toFixed(2)}x`,
+    fmtCpu(a, p),
     fmtRss(a),
     fmtRss(p),
     `≥ ${RATIO_TARGET}x, RSS < ${RSS_LIMIT_MIB} MiB`,
@@ -94,6 +98,7 @@ function tables() {
       "airgap MB/s",
       "peer MB/s",
       "ratio (speed-up)",
+      "CPU s airgap / peer",
       "airgap peak RSS",
       "peer peak RSS",
       "target",
@@ -119,6 +124,7 @@ function tables() {
         "—",
         "—",
         frac === undefined ? "—" : `${(frac * 100).toFixed(1)}% of cold`,
+        fmtCpu(warm, undefined),
         fmtRss(warm),
         "—",
         `< ${INCREMENTAL_LIMIT * 100}% of cold`,
@@ -152,6 +158,7 @@ function tables() {
         fmtRate(imp, bytes),
         fmtRate(impPeer, bytes),
         ratio === undefined ? "—" : `${ratio.toFixed(2)}x`,
+        fmtCpu(imp, impPeer),
         fmtRss(imp),
         fmtRss(impPeer),
         `RSS < ${RSS_LIMIT_MIB} MiB (speed reported)`,
@@ -170,6 +177,7 @@ function tables() {
         "—",
         "—",
         `${frac === undefined ? "—" : `${(frac * 100).toFixed(1)}%`} of first (peer ${peerFrac === undefined ? "—" : `${(peerFrac * 100).toFixed(1)}%`})`,
+        fmtCpu(re, rePeer),
         fmtRss(re),
         fmtRss(rePeer),
         `< ${INCREMENTAL_LIMIT * 100}% of first import`,
@@ -289,9 +297,11 @@ ${body}
   (\`plainHTTP: true\` for that host). airgap verifies the whole bundle before it pushes, and that time is
   included; skopeo does no such pass. Then both run again into their now-populated registries
   (re-import). Afterwards the script checks that both registries serve every manifest with its source digest.
-- Wall time and peak RSS come from \`/usr/bin/time -f '%e %M'\` around each command (for skopeo, the
-  largest of its per-image runs). MB/s = image bytes (10^6) / wall seconds. Ratio = peer seconds /
-  airgap seconds (above 1 means airgap is faster). Each step runs once: single samples, not medians.
+- Wall time, peak RSS and CPU time (user + system) come from \`/usr/bin/time -f '%e %M %U %S'\` around
+  each command (for skopeo, times added up over its per-image runs and the largest RSS). CPU time is
+  the client's only: the registries on the same ${m.nproc} cores use CPU too. MB/s = image bytes
+  (10^6) / wall seconds. Ratio = peer seconds / airgap seconds (above 1 means airgap is faster). Each
+  step runs once: single samples, not medians.
 - Everything runs from the page cache (the machine has far more RAM than the data), so disk speed is
   not what is measured; network is loopback.
 `;
