@@ -10,8 +10,8 @@
  * checked against the constraints, a name listed twice in one `depends` is an error, and a source
  * that appears again on its own dependency path is a cycle.
  *
- * Two rules go beyond InSpec: the same NAME-VERSION coming from two different contents is refused
- * (InSpec's flattened dependency list would silently keep one of them), and a git dependency with
+ * Two rules go beyond InSpec: one dependency name and version coming from two different contents is
+ * refused (InSpec's flattened dependency list would silently keep one of them), and a git dependency with
  * relative_path is also vendored under its commit (see `vendorAliases`).
  */
 import { chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -235,7 +235,7 @@ export class ProfileResolverSession {
           "PROFILE_VERSION",
         );
       }
-      this.record(dep, state, path);
+      this.record(dep, name, state, path);
       const children = await this.resolveDeps(dep, [...chain, { identity: dep.identity, name }], state);
       nodes.push({
         name,
@@ -250,13 +250,18 @@ export class ProfileResolverSession {
     return nodes;
   }
 
-  private record(dep: Fetched, state: Resolution, path: string[]): void {
-    const nv = `${dep.profileName}-${dep.version}`;
+  /**
+   * CINC Auditor flattens the locked tree into one list keyed by "<lock name>-<version>"
+   * (dependency_set.rb#flatten_dep_tree, last one wins), so two different contents under one such
+   * key would silently run only one of them.
+   */
+  private record(dep: Fetched, name: string, state: Resolution, path: string[]): void {
+    const nv = `${name}-${dep.version}`;
     const other = state.byNameVersion.get(nv);
     if (other && other.cacheKey !== dep.cacheKey) {
       throw new ProfileError(
-        `conflicting dependencies: profile ${dep.profileName} version ${dep.version} comes from ${other.label} and from ${dep.label} (via ${path.join(" -> ")}) with different content; CINC Auditor would load only one of them`,
-        dep.profileName,
+        `conflicting dependencies: ${name} version ${dep.version} comes from ${other.label} and from ${dep.label} (via ${path.join(" -> ")}) with different content; CINC Auditor would load only one of them`,
+        name,
         "PROFILE_CONFLICT",
       );
     }

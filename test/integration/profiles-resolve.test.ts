@@ -414,9 +414,11 @@ describe("top-level sources and pins", () => {
     const dir = path.join(work, "conflict");
     await writeTree(dir, {
       "top/inspec.yml": inspecYml("top", "1.0.0", [
-        { name: "one", path: "../x1" },
-        { name: "two", path: "../x2" },
+        { name: "one", path: "../p1" },
+        { name: "two", path: "../p2" },
       ]),
+      "p1/inspec.yml": inspecYml("p1", "1.0.0", [{ name: "shared", path: "../x1" }]),
+      "p2/inspec.yml": inspecYml("p2", "1.0.0", [{ name: "shared", path: "../x2" }]),
       "x1/inspec.yml": inspecYml("shared", "1.0.0"),
       "x2/inspec.yml": inspecYml("shared", "1.0.0"),
       "x2/controls/extra.rb": control("different"),
@@ -425,7 +427,8 @@ describe("top-level sources and pins", () => {
       workDir: path.join(work, "conflict-out"),
       configDir: dir,
     }).catch((e: unknown) => e);
-    expect((err as Error).message).toContain("conflicting dependencies: profile shared version 1.0.0");
+    expect((err as Error).message).toContain("conflicting dependencies: shared version 1.0.0 comes from");
+    expect((err as Error).message).toContain("(via top -> two -> shared)");
   });
 
   it("reports a compliance dependency as unsupported offline", async () => {
