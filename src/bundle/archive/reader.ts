@@ -1,0 +1,447 @@
+import { createReadStream, type Dirent } from "node:fs";
+import { open as fsOpen, lstat, readdir, stat } from "node:fs/promises";
+import { basename, join } from "node:path";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { AirgapError, IntegrityError, UsageError } from "../../errors.js";
+import { createZstdDecompress, ZSTD_MAGIC } from "../zstd.js";
+import { ConcatFile, FileByteSource, StreamByteSource } from "./byte-source.js";
+import { checkedPartsStream, findPartsManifest, loadParts, type PartFile, type PartsSet } from "./parts.js";
+import { canonicalCompare, normalizeBundlePath } from "./paths.js";
+import { tarHeaders } from "./tar-format.js";
+
+/** One file of a bundle. Consume `stream` (or call `stream.resume()`) before asking for the next entry. */
+export interface BundleEntry {
+  path: string;
+  size: number;
+  stream: Readable;
+}
+
+/** A byte range of a file on disk; a bundle file in a split archive may span several. */
+export interface FileRange {
+  file: string;
+  start: number;
+  length: number;
+}
+
+export interface BundleReader {
+  readonly kind: "dir" | "tar" | "tar.zst" | "parts" | "stdin";
+  /** Directory, uncompressed tar file, uncompressed parts: list/open/readSmall work. */
+  readonly seekable: boolean;
+  /**
+   * Files in stored order (directory: SHA256SUMS.sig, SHA256SUMS.sigstore.json, SHA256SUMS,
+   * bundle.json, oci-layout, index.json, blobs by path, then anything else).
+   */
+  entries(signal?: AbortSignal): AsyncIterable<BundleEntry>;
+  list(): Promise<{ path: string; size: number }[]>;
+  open(path: string): Promise<Readable>;
+  /** A small file's bytes (default limit 4 MiB); bigger files are refused as MALFORMED. */
+  readSmall(path: string, max?: number): Promise<Buffer>;
+  close(): Promise<void>;
+}
+
+/** Readers whose files lie in known byte ranges on disk, so they can be hashed in parallel. */
+export interface RangeReader extends BundleReader {
+  ranges(path: string): Promise<FileRange[]>;
+}
+
+export function isRangeReader(r: BundleReader): r is RangeReader {
+  return typeof (r as Partial<RangeReader>).ranges === "function";
+}
+
+const SMALL_MAX = 4 * 1024 * 1024;
+const CHUNK = 1024 * 1024;
+
+async function collect(stream: Readable, max: number, path: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of stream) {
+    n += (c as Buffer).length;
+    if (n > max) {
+      stream.destroy();
+      throw new IntegrityError("MALFORMED", `${path} is over the ${max}-byte limit for metadata`, path);
+    }
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+function missing(path: string, where: string): IntegrityError {
+  return new IntegrityError("MISSING_FILE", `${path} is not in ${where}`, path);
+}
+
+function notSeekable(kind: string): AirgapError {
+  return new AirgapError(`a ${kind} bundle can only be read sequentially`, "NOT_SEEKABLE");
+}
+
+// ---------------------------------------------------------------- directory
+
+class DirReader implements RangeReader {
+  readonly kind = "dir" as const;
+  readonly seekable = true;
+  private listing: Promise<{ path: string; size: number }[]> | undefined;
+
+  constructor(private readonly root: string) {}
+
+  list(): Promise<{ path: string; size: number }[]> {
+    this.listing ??= this.walk();
+    return this.listing;
+  }
+
+  private async walk(): Promise<{ path: string; size: number }[]> {
+    const out: { path: string; size: number }[] = [];
+    const visit = async (rel: string): Promise<void> => {
+      const entries: Dirent[] = await readdir(rel ? join(this.root, rel) : this.root, {
+        withFileTypes: true,
+      });
+      for (const d of entries) {
+        const p = rel ? `${rel}/${d.name}` : d.name;
+        if (d.isDirectory()) await visit(p);
+        else if (d.isFile()) out.push({ path: p, size: (await stat(join(this.root, p))).size });
+        else {
+          const what = d.isSymbolicLink() ? "a symbolic link" : "not a regular file";
+          throw new IntegrityError("PATH_ESCAPE", `${p} in the bundle directory is ${what}`, p);
+        }
+      }
+    };
+    await visit("");
+    out.sort((a, b) => canonicalCompare(a.path, b.path));
+    return out;
+  }
+
+  private async resolve(path: string): Promise<{ file: string; size: number }> {
+    const p = normalizeBundlePath(path, "requested path");
+    const file = join(this.root, p);
+    let s: Awaited<ReturnType<typeof lstat>>;
+    try {
+      s = await lstat(file);
+    } catch {
+      throw missing(p, this.root);
+    }
+    if (!s.isFile())
+      throw new IntegrityError("PATH_ESCAPE", `${p} in the bundle directory is not a regular file`, p);
+    return { file, size: s.size };
+  }
+
+  async ranges(path: string): Promise<FileRange[]> {
+    const { file, size } = await this.resolve(path);
+    return [{ file, start: 0, length: size }];
+  }
+
+  async open(path: string): Promise<Readable> {
+    const { file } = await this.resolve(path);
+    return createReadStream(file, { highWaterMark: CHUNK });
+  }
+
+  async readSmall(path: string, max = SMALL_MAX): Promise<Buffer> {
+    const { file, size } = await this.resolve(path);
+    if (size > max)
+      throw new IntegrityError("MALFORMED", `${path} is ${size} bytes, over the ${max}-byte limit`, path);
+    return collect(createReadStream(file), max, path);
+  }
+
+  async *entries(signal?: AbortSignal): AsyncIterable<BundleEntry> {
+    for (const f of await this.list()) {
+      signal?.throwIfAborted();
+      const stream = createReadStream(join(this.root, f.path), { highWaterMark: CHUNK });
+      const done = new Promise<void>((resolve) => stream.once("close", resolve));
+      yield { path: f.path, size: f.size, stream };
+      if (!stream.destroyed && !stream.readableEnded) stream.destroy();
+      await done;
+    }
+  }
+
+  async close(): Promise<void> {}
+}
+
+// ---------------------------------------------------------------- tar (sequential)
+
+/** Prepends already-read bytes to the rest of a stream. */
+async function* prepend(head: Buffer, it: AsyncIterator<Buffer>): AsyncGenerator<Buffer> {
+  if (head.length) yield head;
+  for (;;) {
+    const r = await it.next();
+    if (r.done) return;
+    yield r.value;
+  }
+}
+
+/**
+ * Tar bytes from raw input: sniffs the zstd magic and decompresses when present, so stdin and
+ * split parts need no flag to say what they carry.
+ */
+async function untarInput(
+  raw: Readable,
+  label: string,
+  compress: "none" | "zstd" | "detect",
+): Promise<Readable> {
+  const it = raw[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  let head = Buffer.alloc(0);
+  while (head.length < ZSTD_MAGIC.length) {
+    const r = await it.next();
+    if (r.done) break;
+    head = Buffer.concat([head, r.value]);
+  }
+  const joined = Readable.from(prepend(head, it), { objectMode: false });
+  const isZstd = head.subarray(0, 4).equals(ZSTD_MAGIC);
+  if (compress === "zstd" && !isZstd) {
+    joined.destroy();
+    throw new IntegrityError(
+      "MALFORMED",
+      `${label} is not zstd-compressed as its parts manifest says`,
+      label,
+    );
+  }
+  if (!isZstd) return joined;
+  const z = createZstdDecompress(label);
+  pipeline(joined, z).catch((err: Error) => {
+    if (!z.destroyed) z.destroy(err);
+  });
+  return z;
+}
+
+/**
+ * Streams a tar's regular files in stored order. Each entry's body is read on demand from the
+ * shared input; an unread remainder is skipped when the next entry is requested.
+ */
+async function* tarEntries(
+  input: Readable,
+  label: string,
+  signal?: AbortSignal,
+): AsyncGenerator<BundleEntry> {
+  const src = new StreamByteSource(input, label);
+  try {
+    for await (const h of tarHeaders(src, label)) {
+      signal?.throwIfAborted();
+      let remaining = h.size;
+      let inflight: Promise<void> | undefined;
+      let failed: unknown;
+      const stream = new Readable({
+        highWaterMark: CHUNK,
+        read() {
+          if (inflight) return;
+          const p = (async () => {
+            try {
+              if (signal?.aborted) throw signal.reason;
+              if (remaining === 0) {
+                stream.push(null);
+                return;
+              }
+              const b = await src.readUpTo(Math.min(remaining, CHUNK));
+              if (!b) {
+                throw new IntegrityError(
+                  "TRUNCATED",
+                  `${label} is truncated: it ends inside ${h.path} (${remaining} of ${h.size} bytes missing)`,
+                  h.path,
+                );
+              }
+              remaining -= b.length;
+              stream.push(b);
+              if (remaining === 0) stream.push(null);
+            } catch (err) {
+              failed = err;
+              stream.destroy(err as Error);
+            }
+          })();
+          // Cleared only once settled: the body above may finish synchronously.
+          inflight = p;
+          void p.finally(() => {
+            if (inflight === p) inflight = undefined;
+          });
+        },
+      });
+      yield { path: h.path, size: h.size, stream };
+      while (inflight) await inflight;
+      if (failed) throw failed;
+      if (remaining > 0) {
+        if (!stream.destroyed) stream.destroy();
+        const n = remaining;
+        remaining = 0;
+        await src.skip(n, h.path);
+      }
+    }
+  } finally {
+    await src.close().catch(() => {});
+    if (!input.destroyed) input.destroy();
+  }
+}
+
+class StreamTarReader implements BundleReader {
+  readonly seekable = false;
+  private used = false;
+
+  constructor(
+    readonly kind: "tar.zst" | "parts" | "stdin",
+    private readonly label: string,
+    private readonly rawInput: () => Readable,
+    private readonly compress: "none" | "zstd" | "detect",
+    private readonly once: boolean,
+  ) {}
+
+  async *entries(signal?: AbortSignal): AsyncIterable<BundleEntry> {
+    if (this.once && this.used) throw new AirgapError(`${this.label} can be read only once`, "NOT_SEEKABLE");
+    this.used = true;
+    const tar = await untarInput(this.rawInput(), this.label, this.compress);
+    yield* tarEntries(tar, this.label, signal);
+  }
+
+  async list(): Promise<{ path: string; size: number }[]> {
+    throw notSeekable(this.kind);
+  }
+  async open(): Promise<Readable> {
+    throw notSeekable(this.kind);
+  }
+  async readSmall(): Promise<Buffer> {
+    throw notSeekable(this.kind);
+  }
+  async close(): Promise<void> {}
+}
+
+// ---------------------------------------------------------------- tar (seekable)
+
+interface IndexEntry {
+  path: string;
+  size: number;
+  dataOffset: number;
+}
+
+class SeekableTarReader implements RangeReader {
+  readonly seekable = true;
+  private readonly file: ConcatFile;
+  private index: Promise<{ list: IndexEntry[]; byPath: Map<string, IndexEntry> }> | undefined;
+
+  constructor(
+    readonly kind: "tar" | "parts",
+    private readonly label: string,
+    segments: PartFile[],
+    private readonly parts?: PartsSet,
+  ) {
+    this.file = new ConcatFile(segments.map((s) => ({ file: s.file, size: s.size, name: s.name })));
+  }
+
+  /** The parts of a split archive, for naming a damaged one. */
+  get partFiles(): PartFile[] {
+    return this.parts?.parts ?? [];
+  }
+
+  private buildIndex(): Promise<{ list: IndexEntry[]; byPath: Map<string, IndexEntry> }> {
+    this.index ??= (async () => {
+      const src = new FileByteSource(this.file, this.label);
+      const list: IndexEntry[] = [];
+      for await (const h of tarHeaders(src, this.label)) {
+        list.push(h);
+        await src.skip(h.size, h.path);
+      }
+      return { list, byPath: new Map(list.map((e) => [e.path, e])) };
+    })();
+    return this.index;
+  }
+
+  async list(): Promise<{ path: string; size: number }[]> {
+    return (await this.buildIndex()).list.map(({ path, size }) => ({ path, size }));
+  }
+
+  private async find(path: string): Promise<IndexEntry> {
+    const p = normalizeBundlePath(path, "requested path");
+    const e = (await this.buildIndex()).byPath.get(p);
+    if (!e) throw missing(p, this.label);
+    return e;
+  }
+
+  async ranges(path: string): Promise<FileRange[]> {
+    const e = await this.find(path);
+    const out: FileRange[] = [];
+    let pos = e.dataOffset;
+    let left = e.size;
+    let segStart = 0;
+    for (const s of this.file.segments) {
+      const segEnd = segStart + s.size;
+      if (left > 0 && pos < segEnd) {
+        const n = Math.min(left, segEnd - pos);
+        out.push({ file: s.file, start: pos - segStart, length: n });
+        pos += n;
+        left -= n;
+      }
+      segStart = segEnd;
+    }
+    if (out.length === 0) out.push({ file: this.file.segments[0]!.file, start: 0, length: 0 });
+    return out;
+  }
+
+  async open(path: string): Promise<Readable> {
+    const e = await this.find(path);
+    return this.file.stream(e.dataOffset, e.size);
+  }
+
+  async readSmall(path: string, max = SMALL_MAX): Promise<Buffer> {
+    const e = await this.find(path);
+    if (e.size > max)
+      throw new IntegrityError("MALFORMED", `${path} is ${e.size} bytes, over the ${max}-byte limit`, path);
+    return this.file.read(e.dataOffset, e.size);
+  }
+
+  async *entries(signal?: AbortSignal): AsyncIterable<BundleEntry> {
+    const raw = this.parts ? checkedPartsStream(this.parts) : this.file.stream(0, this.file.size);
+    yield* tarEntries(raw, this.label, signal);
+  }
+
+  async close(): Promise<void> {
+    await this.file.close();
+  }
+}
+
+// ---------------------------------------------------------------- detection
+
+async function readHead(file: string, n: number): Promise<Buffer> {
+  const fh = await fsOpen(file, "r");
+  try {
+    const b = Buffer.alloc(n);
+    const { bytesRead } = await fh.read(b, 0, n, 0);
+    return b.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Opens a bundle in any of its forms: a directory, FILE.tar, FILE.tar.zst (by magic bytes, not
+ * name), split parts (FILE.parts.json, FILE when FILE.parts.json exists, or FILE.part-0001), or
+ * "-" for standard input (tar or tar.zst).
+ */
+export async function openBundle(input: string, opts: { stdin?: Readable } = {}): Promise<BundleReader> {
+  if (input === "-") {
+    const stdin = opts.stdin ?? process.stdin;
+    return new StreamTarReader("stdin", "standard input", () => stdin, "detect", true);
+  }
+  const found = await findPartsManifest(input);
+  if (found !== undefined) {
+    const set = await loadParts(found);
+    if (set.parts.length === 0) throw new UsageError(`no parts found for ${input}`);
+    const head = await readHead(set.parts[0]!.file, 4);
+    const zstd = set.compress === "zstd" || (set.compress === "detect" && head.equals(ZSTD_MAGIC));
+    if (zstd) {
+      return new StreamTarReader("parts", set.label, () => checkedPartsStream(set), set.compress, false);
+    }
+    return new SeekableTarReader("parts", set.label, set.parts, set);
+  }
+  let s: Awaited<ReturnType<typeof stat>>;
+  try {
+    s = await stat(input);
+  } catch {
+    throw new UsageError(`bundle ${input} does not exist`);
+  }
+  if (s.isDirectory()) return new DirReader(input);
+  if (!s.isFile()) throw new UsageError(`bundle ${input} is neither a directory nor a file`);
+  const label = basename(input);
+  const head = await readHead(input, 4);
+  if (head.equals(ZSTD_MAGIC)) {
+    return new StreamTarReader(
+      "tar.zst",
+      label,
+      () => createReadStream(input, { highWaterMark: CHUNK }),
+      "zstd",
+      false,
+    );
+  }
+  return new SeekableTarReader("tar", label, [{ name: label, file: input, size: s.size }]);
+}
