@@ -42,6 +42,8 @@ export interface ArtifactRepositoryOptions {
   multipartThreshold?: number;
   /** S3: part size of multipart uploads (default 16 MiB, minimum 5 MiB). */
   partSize?: number;
+  /** S3: send x-amz-checksum-sha256 on single-part uploads (default true; turn off for servers that refuse the header). */
+  sendChecksum?: boolean;
   /** HTTP: a netrc-format file with `machine HOST login USER password PASS`. */
   netrcFile?: string;
   /** Environment to read credentials from (default process.env). */

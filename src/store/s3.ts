@@ -90,6 +90,7 @@ export class S3ArtifactRepository implements ArtifactRepository {
   readonly label: string;
   readonly multipartThreshold: number;
   readonly partSize: number;
+  readonly sendChecksum: boolean;
 
   constructor(
     readonly client: S3Client,
@@ -97,8 +98,9 @@ export class S3ArtifactRepository implements ArtifactRepository {
     readonly prefix: string,
     readonly endpoint: string | undefined,
     readonly forcePathStyle: boolean,
-    opts: { multipartThreshold?: number; partSize?: number } = {},
+    opts: { multipartThreshold?: number; partSize?: number; sendChecksum?: boolean } = {},
   ) {
+    this.sendChecksum = opts.sendChecksum ?? true;
     this.label = `s3://${bucket}${prefix ? `/${prefix}` : ""}`;
     this.multipartThreshold = opts.multipartThreshold ?? DEFAULT_MULTIPART_THRESHOLD;
     this.partSize = Math.max(5 * MiB, opts.partSize ?? DEFAULT_PART_SIZE);
@@ -137,7 +139,8 @@ export class S3ArtifactRepository implements ArtifactRepository {
       }
       config.requestHandler = { httpsAgent: new HttpsAgent(agentOpts) };
     }
-    const repoOpts: { multipartThreshold?: number; partSize?: number } = {};
+    const repoOpts: { multipartThreshold?: number; partSize?: number; sendChecksum?: boolean } = {};
+    if (opts.sendChecksum !== undefined) repoOpts.sendChecksum = opts.sendChecksum;
     if (opts.multipartThreshold !== undefined) repoOpts.multipartThreshold = opts.multipartThreshold;
     if (opts.partSize !== undefined) repoOpts.partSize = opts.partSize;
     return new S3ArtifactRepository(
@@ -240,7 +243,9 @@ export class S3ArtifactRepository implements ArtifactRepository {
             ...common,
             Body: body,
             ContentLength: opts.size,
-            ChecksumSHA256: Buffer.from(opts.sha256, "hex").toString("base64"),
+            ...(this.sendChecksum
+              ? { ChecksumSHA256: Buffer.from(opts.sha256, "hex").toString("base64") }
+              : {}),
           }),
           { abortSignal: opts.signal },
         );
