@@ -1,3 +1,4 @@
+import { mkdtemp, rm } from "node:fs/promises";
 import { availableParallelism, homedir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -12,7 +13,7 @@ import {
   type Inventory,
   type InventoryItem,
 } from "../bundle/inventory.js";
-import type { BundleConfig } from "../config/types.js";
+import type { BundleConfig, ProfileSource } from "../config/types.js";
 import { AirgapError, UsageError } from "../errors.js";
 import {
   ANNOTATION_CONTAINERD_NAME,
@@ -22,7 +23,14 @@ import {
 } from "../oci/descriptor.js";
 import { sha256Hex } from "../oci/digest.js";
 import { isManifestLike, MediaType } from "../oci/mediatypes.js";
+import { formatReference } from "../oci/reference.js";
 import { RegistryClient } from "../oci/registry/client.js";
+import {
+  type ProfileEntry,
+  type ProfileInventoryRecord,
+  resolveProfiles,
+  storeProfileArtifact,
+} from "../profiles/index.js";
 import { type ResolvedImage, resolveImage } from "../sources/images.js";
 import { type CopyEvent, type CosignTagKind, copyGraph } from "../store/copy.js";
 import { ANNOTATION_REPOSITORY, ANNOTATION_SUBJECT, OciLayoutStore } from "../store/layout.js";
@@ -48,7 +56,7 @@ export interface CreateOptions {
 }
 
 export interface PlanItem {
-  kind: "image";
+  kind: "image" | "profile";
   name: string;
   source: string;
   digest: string;
@@ -90,15 +98,11 @@ const CARRY_TO_COSIGN: Record<string, CosignTagKind> = {
 export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
   const started = Date.now();
   const { config, signal, progress } = opts;
-  const unsupported = (["profiles", "charts", "gems", "files"] as const).filter((k) => config[k].length > 0);
-  if (unsupported.length > 0) {
-    // Profiles are handled by their own resolver when present; the rest are not built yet.
-    const notYet = unsupported.filter((k) => k !== "profiles");
-    if (notYet.length > 0) {
-      throw new UsageError(
-        `this version of airgap cannot bundle ${notYet.join(", ")} yet; remove those sections from ${config.file} or use a newer airgap`,
-      );
-    }
+  const notYet = (["charts", "gems", "files"] as const).filter((k) => config[k].length > 0);
+  if (notYet.length > 0) {
+    throw new UsageError(
+      `this version of airgap cannot bundle ${notYet.join(", ")} yet; remove those sections from ${config.file} or use a newer airgap`,
+    );
   }
   if (config.images.length === 0 && config.profiles.length === 0) {
     throw new UsageError(`${config.file} names nothing to bundle (no images or profiles)`);
@@ -189,6 +193,9 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
       }),
     );
 
+    // 3b. Profiles: resolve sources and depends, vendor, pack, store as OCI artifacts in the cache.
+    const profiles = config.profiles.length > 0 ? await bundleProfiles(config, cache, client, opts) : [];
+
     // 4. Lay out the bundle from the cache.
     progress.phase("writing", 0);
     const seen = new Map<string, Descriptor>();
@@ -247,6 +254,33 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
       items.push(item);
     }
 
+    for (const p of profiles) {
+      const view = cache.repository(p.repository);
+      const graph = await collectGraph(view, p.descriptor, new Map(), [], signal);
+      await collectGraph(view, p.descriptor, seen, ordered, signal);
+      roots.push(rootEntry(p.name, p.descriptor));
+      items.push({
+        kind: "profile",
+        name: p.name,
+        source: p.source,
+        digest: p.descriptor.digest,
+        mediaType: p.descriptor.mediaType,
+        size: graph.reduce((n, d) => n + d.size, 0),
+        blobs: graph.map((d) => d.digest),
+        manifests: [
+          { digest: p.descriptor.digest, mediaType: p.descriptor.mediaType, size: p.descriptor.size },
+        ],
+        profile: {
+          name: p.record.profileName,
+          version: p.record.version,
+          sha256: p.record.sha256,
+          file: p.record.fileName,
+        },
+        pinned: p.record.source as unknown as Record<string, unknown>,
+        dependencies: p.record.dependencies,
+      });
+    }
+
     const inventory: Inventory = {
       format: INVENTORY_FORMAT,
       tool: { name: "cinc-airgap", version: VERSION },
@@ -265,6 +299,111 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     return { plan, inventory, output, stats: { ...stats, seconds: (Date.now() - started) / 1000 } };
   } finally {
     await client.close();
+  }
+}
+
+/** Profiles live in the bundle under this pseudo registry: import drops the host like any other. */
+export const PROFILE_REPOSITORY_HOST = "localhost";
+
+function profileEntry(p: ProfileSource): ProfileEntry {
+  switch (p.type) {
+    case "git":
+      return {
+        git: p.git,
+        [p.refKind]: p.ref,
+        ...(p.relativePath ? { relative_path: p.relativePath } : {}),
+        ...(p.name ? { name: p.name } : {}),
+      };
+    case "url":
+      return { url: p.url, ...(p.sha256 ? { sha256: p.sha256 } : {}), ...(p.name ? { name: p.name } : {}) };
+    case "path":
+      return { path: p.path, ...(p.name ? { name: p.name } : {}) };
+    case "supermarket":
+      return {
+        supermarket: `supermarket://${p.supermarket}`,
+        url: p.url,
+        ...(p.version ? { version: p.version } : {}),
+        ...(p.name ? { name: p.name } : {}),
+      };
+    case "oci":
+      return { oci: formatReference(p.reference), ...(p.name ? { name: p.name } : {}) };
+  }
+}
+
+function describeProfileSource(p: ProfileSource): string {
+  switch (p.type) {
+    case "git":
+      return `${p.git}@${p.ref}${p.relativePath ? `#${p.relativePath}` : ""}`;
+    case "url":
+      return p.url;
+    case "path":
+      return p.path;
+    case "supermarket":
+      return `supermarket://${p.supermarket}${p.version ? `@${p.version}` : ""}`;
+    case "oci":
+      return formatReference(p.reference);
+  }
+}
+
+function profilePlanItem(p: ProfileSource): PlanItem {
+  return {
+    kind: "profile",
+    name: p.name ?? describeProfileSource(p),
+    source: describeProfileSource(p),
+    digest: p.type === "url" && p.sha256 ? `sha256:${p.sha256}` : "(pinned at create)",
+    sourceDigest: "",
+    platforms: [],
+    size: 0,
+    blobs: 0,
+    cachedBytes: 0,
+    cached: false,
+  };
+}
+
+interface BundledProfile {
+  name: string;
+  repository: string;
+  source: string;
+  descriptor: Descriptor;
+  record: ProfileInventoryRecord;
+}
+
+async function bundleProfiles(
+  config: BundleConfig,
+  cache: OciLayoutStore,
+  client: RegistryClient,
+  opts: CreateOptions,
+): Promise<BundledProfile[]> {
+  opts.progress.phase("profiles", 0);
+  const workDir = await mkdtemp(join(cache.root, "profiles-work-"));
+  try {
+    const resolved = await resolveProfiles(config.profiles.map(profileEntry), {
+      workDir,
+      configDir: config.dir,
+      cacheDir: join(cache.root, "profile-downloads"),
+      caFile: opts.caFiles?.[0],
+      signal: opts.signal,
+      openOci: (registry, repository) => client.repository(registry, repository),
+      onFetch: (label) => opts.progress.info(`  fetching ${label}`),
+    });
+    const out: BundledProfile[] = [];
+    for (const [i, p] of resolved.entries()) {
+      const repository = `${PROFILE_REPOSITORY_HOST}/profiles/${p.name}`;
+      const { descriptor, inventory } = await storeProfileArtifact(cache.repository(repository), p, {
+        signal: opts.signal,
+      });
+      out.push({
+        name: `${repository}:${p.version}`,
+        repository,
+        source: describeProfileSource(config.profiles[i]!),
+        descriptor,
+        record: inventory,
+      });
+      opts.progress.itemDone(`${p.name} ${p.version} (${p.dependencies.length} dependencies)`);
+    }
+    return out;
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
   }
 }
 
