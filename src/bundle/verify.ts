@@ -257,14 +257,15 @@ export class SequentialVerifier {
         try {
           sums = parseChecksums(bytes.toString("utf8"));
         } catch (err) {
-          if (err instanceof IntegrityError) throw (this.fatal = this.fail(err));
+          if (err instanceof IntegrityError) this.fatal = this.fail(err);
           throw err;
         }
         this.verdict = judgeSignature(bytes, this.sigs, this.key);
         if (this.verdict.warning) this.warnings.push(this.verdict.warning);
         if (this.verdict.problem) {
           const p = this.verdict.problem;
-          throw (this.fatal = this.fail(new IntegrityError(p.code, p.message, p.item)));
+          this.fatal = this.fail(new IntegrityError(p.code, p.message, p.item));
+          throw this.fatal;
         }
         this.sums = sums;
       });

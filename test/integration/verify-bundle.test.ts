@@ -190,7 +190,7 @@ describe("verifyBundle on a good bundle", () => {
 
   it("reports progress up to the total", async () => {
     const dir = await materialize(fx);
-    let last = { bytes: 0, totalBytes: 0 as number | undefined };
+    let last: { bytes: number; totalBytes?: number } = { bytes: 0 };
     const r = await verifyBundle(dir, { concurrency: 2, onProgress: (e) => (last = e) });
     expect(r.ok).toBe(true);
     expect(last.bytes).toBe(r.bytes);
