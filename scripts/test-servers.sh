@@ -47,7 +47,15 @@ cmd_start() {
     return 0
   fi
   need_tools
-  mkdir -p "$STATE"
+  # Whatever way a start fails, nothing it started stays behind (the Ceph job is waited for first,
+  # so no daemon appears after the cleanup).
+  trap 'rc=$?; if [ $rc -ne 0 ]; then wait; stop_recorded; fi; exit $rc' EXIT
+  # A port picked as free can be taken before the server binds it; one more try with new ports.
+  start_all || { log "retrying once with other ports"; start_all; } || die "start failed; logs in $STATE/logs"
+  trap - EXIT
+}
+
+start_all() {
   # Leftovers of an earlier, partial start: stop what it recorded, then start clean.
   stop_recorded
   rm -rf "$STATE/env" "$STATE"/{certs,logs,registry-plain,registry-tls,registry-mtls,ceph,nginx} \
@@ -96,7 +104,7 @@ cmd_start() {
   fi
   if [ $failed != 0 ]; then
     stop_recorded
-    die "start failed; logs in $STATE/logs"
+    return 1
   fi
 
   local c=$STATE/certs
@@ -150,9 +158,12 @@ cmd_status() {
   return $rc
 }
 
+mkdir -p "$STATE"
+# Several shells may start or stop at once (parallel test runs): one at a time.
+exec 9>"$STATE/.lock"
 case "${1:-}" in
-  start) cmd_start ;;
-  stop) cmd_stop ;;
+  start) flock 9 && cmd_start ;;
+  stop) flock 9 && cmd_stop ;;
   env) cmd_env ;;
   status) cmd_status ;;
   *) echo "usage: $0 start|stop|env|status" >&2; exit 2 ;;

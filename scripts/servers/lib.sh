@@ -45,7 +45,8 @@ proc_start() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $20}'; }
 spawn() {
   local name=$1 logfile=$2
   shift 2
-  setsid "$@" >>"$logfile" 2>&1 </dev/null &
+  # 9>&-: the servers must not inherit (and so hold) the start/stop lock.
+  setsid "$@" >>"$logfile" 2>&1 </dev/null 9>&- &
   local pid=$!
   # proc_start is read after exec; the fork-time start tick does not change across exec.
   echo "$name $pid $(proc_start "$pid")" >>"$STATE/pids"

@@ -4,6 +4,7 @@
  * When integration tests are selected and the servers are not running, stops the run with a message
  * that says what to do instead of letting every test fail on a connection error.
  */
+import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { TestProject } from "vitest/node";
@@ -40,6 +41,18 @@ export default async function setup(project: TestProject): Promise<void> {
   if (existsSync(file)) {
     for (const [key, value] of Object.entries(parseEnvFile(readFileSync(file, "utf8")))) {
       if (process.env[key] === undefined) process.env[key] = value;
+    }
+    // A machine restart or a crash leaves the file behind with nothing listening: say so once,
+    // rather than in every test as a refused connection.
+    const script = path.join(root, "scripts", "test-servers.sh");
+    if ((await integrationSelected(project)) && existsSync(script)) {
+      const status = spawnSync("bash", [script, "status"], { encoding: "utf8" });
+      if (status.status !== 0) {
+        throw new Error(
+          `test servers in ${path.dirname(file)} are not all running:\n${status.stdout}${status.stderr}` +
+            "restart them: bash scripts/test-servers.sh stop && bash scripts/test-servers.sh start",
+        );
+      }
     }
     return;
   }
