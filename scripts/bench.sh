@@ -11,6 +11,7 @@
 #            another empty registry, then both again into the now-populated registries (re-import)
 #
 # Options:
+#   --runs N        measure each step N times (default 3; medians and ranges are reported)
 #   --scale N       multiply the data by N (default 1)
 #   --mb N          total MiB of image data at scale 1 (default 990 = 3 images x 330 MiB; env BENCH_MB)
 #   --images N      number of images (default 3);  --layers N  layers per image (default 4)
@@ -35,6 +36,8 @@ read -r -a NODE_ARGS <<<"${BENCH_NODE_ARGS:-}"
 AIRGAP=(node "${NODE_ARGS[@]}" "$ROOT/dist/cli/main.js")
 
 SECTIONS=()
+RUNS=${BENCH_RUNS:-3}
+RUN=1
 SCALE=1
 MB=${BENCH_MB:-990}
 IMAGES=3
@@ -43,11 +46,12 @@ DOUBLE=1
 BUILD=1
 DOCS=1
 KEEP=0
-usage() { sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; }
 while [ $# -gt 0 ]; do
   case $1 in
     create | verify | import) SECTIONS+=("$1") ;;
     all) SECTIONS=(create verify import) ;;
+    --runs) RUNS=$2; shift ;;
     --scale) SCALE=$2; shift ;;
     --mb) MB=$2; shift ;;
     --images) IMAGES=$2; shift ;;
@@ -62,7 +66,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 [ ${#SECTIONS[@]} -gt 0 ] || SECTIONS=(create verify import)
-for n in "$SCALE" "$MB" "$IMAGES" "$LAYERS"; do
+for n in "$RUNS" "$SCALE" "$MB" "$IMAGES" "$LAYERS"; do
   [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "bench: '$n' is not a positive integer" >&2; exit 2; }
 done
 has_section() { local s; for s in "${SECTIONS[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
@@ -75,6 +79,7 @@ for t in docker-registry skopeo curl jq python3 sha256sum /usr/bin/time node; do
   command -v "$t" >/dev/null || die "missing $t (apt-get install docker-registry skopeo curl jq python3 time)"
 done
 
+LOAD_BEFORE=$(cut -d" " -f1-3 /proc/loadavg)
 WORK=$(mktemp -d /tmp/airgap-bench.XXXXXX)
 RESULTS=$WORK/results.jsonl
 : >"$RESULTS"
@@ -179,13 +184,16 @@ measure() {
   shift 3
   mkdir -p "$WORK/logs"
   local base=$WORK/logs/$id.$part rc=0
+  # Start every measured command with no dirty pages pending, so one tool's writeback is not billed
+  # to the next one (the page cache itself cannot be dropped here, and stays warm).
+  sync
   /usr/bin/time -f '%e %M %U %S' -o "$base.time" "$@" >"$base.out" 2>"$base.err" || rc=$?
   local secs rss user sys
   read -r secs rss user sys < <(tail -n 1 "$base.time")
   local err='""'
   [ $rc = 0 ] || err=$(tail -n 5 "$base.err" | jq -Rs .)
-  emit "$(printf '{"type":"measure","id":"%s","part":"%s","seconds":%s,"rssKb":%s,"cpuSeconds":%s,"bytes":%s,"exit":%d,"error":%s}' \
-    "$id" "$part" "$secs" "$rss" "$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')" "$bytes" "$rc" "$err")"
+  emit "$(printf '{"type":"measure","id":"%s","run":%d,"part":"%s","seconds":%s,"rssKb":%s,"cpuSeconds":%s,"bytes":%s,"exit":%d,"error":%s}' \
+    "$id" "$RUN" "$part" "$secs" "$rss" "$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')" "$bytes" "$rc" "$err")"
   if [ $rc = 0 ]; then
     log "  $id${part:+ [$part]}: ${secs}s (CPU user ${user}s + sys ${sys}s), peak RSS $((rss / 1024)) MiB"
   else
@@ -272,62 +280,85 @@ bundle_for() {
 }
 
 # --- sections -----------------------------------------------------------------------------------
-section_create() {
+# Each section measures peer and airgap once per run; odd runs start with the peer, even runs with
+# airgap, so whatever the first command leaves behind (warm server caches, writeback) favours neither.
+peer_first() { [ $((RUN % 2)) = 1 ]; }
+
+create_peer() {
   local f=$1 dir=$WORK/s$1 i
-  log "create (scale $f): skopeo copy docker:// -> oci: image by image"
+  log "create (scale $f, run $RUN): skopeo copy docker:// -> oci: image by image"
+  rm -rf "$dir/skopeo-oci"
   for ((i = 0; i < IMAGES; i++)); do
     measure "x$f.create.skopeo" "img$i" "$DATA_BYTES" skopeo copy --all --preserve-digests \
       --src-tls-verify=false "docker://${NAMES[$i]}" "oci:$dir/skopeo-oci:${NAMES[$i]}" || true
   done
   rm -rf "$dir/skopeo-oci"
-  log "create (scale $f): airgap bundle create, cold cache"
+}
+
+create_airgap() {
+  local f=$1 dir=$WORK/s$1
+  log "create (scale $f, run $RUN): airgap bundle create, cold cache"
   rm -rf "$dir/cache" "$dir/bundle"
   measure "x$f.create.airgap.cold" "" "$DATA_BYTES" "${AIRGAP[@]}" bundle create \
     -c "$dir/bundle.config.yaml" -o "$dir/bundle" --cache "$dir/cache" || return 0
-  log "create (scale $f): airgap bundle create, warm cache, new output folder"
+  log "create (scale $f, run $RUN): airgap bundle create, warm cache, new output folder"
   measure "x$f.create.airgap.warm" "" "$DATA_BYTES" "${AIRGAP[@]}" bundle create \
     -c "$dir/bundle.config.yaml" -o "$dir/bundle-warm" --cache "$dir/cache" || true
   rm -rf "$dir/bundle-warm"
 }
 
-section_verify() {
+section_create() {
+  if peer_first; then create_peer "$1"; create_airgap "$1"; else create_airgap "$1"; create_peer "$1"; fi
+}
+
+# signed_bundle_for F: a signed bundle of the same content (warm cache, so cheap), once per scale.
+# Sets SIGNED (empty when a key or a signed bundle could not be made).
+signed_bundle_for() {
   local f=$1 dir=$WORK/s$1
-  if ! implemented verify "$WORK/no-such-bundle"; then
-    note "$f" verify "skipped: airgap bundle verify is not implemented in this build ($PROBE_MESSAGE)"
-    return 0
-  fi
-  bundle_for "$f" || { note "$f" verify "skipped: could not make a bundle"; return 0; }
-  local target=$BUNDLE keyed=0
-  # A signed copy of the same content (warm cache, so cheap) for the --key measurement.
+  SIGNED=""
   if [ ! -f "$WORK/cosign.pub" ]; then
     (cd "$WORK" && COSIGN_PASSWORD=bench "${AIRGAP[@]}" key generate --output-prefix cosign) \
       >"$WORK/keygen.log" 2>&1 || true
   fi
-  if [ -f "$WORK/cosign.key" ] && COSIGN_PASSWORD=bench "${AIRGAP[@]}" bundle create \
-    -c "$dir/bundle.config.yaml" -o "$dir/bundle-signed" --cache "$dir/cache" --key "$WORK/cosign.key" \
-    >"$dir/signed-create.log" 2>&1; then
-    target=$dir/bundle-signed
-    keyed=1
-  else
-    note "$f" verify "no signed bundle (key generate or create --key failed); --key run skipped"
+  if [ ! -f "$dir/bundle-signed/SHA256SUMS" ]; then
+    [ -f "$WORK/cosign.key" ] && COSIGN_PASSWORD=bench "${AIRGAP[@]}" bundle create \
+      -c "$dir/bundle.config.yaml" -o "$dir/bundle-signed" --cache "$dir/cache" --key "$WORK/cosign.key" \
+      >"$dir/signed-create.log" 2>&1 || { rm -rf "$dir/bundle-signed"; return 0; }
   fi
-  log "verify (scale $f): one unmeasured warm-up pass of each, then measured"
+  SIGNED=$dir/bundle-signed
+}
+
+section_verify() {
+  local f=$1 dir=$WORK/s$1
+  if ! implemented verify "$WORK/no-such-bundle"; then
+    [ "$RUN" = 1 ] && note "$f" verify "skipped: airgap bundle verify is not implemented in this build ($PROBE_MESSAGE)"
+    return 0
+  fi
+  bundle_for "$f" || { note "$f" verify "skipped: could not make a bundle"; return 0; }
+  signed_bundle_for "$f"
+  local target=${SIGNED:-$BUNDLE}
+  [ -n "$SIGNED" ] || [ "$RUN" != 1 ] || note "$f" verify "no signed bundle (key generate or create --key failed); --key runs skipped"
+  log "verify (scale $f, run $RUN): one unmeasured warm-up pass of each, then measured"
   (cd "$target" && sha256sum -c --quiet SHA256SUMS) >/dev/null 2>&1 || true
   "${AIRGAP[@]}" bundle verify "$target" >/dev/null 2>&1 || true
-  measure "x$f.verify.sha256sum" "" "$DATA_BYTES" bash -c 'cd "$1" && sha256sum -c --quiet SHA256SUMS' _ "$target" || true
-  measure "x$f.verify.airgap" "" "$DATA_BYTES" "${AIRGAP[@]}" bundle verify "$target" || true
-  if [ $keyed = 1 ]; then
-    "${AIRGAP[@]}" bundle verify "$target" --key "$WORK/cosign.pub" >/dev/null 2>&1 || true
-    measure "x$f.verify.airgap.key" "" "$DATA_BYTES" "${AIRGAP[@]}" bundle verify "$target" \
-      --key "$WORK/cosign.pub" || true
-  fi
-  rm -rf "$dir/bundle-signed"
+  verify_peer() {
+    measure "x$f.verify.sha256sum" "" "$DATA_BYTES" bash -c 'cd "$1" && sha256sum -c --quiet SHA256SUMS' _ "$target" || true
+  }
+  verify_airgap() {
+    measure "x$f.verify.airgap" "" "$DATA_BYTES" "${AIRGAP[@]}" bundle verify "$target" || true
+    if [ -n "$SIGNED" ]; then
+      "${AIRGAP[@]}" bundle verify "$target" --key "$WORK/cosign.pub" >/dev/null 2>&1 || true
+      measure "x$f.verify.airgap.key" "" "$DATA_BYTES" "${AIRGAP[@]}" bundle verify "$target" \
+        --key "$WORK/cosign.pub" || true
+    fi
+  }
+  if peer_first; then verify_peer; verify_airgap; else verify_airgap; verify_peer; fi
 }
 
 section_import() {
   local f=$1 dir=$WORK/s$1 i
   if ! implemented import "$WORK/no-such-bundle" --registry 127.0.0.1:9/probe --plain-http --out "$WORK/probe-out"; then
-    note "$f" import "skipped: airgap bundle import is not implemented in this build ($PROBE_MESSAGE)"
+    [ "$RUN" = 1 ] && note "$f" import "skipped: airgap bundle import is not implemented in this build ($PROBE_MESSAGE)"
     return 0
   fi
   bundle_for "$f" || { note "$f" import "skipped: could not make a bundle"; return 0; }
@@ -338,17 +369,22 @@ section_import() {
   printf 'apiVersion: cinc-airgap/v1\nkind: Import\nregistries:\n  - host: "%s"\n    plainHTTP: true\n' \
     "$dst_a" >"$dir/import.yaml"
   local pass id
-  for pass in first again; do
-    id=import
-    [ $pass = again ] && id=reimport
-    log "import (scale $f, $pass): skopeo copy oci: -> docker:// image by image"
+  import_peer() {
+    log "import (scale $f, run $RUN, $pass): skopeo copy oci: -> docker:// image by image"
     for ((i = 0; i < IMAGES; i++)); do
       measure "x$f.$id.skopeo" "img$i" "$DATA_BYTES" skopeo copy --all --preserve-digests \
         --dest-tls-verify=false "oci:$BUNDLE:${NAMES[$i]}" "docker://$dst_s/bench-import/bench/img$i:v1" || true
     done
-    log "import (scale $f, $pass): airgap bundle import"
+  }
+  import_airgap() {
+    log "import (scale $f, run $RUN, $pass): airgap bundle import"
     measure "x$f.$id.airgap" "" "$DATA_BYTES" "${AIRGAP[@]}" bundle import "$BUNDLE" \
       --registry "$dst_a/bench-import" --config "$dir/import.yaml" --out "$dir/airgap-out" || true
+  }
+  for pass in first again; do
+    id=import
+    [ $pass = again ] && id=reimport
+    if peer_first; then import_peer; import_airgap; else import_airgap; import_peer; fi
   done
   # The numbers only count if both registries now serve the same manifests.
   local bad=0 want got_s got_a
@@ -358,10 +394,10 @@ section_import() {
       "http://$dst_s/v2/bench-import/bench/img$i/manifests/v1" | sha256sum | cut -d' ' -f1)
     got_a=$(curl -s -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
       "http://$dst_a/v2/bench-import/bench/img$i/manifests/v1" | sha256sum | cut -d' ' -f1)
-    [ "sha256:$got_s" = "$want" ] || { bad=1; note "$f" import "skopeo target lacks bench-import/bench/img$i:v1 = $want"; }
-    [ "sha256:$got_a" = "$want" ] || { bad=1; note "$f" import "airgap target lacks bench-import/bench/img$i:v1 = $want"; }
+    [ "sha256:$got_s" = "$want" ] || { bad=1; note "$f" import "run $RUN: the skopeo target lacks bench-import/bench/img$i:v1 = $want"; }
+    [ "sha256:$got_a" = "$want" ] || { bad=1; note "$f" import "run $RUN: the airgap target lacks bench-import/bench/img$i:v1 = $want"; }
   done
-  [ $bad = 0 ] && log "import (scale $f): both targets serve every manifest with the source digest"
+  [ $bad = 0 ] && log "import (scale $f, run $RUN): both targets serve every manifest with the source digest"
   stop_registry "dst-skopeo$f"
   stop_registry "dst-airgap$f"
 }
@@ -370,11 +406,13 @@ section_import() {
 FACTORS=("$SCALE")
 [ "$DOUBLE" = 1 ] && FACTORS+=($((SCALE * 2)))
 for f in "${FACTORS[@]}"; do
-  log "=== scale $f: $((MB * f)) MiB ==="
+  log "=== scale $f: $((MB * f)) MiB, $RUNS run(s) ==="
   prepare_source "$f"
-  has_section create && section_create "$f"
-  has_section verify && section_verify "$f"
-  has_section import && section_import "$f"
+  for ((RUN = 1; RUN <= RUNS; RUN++)); do
+    has_section create && section_create "$f"
+    has_section verify && section_verify "$f"
+    has_section import && section_import "$f"
+  done
   # Free the disk before the larger pass.
   stop_registry "src$f"
   rm -rf "${WORK:?}/s$f/cache" "${WORK:?}/s$f/bundle" "${WORK:?}/s$f/bundle-signed"
@@ -396,12 +434,13 @@ jq -n \
   --arg commit "$(git rev-parse --short HEAD 2>/dev/null || echo '?')" \
   --arg dirty "$(git status --porcelain --untracked-files=no -- src 2>/dev/null | wc -l)" \
   --arg build "$BUILD_STATE" \
+  --arg load "$LOAD_BEFORE -> $(cut -d" " -f1-3 /proc/loadavg)" \
   --arg sections "${SECTIONS[*]}" \
   --arg cmd "npm run bench${ARGS:+ -- $ARGS}" \
-  --argjson mb "$MB" --argjson scale "$SCALE" --argjson images "$IMAGES" --argjson layers "$LAYERS" \
+  --argjson runs "$RUNS" --argjson mb "$MB" --argjson scale "$SCALE" --argjson images "$IMAGES" --argjson layers "$LAYERS" \
   '{date:$date,nproc:$nproc,cpu:$cpu,mem:$mem,kernel:$kernel,os:$os,node:$node,skopeo:$skopeo,
     registry:$registry,coreutils:$coreutils,airgap:$airgap,commit:$commit,dirty:($dirty|tonumber),
-    build:$build,sections:$sections,cmd:$cmd,mb:$mb,scale:$scale,images:$images,layers:$layers}' >"$META"
+    build:$build,load:$load,sections:$sections,cmd:$cmd,runs:$runs,mb:$mb,scale:$scale,images:$images,layers:$layers}' >"$META"
 
 if [ "$DOCS" = 1 ]; then
   node "$HERE/report.mjs" --results "$RESULTS" --meta "$META" --write "$ROOT/docs/benchmarks.md"

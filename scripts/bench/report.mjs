@@ -5,11 +5,12 @@
 //   node scripts/bench/report.mjs --results results.jsonl --meta meta.json [--write docs/benchmarks.md]
 //
 // Records (one JSON object per line):
-//   {type:"measure", id:"x<F>.<step>.<tool>", part, seconds, rssKb, bytes, exit, error}
-//       parts of one id (skopeo runs image by image) add up: seconds summed, peak RSS the largest
+//   {type:"measure", id:"x<F>.<step>.<tool>", run, part, seconds, rssKb, cpuSeconds, bytes, exit, error}
+//       parts of one id and run (skopeo runs image by image) add up; over runs, the median is reported
 //   {type:"data", factor, bytes, images, layers}
 //   {type:"note", factor, section, text}
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
 import { parseArgs } from "node:util";
 
 const { values } = parseArgs({
@@ -31,54 +32,85 @@ const records = readFileSync(values.results, "utf8")
   .filter((l) => l.trim())
   .map((l) => JSON.parse(l));
 
+// id -> run -> that run's totals (skopeo runs image by image: its parts add up within a run)
 const measures = new Map();
 for (const r of records.filter((r) => r.type === "measure")) {
-  const m = measures.get(r.id);
-  if (!m) {
-    measures.set(r.id, { ...r, parts: 1, errors: r.exit ? [r.error] : [] });
-    continue;
-  }
-  m.seconds += r.seconds;
-  m.cpuSeconds = (m.cpuSeconds ?? 0) + (r.cpuSeconds ?? 0);
-  m.rssKb = Math.max(m.rssKb, r.rssKb);
-  m.parts++;
+  if (!measures.has(r.id)) measures.set(r.id, new Map());
+  const runs = measures.get(r.id);
+  const run = r.run ?? 1;
+  const t = runs.get(run) ?? { seconds: 0, cpuSeconds: 0, rssKb: 0, exit: 0, errors: [] };
+  t.seconds += r.seconds;
+  t.cpuSeconds += r.cpuSeconds ?? 0;
+  t.rssKb = Math.max(t.rssKb, r.rssKb);
   if (r.exit) {
-    m.exit ||= r.exit;
-    m.errors.push(r.error);
+    t.exit ||= r.exit;
+    t.errors.push(r.error);
   }
+  runs.set(run, t);
 }
 const data = new Map(records.filter((r) => r.type === "data").map((r) => [r.factor, r]));
 const notes = records.filter((r) => r.type === "note");
 const factors = [...data.keys()].sort((a, b) => a - b);
 
-const get = (f, id) => measures.get(`x${f}.${id}`);
+const median = (xs) => {
+  const v = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(v.length / 2);
+  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+};
+const spread = (xs) => ({ n: xs.length, median: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
+
+/** One step at one scale over all runs: median time and CPU, highest peak RSS, failure if any run failed. */
+function get(f, id) {
+  const runs = measures.get(`x${f}.${id}`);
+  if (!runs) return undefined;
+  const all = [...runs.values()];
+  const failed = all.find((t) => t.exit);
+  return {
+    id: `x${f}.${id}`,
+    runs,
+    exit: failed ? failed.exit : 0,
+    errors: all.flatMap((t) => t.errors),
+    time: spread(all.map((t) => t.seconds)),
+    cpu: median(all.map((t) => t.cpuSeconds)),
+    rssKb: Math.max(...all.map((t) => t.rssKb)),
+  };
+}
 const ok = (m) => m && !m.exit;
+/** fn(a_run, b_run) over the runs both steps completed; undefined when there are none. */
+function paired(a, b, fn) {
+  if (!ok(a) || !ok(b)) return undefined;
+  const xs = [...a.runs.keys()].filter((r) => b.runs.has(r)).map((r) => fn(a.runs.get(r), b.runs.get(r)));
+  return xs.length ? spread(xs) : undefined;
+}
+const range = (s, digits, unit = "") =>
+  s.n > 1 ? ` (${s.min.toFixed(digits)}–${s.max.toFixed(digits)}${unit})` : "";
 const mib = (kb) => kb / 1024;
-const fmtS = (m) => (!m ? "—" : m.exit ? `FAILED (exit ${m.exit})` : m.seconds.toFixed(2));
-const fmtRate = (m, bytes) => (ok(m) && m.seconds > 0 ? (bytes / 1e6 / m.seconds).toFixed(0) : "—");
-const fmtCpu = (a, p) =>
-  `${ok(a) && a.cpuSeconds !== undefined ? a.cpuSeconds.toFixed(1) : "—"} / ${ok(p) && p.cpuSeconds !== undefined ? p.cpuSeconds.toFixed(1) : "—"}`;
+const fmtS = (m) => (!m ? "—" : m.exit ? `FAILED (exit ${m.exit})` : `${m.time.median.toFixed(2)}${range(m.time, 2)}`);
+const fmtRate = (m, bytes) => (ok(m) && m.time.median > 0 ? (bytes / 1e6 / m.time.median).toFixed(0) : "—");
+const fmtCpu = (a, p) => `${ok(a) ? a.cpu.toFixed(1) : "—"} / ${ok(p) ? p.cpu.toFixed(1) : "—"}`;
 const fmtRss = (m) => (ok(m) ? `${mib(m.rssKb).toFixed(0)} MiB` : "—");
+const fmtRatio = (s) => (s ? `${s.median.toFixed(2)}x${range(s, 2, "x")}` : "—");
+const fmtPct = (s) => (s ? `${(s.median * 100).toFixed(1)}%${s.n > 1 ? ` (${(s.min * 100).toFixed(0)}–${(s.max * 100).toFixed(0)}%)` : ""}` : "—");
 const yes = (b) => (b === undefined ? "—" : b ? "yes" : "**no**");
+const speedup = (a, p) => p.seconds / a.seconds; // peer time over airgap time, per run
 
 function ratioRow(f, step, airgapId, peerId, bytes) {
   const a = get(f, airgapId);
   const p = get(f, peerId);
-  if (!a && !p) return undefined;
-  const ratio = ok(a) && ok(p) ? p.seconds / a.seconds : undefined;
-  const met = ok(a) ? ratio !== undefined && ratio >= RATIO_TARGET && mib(a.rssKb) < RSS_LIMIT_MIB : false;
+  if (!a) return undefined;
+  const ratio = paired(a, p, speedup);
   return [
     step,
     fmtS(a),
     fmtS(p),
     fmtRate(a, bytes),
     fmtRate(p, bytes),
-    ratio === undefined ? "—" : `${ratio.toFixed(2)}x`,
+    fmtRatio(ratio),
     fmtCpu(a, p),
     fmtRss(a),
     fmtRss(p),
     `≥ ${RATIO_TARGET}x, RSS < ${RSS_LIMIT_MIB} MiB`,
-    yes(a ? met : undefined),
+    yes(ok(a) && ratio !== undefined && ratio.median >= RATIO_TARGET && mib(a.rssKb) < RSS_LIMIT_MIB),
   ];
 }
 
@@ -105,88 +137,94 @@ function tables() {
       "met?",
     ];
     const rows = [];
-    const createCold = ratioRow(
-      f,
-      "create, cold cache (peer: `skopeo copy docker:// oci:`, image by image)",
-      "create.airgap.cold",
-      "create.skopeo",
-      bytes,
+    const push = (row) => row && rows.push(row);
+    push(
+      ratioRow(
+        f,
+        "create, cold cache (peer: `skopeo copy docker:// oci:`, image by image)",
+        "create.airgap.cold",
+        "create.skopeo",
+        bytes,
+      ),
     );
-    if (createCold) rows.push(createCold);
     const cold = get(f, "create.airgap.cold");
     const warm = get(f, "create.airgap.warm");
     if (warm) {
-      const frac = ok(warm) && ok(cold) ? warm.seconds / cold.seconds : undefined;
+      const frac = paired(warm, cold, (w, c) => w.seconds / c.seconds);
       rows.push([
         "create, warm cache, new output folder",
         fmtS(warm),
         "—",
         "—",
         "—",
-        frac === undefined ? "—" : `${(frac * 100).toFixed(1)}% of cold`,
+        `${fmtPct(frac)} of cold`,
         fmtCpu(warm, undefined),
         fmtRss(warm),
         "—",
         `< ${INCREMENTAL_LIMIT * 100}% of cold`,
-        yes(frac !== undefined && frac < INCREMENTAL_LIMIT && mib(warm.rssKb) < RSS_LIMIT_MIB),
+        yes(frac !== undefined && frac.median < INCREMENTAL_LIMIT && mib(warm.rssKb) < RSS_LIMIT_MIB),
       ]);
     }
-    const v1 = ratioRow(
-      f,
-      "verify, integrity only (peer: `sha256sum -c SHA256SUMS`)",
-      "verify.airgap",
-      "verify.sha256sum",
-      bytes,
+    push(
+      ratioRow(
+        f,
+        "verify, integrity only (peer: `sha256sum -c SHA256SUMS`)",
+        "verify.airgap",
+        "verify.sha256sum",
+        bytes,
+      ),
     );
-    if (v1) rows.push(v1);
-    const v2 = ratioRow(
-      f,
-      "verify --key (signature + integrity; peer: `sha256sum -c`)",
-      "verify.airgap.key",
-      "verify.sha256sum",
-      bytes,
+    push(
+      ratioRow(
+        f,
+        "verify --key, signature + integrity (peer: `sha256sum -c SHA256SUMS`)",
+        "verify.airgap.key",
+        "verify.sha256sum",
+        bytes,
+      ),
     );
-    if (get(f, "verify.airgap.key") && v2) rows.push(v2);
     const imp = get(f, "import.airgap");
     const impPeer = get(f, "import.skopeo");
-    if (imp || impPeer) {
-      const ratio = ok(imp) && ok(impPeer) ? impPeer.seconds / imp.seconds : undefined;
+    if (imp) {
       rows.push([
-        "import into an empty registry (verify first; peer: `skopeo copy oci: docker://`)",
+        "import into an empty registry, verify included (peer: `skopeo copy oci: docker://`)",
         fmtS(imp),
         fmtS(impPeer),
         fmtRate(imp, bytes),
         fmtRate(impPeer, bytes),
-        ratio === undefined ? "—" : `${ratio.toFixed(2)}x`,
+        fmtRatio(paired(imp, impPeer, speedup)),
         fmtCpu(imp, impPeer),
         fmtRss(imp),
         fmtRss(impPeer),
         `RSS < ${RSS_LIMIT_MIB} MiB (speed reported)`,
-        yes(imp ? ok(imp) && mib(imp.rssKb) < RSS_LIMIT_MIB : undefined),
+        yes(ok(imp) && mib(imp.rssKb) < RSS_LIMIT_MIB),
       ]);
     }
     const re = get(f, "reimport.airgap");
     const rePeer = get(f, "reimport.skopeo");
-    if (re || rePeer) {
-      const frac = ok(re) && ok(imp) ? re.seconds / imp.seconds : undefined;
-      const peerFrac = ok(rePeer) && ok(impPeer) ? rePeer.seconds / impPeer.seconds : undefined;
+    if (re) {
+      const frac = paired(re, imp, (r, i) => r.seconds / i.seconds);
+      const peerFrac = paired(rePeer, impPeer, (r, i) => r.seconds / i.seconds);
       rows.push([
         "re-import, everything already there",
         fmtS(re),
         fmtS(rePeer),
         "—",
         "—",
-        `${frac === undefined ? "—" : `${(frac * 100).toFixed(1)}%`} of first (peer ${peerFrac === undefined ? "—" : `${(peerFrac * 100).toFixed(1)}%`})`,
+        `${fmtPct(frac)} of first (peer ${fmtPct(peerFrac)})`,
         fmtCpu(re, rePeer),
         fmtRss(re),
         fmtRss(rePeer),
         `< ${INCREMENTAL_LIMIT * 100}% of first import`,
-        yes(re ? frac !== undefined && frac < INCREMENTAL_LIMIT : undefined),
+        yes(frac !== undefined && frac.median < INCREMENTAL_LIMIT),
       ]);
     }
     if (rows.length === 0) out.push("(no measurements at this scale)", "");
     else out.push(table(head, rows), "");
-    const failed = [...measures.values()].filter((m) => m.id.startsWith(`x${f}.`) && m.exit);
+    const failed = [...measures.keys()]
+      .filter((id) => id.startsWith(`x${f}.`))
+      .map((id) => get(f, id.slice(id.indexOf(".") + 1)))
+      .filter((m) => m.exit);
     for (const m of failed) {
       out.push(`- \`${m.id.slice(m.id.indexOf(".") + 1)}\` failed: ${oneLine(m.errors.join(" | "))}`);
     }
@@ -269,8 +307,9 @@ ratio near a target can land on either side of it.
 
 ## Latest run
 
-- Date: ${m.date}; command: \`${m.cmd}\`; sections: ${m.sections}
+- Date: ${m.date}; command: \`${m.cmd}\`; sections: ${m.sections}; ${m.runs} run(s) per step
 - Machine: ${m.nproc} cores (${m.cpu}), ${m.mem} RAM, ${m.os}, Linux ${m.kernel}
+- Load average (1, 5, 15 min) before -> after the run: ${m.load} (other work on the machine shows here)
 - Tools: airgap ${m.airgap} (commit ${m.commit}${m.dirty ? `, ${m.dirty} uncommitted change(s) under src/` : ""}; ${m.build}), Node ${m.node},
   skopeo ${m.skopeo}, docker-registry (CNCF distribution) ${m.registry}, coreutils ${m.coreutils}
 - Data: ${m.images} images x ${m.layers} layers of random (incompressible) bytes, uncompressed OCI layers,
@@ -300,10 +339,14 @@ ${body}
 - Wall time, peak RSS and CPU time (user + system) come from \`/usr/bin/time -f '%e %M %U %S'\` around
   each command (for skopeo, times added up over its per-image runs and the largest RSS). CPU time is
   the client's only: the registries on the same ${m.nproc} cores use CPU too. MB/s = image bytes
-  (10^6) / wall seconds. Ratio = peer seconds / airgap seconds (above 1 means airgap is faster). Each
-  step runs once: single samples, not medians.
+  (10^6) / wall seconds. Ratio = peer seconds / airgap seconds of the same run (above 1 means airgap is
+  faster). Each step runs ${m.runs} time(s) per scale; the tables give the median and, in brackets, the
+  range over runs; peak RSS is the highest of the runs. Odd runs start with the peer, even runs with
+  airgap, so neither always gets the warmer server.
 - Everything runs from the page cache (the machine has far more RAM than the data), so disk speed is
-  not what is measured; network is loopback.
+  not what is measured; network is loopback. \`sync\` runs before each measured command, so dirty pages
+  one command left behind are not written back on the next one's time.
 `;
+  mkdirSync(dirname(values.write), { recursive: true });
   writeFileSync(values.write, doc);
 }
