@@ -32,7 +32,7 @@ unset CURL_CA_BUNDLE SSL_CERT_FILE SSL_CERT_DIR
 
 need_tools() {
   local missing=() t
-  for t in docker-registry htpasswd nginx fcgiwrap git curl openssl python3 bc \
+  for t in docker-registry htpasswd nginx fcgiwrap git curl openssl python3 flock \
     ceph-mon ceph-osd radosgw radosgw-admin monmaptool; do
     command -v "$t" >/dev/null || missing+=("$t")
   done

@@ -6,7 +6,10 @@ log() { printf '[test-servers %5.1fs] %s\n' "$(elapsed)" "$*" >&2; }
 die() { printf 'test-servers: %s\n' "$*" >&2; exit 1; }
 
 T0=$(date +%s%N)
-elapsed() { echo "scale=1; ($(date +%s%N) - $T0) / 1000000000" | bc; }
+elapsed() {
+  local ms=$((($(date +%s%N) - T0) / 1000000))
+  printf '%d.%d' $((ms / 1000)) $((ms % 1000 / 100))
+}
 
 # N distinct ports in 28000-28999 that nothing on 127.0.0.1 holds right now.
 pick_ports() {
@@ -38,6 +41,8 @@ random_secret() { head -c 64 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -
 # Start time of a process in clock ticks since boot: together with the PID it names one process,
 # so a stop long after a start never signals an unrelated process that reused the PID.
 proc_start() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $20}'; }
+# Process group of a process (procps may be absent on a minimal machine).
+proc_pgrp() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $3}'; }
 
 # spawn NAME LOGFILE CMD...: run CMD in a new session (its PID is its process group) and record it.
 # Without job control the background child is not a group leader, so setsid execs in place and
@@ -83,7 +88,7 @@ stop_recorded() {
     if [ "$(proc_start "$pid")" != "$start" ]; then continue; fi
     # setsid made each server the leader of its own group; signal the group so workers
     # (nginx, fcgiwrap, radosgw threads' children) go too, and only that group.
-    if [ "$(ps -o pgid= -p "$pid" | tr -d ' ')" = "$pid" ]; then g="-$pid"; else g="$pid"; fi
+    if [ "$(proc_pgrp "$pid")" = "$pid" ]; then g="-$pid"; else g="$pid"; fi
     kill -TERM -- "$g" 2>/dev/null && groups+=("$g") && echo "stopped $name ($pid)" >&2
   done < <(tac "$STATE/pids")
   # Everything here is throwaway: a short grace, then KILL (radosgw alone takes ~11 s to honour TERM).
