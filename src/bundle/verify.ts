@@ -607,9 +607,6 @@ async function verifyParallel(reader: BundleReader, opts: VerifyOptions): Promis
   }
   problems.push(...danglingProblems(refs, (hex) => present.has(`blobs/sha256/${hex}`)));
 
-  if (problems.length > 0 && reader.kind === "parts") {
-    problems.push(...(await damagedParts(reader)));
-  }
   return report(verdict, files, blobs, bytes);
 }
 
@@ -672,8 +669,17 @@ export async function verifyBundle(input: string | BundleReader, opts: VerifyOpt
   }
   try {
     opts.signal?.throwIfAborted();
-    if (reader.seekable && isRangeReader(reader)) return await verifyParallel(reader, opts);
-    return await verifySequential(reader, opts);
+    const report =
+      reader.seekable && isRangeReader(reader)
+        ? await verifyParallel(reader, opts)
+        : await verifySequential(reader, opts);
+    if (!report.ok && reader.kind === "parts") {
+      // Damage inside a split archive shows first as a bad file or bad compressed data; the
+      // parts' own checksums say which part to fetch again.
+      const named = new Set(report.problems.map((p) => p.item));
+      for (const p of await damagedParts(reader)) if (!named.has(p.item)) report.problems.push(p);
+    }
+    return report;
   } catch (err) {
     if (err instanceof AirgapError || opts.signal?.aborted) throw err;
     throw new AirgapError(

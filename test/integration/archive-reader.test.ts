@@ -164,6 +164,20 @@ describe("openBundle", () => {
     expect(paths).toEqual(files.map((f) => f.path));
   });
 
+  it("reads GNU and PAX long names written by GNU tar", async () => {
+    const d = join(work, "long");
+    const name = `${"n".repeat(150)}/${"m".repeat(120)}`;
+    await mkdir(join(d, "n".repeat(150)), { recursive: true });
+    await writeFile(join(d, name), "long");
+    for (const format of ["gnu", "posix"]) {
+      const t = join(work, `long-${format}.tar`);
+      execFileSync("tar", [`--format=${format}`, "-cf", t, "-C", d, name]);
+      const r = await openBundle(t);
+      expect(await readAll(r)).toEqual([{ path: name, size: 4, sha256: sha(Buffer.from("long")) }]);
+      expect((await r.readSmall(name)).toString()).toBe("long");
+    }
+  });
+
   it("reads a bundle that GNU tar packed from the directory form (./ prefixes)", async () => {
     const t = join(work, "gnu.tar");
     execFileSync("tar", ["-cf", t, "-C", join(work, "dir"), "."]);

@@ -4,6 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { mkdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type BundleFile, writeBundle } from "../../src/bundle/archive/writer.js";
 import { formatChecksums } from "../../src/bundle/checksums.js";
@@ -169,6 +170,44 @@ describe("writeBundle tar", () => {
       encoding: "utf8",
     });
     expect(Number(catted.trim())).toBe(files.length + 2);
+  });
+
+  it("streams to standard output with '-'", async () => {
+    const plain = join(work, "o-plain.tar");
+    await writeBundle(files, { path: plain, format: "tar", compress: "none" }, { mtime: MTIME });
+    const chunks: Buffer[] = [];
+    const sink = new PassThrough();
+    sink.on("data", (c: Buffer) => chunks.push(c));
+    const real = Object.getOwnPropertyDescriptor(process, "stdout")!;
+    Object.defineProperty(process, "stdout", { value: sink, configurable: true });
+    let res: { paths: string[]; bytes: number };
+    try {
+      res = await writeBundle(files, { path: "-", format: "tar", compress: "none" }, { mtime: MTIME });
+    } finally {
+      Object.defineProperty(process, "stdout", real);
+    }
+    expect(res.paths).toEqual(["-"]);
+    expect(sha(Buffer.concat(chunks))).toBe(sha(readFileSync(plain)));
+    expect(sink.writableEnded).toBe(false);
+    await expect(
+      writeBundle(files, { path: "-", format: "tar", compress: "none", splitSize: 1000 }),
+    ).rejects.toBeInstanceOf(UsageError);
+  });
+
+  it("writes long names that GNU tar extracts intact", async () => {
+    const long = `${"a".repeat(90)}/${"b".repeat(90)}/${"c".repeat(120)}`;
+    const out = join(work, "long.tar");
+    await writeBundle([{ path: long, size: 2, source: { bytes: Buffer.from("hi") } }], {
+      path: out,
+      format: "tar",
+      compress: "none",
+    });
+    const listed = execFileSync("tar", ["-tf", out], { encoding: "utf8" }).trim().split("\n");
+    expect(listed.at(-1)).toBe(long);
+    const x = join(work, "long-x");
+    await mkdir(x);
+    execFileSync("tar", ["-xf", out, "-C", x]);
+    expect(readFileSync(join(x, long), "utf8")).toBe("hi");
   });
 
   it("refuses to overwrite an existing output unless asked", async () => {

@@ -329,6 +329,15 @@ describe("verifyBundle tamper cases (archives and streams)", () => {
     expect(codes(r)).toEqual([["CHECKSUM_MISMATCH", fx.layers[1]]]);
   });
 
+  it("a damaged part of a compressed split bundle is named", async () => {
+    const path = join(work, "pz.tar.zst");
+    await writeBundle(fx.files, { path, format: "tar", compress: "zstd", splitSize: 64 * 1024 });
+    flip(`${path}.part-0002`, 1000);
+    const r = await verifyBundle(path, pem());
+    expect(r.ok).toBe(false);
+    expect(r.problems.map((p) => p.item)).toContain("pz.tar.zst.part-0002");
+  });
+
   it("a damaged or missing part is named", async () => {
     const parts = await materialize(fx, "parts");
     flip(`${parts}.part-0002`, 100);

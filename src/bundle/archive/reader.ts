@@ -276,7 +276,13 @@ class StreamTarReader implements BundleReader {
     private readonly rawInput: () => Readable,
     private readonly compress: "none" | "zstd" | "detect",
     private readonly once: boolean,
+    private readonly parts?: PartsSet,
   ) {}
+
+  /** The parts of a split archive, for naming a damaged one. */
+  get partFiles(): PartFile[] {
+    return this.parts?.parts ?? [];
+  }
 
   async *entries(signal?: AbortSignal): AsyncIterable<BundleEntry> {
     if (this.once && this.used) throw new AirgapError(`${this.label} can be read only once`, "NOT_SEEKABLE");
@@ -420,7 +426,7 @@ export async function openBundle(input: string, opts: { stdin?: Readable } = {})
     const head = await readHead(set.parts[0]!.file, 4);
     const zstd = set.compress === "zstd" || (set.compress === "detect" && head.equals(ZSTD_MAGIC));
     if (zstd) {
-      return new StreamTarReader("parts", set.label, () => checkedPartsStream(set), set.compress, false);
+      return new StreamTarReader("parts", set.label, () => checkedPartsStream(set), set.compress, false, set);
     }
     return new SeekableTarReader("parts", set.label, set.parts, set);
   }
