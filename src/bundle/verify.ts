@@ -5,7 +5,7 @@ import { type Readable, Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { AirgapError, type IntegrityCode, IntegrityError, UsageError } from "../errors.js";
 import { HashError, HashPool } from "./archive/hash-pool.js";
-import { blobHexOf } from "./archive/paths.js";
+import { blobHexOf, canonicalCompare, compareBytes } from "./archive/paths.js";
 import { type BundleEntry, type BundleReader, isRangeReader, openBundle } from "./archive/reader.js";
 import { CHECKSUMS_FILE, parseChecksums, SIGNATURE_FILES } from "./checksums.js";
 import { loadPublicKey } from "./keys.js";
@@ -178,14 +178,17 @@ function danglingProblems(
   return out;
 }
 
+/** Drops repeats and orders problems by item (bundle order), so reports are stable across runs. */
 function dedupe(problems: VerifyProblem[]): VerifyProblem[] {
   const seen = new Set<string>();
-  return problems.filter((p) => {
-    const k = `${p.code}\0${p.item}\0${p.message}`;
-    if (seen.has(k)) return false;
-    seen.add(k);
-    return true;
-  });
+  return problems
+    .filter((p) => {
+      const k = `${p.code}\0${p.item}\0${p.message}`;
+      if (seen.has(k)) return false;
+      seen.add(k);
+      return true;
+    })
+    .sort((a, b) => canonicalCompare(a.item, b.item) || compareBytes(a.code, b.code));
 }
 
 /**
@@ -677,7 +680,8 @@ export async function verifyBundle(input: string | BundleReader, opts: VerifyOpt
       // Damage inside a split archive shows first as a bad file or bad compressed data; the
       // parts' own checksums say which part to fetch again.
       const named = new Set(report.problems.map((p) => p.item));
-      for (const p of await damagedParts(reader)) if (!named.has(p.item)) report.problems.push(p);
+      const extra = (await damagedParts(reader)).filter((p) => !named.has(p.item));
+      if (extra.length) return { ...report, problems: dedupe([...report.problems, ...extra]) };
     }
     return report;
   } catch (err) {
