@@ -113,6 +113,18 @@ describe("bundle import from a pipe and from compressed bundles", () => {
     await expectImported(prefix);
   });
 
+  it("a second import of the same tar from standard input uploads nothing", async () => {
+    const prefix = uniqueRepo("again");
+    const first = await runCli(importArgs("-", prefix), { env, input: createReadStream(tar) });
+    expect(first.code, first.stderr).toBe(0);
+    const r = await runCli([...importArgs("-", prefix), "--json"], { env, input: createReadStream(tar) });
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { stats: { blobsUploaded: number; bytesUploaded: number } };
+    expect(out.stats.blobsUploaded).toBe(0);
+    expect(out.stats.bytesUploaded).toBe(0);
+    await expectImported(prefix);
+  });
+
   it("imports a .tar.zst from standard input", async () => {
     const prefix = uniqueRepo("stdinzst");
     const r = await runCli(importArgs("-", prefix), { env, input: createReadStream(zst) });

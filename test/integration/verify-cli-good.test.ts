@@ -66,8 +66,7 @@ describe("bundle verify of a good bundle", () => {
   it("without --key: exit 0, and stderr warns that authenticity was not checked", async () => {
     const r = await runCli(["bundle", "verify", dir], { env });
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/warning:/i);
-    expect(r.stderr).toMatch(/not (been )?(checked|verified)|authentic/i);
+    expect(r.stderr).toMatch(/warning:[^\n]*authenticity[^\n]*not (been )?(checked|verified)/i);
   });
 
   it("--require-signature without --key is a usage error (exit 2), and so is AIRGAP_REQUIRE_SIGNATURE=1", async () => {

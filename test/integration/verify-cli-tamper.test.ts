@@ -43,7 +43,7 @@ function copyOfGood(): string {
   return to;
 }
 
-async function verify(bundle: string, key: string | undefined = keys.pub) {
+async function verify(bundle: string, key: string | null = keys.pub) {
   return runCli(["bundle", "verify", bundle, ...(key ? ["--key", key] : [])], { env });
 }
 
@@ -130,8 +130,8 @@ describe("bundle verify refuses a damaged bundle with exit 3 and names what is w
     writeFileSync(file, `${[...lines].reverse().join("\n")}\n`);
     const r = await verify(b);
     expect(r.code, r.stderr).toBe(3);
-    expect(r.stderr).toContain("SHA256SUMS");
-    expect(r.stderr).toMatch(/signature/i);
+    expect(r.stderr).toContain("SHA256SUMS.sig");
+    expect(r.stderr).toMatch(/SIGNATURE_INVALID/);
   });
 
   it("a missing blob", async () => {
@@ -168,8 +168,19 @@ describe("bundle verify refuses a damaged bundle with exit 3 and names what is w
     truncateSync(t, at.offset + 1000);
     const r = await verify(t);
     expect(r.code, r.stderr).toBe(3);
-    expect(r.stderr).toMatch(/FAIL/);
-    expect(r.stderr).toMatch(new RegExp(`${layerHex.slice(0, 12)}|truncated|unexpected end|incomplete`, "i"));
+    expect(r.stderr).toMatch(/truncated/i);
+    expect(r.stderr).toContain(layerHex.slice(0, 12));
+  });
+
+  it("a truncated tar on standard input", async () => {
+    const t = join(work, "truncated-stdin.tar");
+    copyFileSync(goodTar, t);
+    const at = tarEntry(t, `blobs/sha256/${layerHex}`);
+    truncateSync(t, at.offset + 3000);
+    const r = await runCli(["bundle", "verify", "-", "--key", keys.pub], { env, input: readFileSync(t) });
+    expect(r.code, r.stderr).toBe(3);
+    expect(r.stderr).toMatch(/truncated/i);
+    expect(r.stderr).toContain(layerHex.slice(0, 12));
   });
 
   it("a swapped signature (the signature of another bundle, same key)", async () => {
@@ -179,21 +190,24 @@ describe("bundle verify refuses a damaged bundle with exit 3 and names what is w
     expect((await verify(other)).code).toBe(0);
     const r = await verify(b);
     expect(r.code, r.stderr).toBe(3);
-    expect(r.stderr).toMatch(/SHA256SUMS\.sig|signature/i);
+    expect(r.stderr).toContain("SHA256SUMS.sig");
+    expect(r.stderr).toMatch(/signature/i);
   });
 
   it("the wrong public key", async () => {
     const r = await verify(good, otherKeys.pub);
     expect(r.code, r.stderr).toBe(3);
+    expect(r.stderr).toContain("SHA256SUMS.sig");
     expect(r.stderr).toMatch(/signature/i);
   });
 
   it("an unsigned bundle verified with --key", async () => {
     const r = await verify(unsigned, keys.pub);
     expect(r.code, r.stderr).toBe(3);
-    expect(r.stderr).toMatch(/SHA256SUMS\.sig|signature/i);
+    expect(r.stderr).toContain("SHA256SUMS.sig");
+    expect(r.stderr).toMatch(/signature/i);
     // without a key the same bundle is fine (with a warning)
-    const noKey = await verify(unsigned, undefined);
+    const noKey = await verify(unsigned, null);
     expect(noKey.code, noKey.stderr).toBe(0);
     expect(noKey.stderr).toMatch(/warning:/i);
   });
