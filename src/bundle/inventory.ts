@@ -56,8 +56,8 @@ export interface ImageItem extends ItemBase {
 
 export interface ProfileItem extends ItemBase {
   kind: "profile";
-  /** `name` and `version` of its inspec.yml; sha256 and file name of the NAME-VERSION.tar.gz layer. */
-  profile: { name: string; version: string; sha256: string; file: string };
+  /** `name` and `version` of its inspec.yml; sha256, size and file name of the NAME-VERSION.tar.gz layer. */
+  profile: { name: string; version: string; sha256: string; size: number; file: string };
   /** The source pinned: `{git, ref, relative_path?}`, `{url, sha256}`, `{path, sha256}` or `{oci, digest}`. */
   pinned: Record<string, unknown>;
   /** The vendored dependency tree, as inspec.lock records it. */

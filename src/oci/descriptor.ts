@@ -90,13 +90,19 @@ export function platformMatches(have: Platform | undefined, want: Platform): boo
  */
 export function parseManifest(bytes: Uint8Array, desc: Pick<Descriptor, "digest" | "mediaType">): Manifest {
   if (bytes.length > MAX_MANIFEST_BYTES) {
-    throw new IntegrityError("MALFORMED", `manifest ${desc.digest} is ${bytes.length} bytes, over the 4 MiB limit`, desc.digest);
+    throw new IntegrityError(
+      "MALFORMED",
+      `manifest ${desc.digest} is ${bytes.length} bytes, over the 4 MiB limit`,
+      desc.digest,
+    );
   }
   let json: unknown;
   try {
     json = JSON.parse(Buffer.from(bytes).toString("utf8"));
   } catch (err) {
-    throw new IntegrityError("MALFORMED", `manifest ${desc.digest} is not valid JSON`, desc.digest, { cause: err });
+    throw new IntegrityError("MALFORMED", `manifest ${desc.digest} is not valid JSON`, desc.digest, {
+      cause: err,
+    });
   }
   const m = json as Partial<ImageManifest & ImageIndex>;
   if (typeof m !== "object" || m === null || m.schemaVersion !== 2) {
@@ -104,8 +110,18 @@ export function parseManifest(bytes: Uint8Array, desc: Pick<Descriptor, "digest"
   }
   const checkDesc = (d: unknown, where: string) => {
     const x = d as Descriptor;
-    if (!x || typeof x.digest !== "string" || typeof x.size !== "number" || typeof x.mediaType !== "string" || x.size < 0) {
-      throw new IntegrityError("MALFORMED", `manifest ${desc.digest} has a malformed descriptor in ${where}`, desc.digest);
+    if (
+      !x ||
+      typeof x.digest !== "string" ||
+      typeof x.size !== "number" ||
+      typeof x.mediaType !== "string" ||
+      x.size < 0
+    ) {
+      throw new IntegrityError(
+        "MALFORMED",
+        `manifest ${desc.digest} has a malformed descriptor in ${where}`,
+        desc.digest,
+      );
     }
     assertDigest(x.digest, `${where} digest in manifest ${desc.digest}`);
   };
@@ -113,13 +129,13 @@ export function parseManifest(bytes: Uint8Array, desc: Pick<Descriptor, "digest"
     if (!Array.isArray(m.manifests)) {
       throw new IntegrityError("MALFORMED", `index ${desc.digest} has no manifests list`, desc.digest);
     }
-    m.manifests.forEach((d, i) => checkDesc(d, `manifests[${i}]`));
+    for (const [i, d] of m.manifests.entries()) checkDesc(d, `manifests[${i}]`);
   } else {
     if (!m.config || !Array.isArray(m.layers)) {
       throw new IntegrityError("MALFORMED", `manifest ${desc.digest} lacks config or layers`, desc.digest);
     }
     checkDesc(m.config, "config");
-    m.layers.forEach((d, i) => checkDesc(d, `layers[${i}]`));
+    for (const [i, d] of m.layers.entries()) checkDesc(d, `layers[${i}]`);
   }
   if (m.subject) checkDesc(m.subject, "subject");
   return m as Manifest;
@@ -128,7 +144,11 @@ export function parseManifest(bytes: Uint8Array, desc: Pick<Descriptor, "digest"
 /** The media type a manifest declares for itself, or the one its shape implies. */
 export function manifestMediaType(bytes: Uint8Array): string | undefined {
   try {
-    const m = JSON.parse(Buffer.from(bytes).toString("utf8")) as { mediaType?: string; manifests?: unknown; config?: unknown };
+    const m = JSON.parse(Buffer.from(bytes).toString("utf8")) as {
+      mediaType?: string;
+      manifests?: unknown;
+      config?: unknown;
+    };
     if (m.mediaType) return m.mediaType;
     if (Array.isArray(m.manifests)) return "application/vnd.oci.image.index.v1+json";
     if (m.config) return "application/vnd.oci.image.manifest.v1+json";

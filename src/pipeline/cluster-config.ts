@@ -59,6 +59,17 @@ export async function writeClusterConfig(
   for (const [path, text] of renderContainerdHosts(images, opts.registry, mirror)) files.set(path, text);
   files.set("registries.conf", renderRegistriesConf(images, opts.registry, mirror));
   for (const [path, text] of renderHelmValues(images, { registry: opts.registry })) files.set(path, text);
+  if (result.profiles && result.profiles.length > 0) {
+    // Where the scanner finds each profile: the artifact repository URL and the OCI artifact.
+    const profiles = result.profiles.map(({ name, version, sha256, url, artifact }) => ({
+      name,
+      version,
+      sha256,
+      url,
+      artifact,
+    }));
+    files.set("profiles.json", `${JSON.stringify(profiles, null, 2)}\n`);
+  }
   for (const [path, text] of files) {
     const final = join(outDir, path);
     const temp = `${final}.partial-${randomBytes(4).toString("hex")}`;

@@ -135,6 +135,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     const plan = await Promise.all(
       images.map(({ resolved, store }) => planImage(resolved, store, cache, limit, signal)),
     );
+    for (const entry of config.profiles) plan.push(profilePlanItem(entry));
     if (opts.dryRun) {
       return {
         plan,
@@ -274,6 +275,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
           name: p.record.profileName,
           version: p.record.version,
           sha256: p.record.sha256,
+          size: p.record.size,
           file: p.record.fileName,
         },
         pinned: p.record.source as unknown as Record<string, unknown>,

@@ -2,14 +2,16 @@ import { Readable } from "node:stream";
 import { finished } from "node:stream/promises";
 import pLimit from "p-limit";
 import { type BundleReader, openBundle } from "../bundle/archive/reader.js";
-import { INVENTORY_FILE, type Inventory, parseInventory } from "../bundle/inventory.js";
+import { INVENTORY_FILE, type Inventory, type ProfileItem, parseInventory } from "../bundle/inventory.js";
 import { SequentialVerifier, type VerifyReport, verifyBundle } from "../bundle/verify.js";
 import type { RegistryConfig } from "../config/types.js";
 import { AirgapError, type IntegrityCode, IntegrityError, UsageError } from "../errors.js";
 import type { Descriptor, ImageIndex } from "../oci/descriptor.js";
-import { MAX_MANIFEST_BYTES } from "../oci/mediatypes.js";
+import { ArtifactType, MAX_MANIFEST_BYTES } from "../oci/mediatypes.js";
 import { formatReference, parseReference, type Reference } from "../oci/reference.js";
 import { RegistryClient } from "../oci/registry/client.js";
+import { profileKey, publishProfiles } from "../profiles/publish.js";
+import { type ArtifactRepositoryOptions, openArtifactRepository } from "../store/artifacts.js";
 import { BundleArchive, namedRoots, parseIndexJson, referrerRoots } from "../store/bundle.js";
 import { type CopyEvent, copyGraph } from "../store/copy.js";
 import { readBounded, withProgress } from "../store/streams.js";
@@ -30,6 +32,9 @@ export interface ImportOptions {
   caFiles?: string[];
   concurrency?: number;
   dryRun?: boolean;
+  /** Artifact repository for profiles: s3://BUCKET/PREFIX or http(s)://HOST/PATH/. */
+  artifacts?: string;
+  artifactOptions?: ArtifactRepositoryOptions;
   progress: Progress;
   signal?: AbortSignal;
 }
@@ -47,11 +52,23 @@ export interface PlannedImage {
   exists?: boolean;
 }
 
+export interface PublishedProfile {
+  name: string;
+  version: string;
+  sha256: string;
+  /** Where the scanner fetches it from (the artifact repository), when one was given. */
+  url?: string;
+  /** Its OCI artifact in the target registry, pinned. */
+  artifact: string;
+  uploaded: boolean;
+}
+
 export interface ImportResult {
   verify: VerifyReport;
   inventory?: Inventory;
   images: PlannedImage[];
   referrers: number;
+  profiles?: PublishedProfile[];
   stats: {
     blobsUploaded: number;
     blobsMounted: number;
@@ -118,8 +135,8 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
       const inflightByRepo = new Map<string, Map<string, Promise<void>>>();
       const inflightFor = (ref: Reference) => {
         const key = `${ref.registry}/${ref.repository}`;
-        let m = inflightByRepo.get(key);
-        if (!m) inflightByRepo.set(key, (m = new Map()));
+        const m = inflightByRepo.get(key) ?? new Map<string, Promise<void>>();
+        inflightByRepo.set(key, m);
         return m;
       };
       const onEvent = (e: CopyEvent) => {
@@ -161,11 +178,13 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
           ),
       );
       for (const img of images) progress.itemDone(img.target);
+      const profiles = await publishProfileItems(inventory, images, opts, (d) => archive.fetch(d));
       return {
         verify: report,
         inventory,
         images,
         referrers: referrerRoots.length,
+        profiles,
         stats: {
           blobsUploaded: client.stats.blobsUploaded,
           blobsMounted: client.stats.blobsMounted,
@@ -184,6 +203,62 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
 }
 
 const MAX_INVENTORY_BYTES = 256 * 1024 * 1024;
+
+/**
+ * Publish the bundle's CINC Auditor profiles to the artifact repository (when one was given):
+ * profiles/NAME/VERSION/NAME-VERSION.tar.gz and profiles/index.json, skipping what is there already.
+ */
+async function publishProfileItems(
+  inventory: Inventory,
+  images: PlannedImage[],
+  opts: ImportOptions,
+  fetchBlob: (d: Descriptor) => Promise<Readable>,
+): Promise<PublishedProfile[]> {
+  const items = inventory.items.filter((i): i is ProfileItem => i.kind === "profile");
+  if (items.length === 0) return [];
+  const artifactOf = (item: ProfileItem) => {
+    const img = images.find((i) => i.source === item.name);
+    return img ? formatReference({ ...img.targetRef, tag: undefined, digest: item.digest }) : item.name;
+  };
+  if (!opts.artifacts) {
+    return items.map((item) => ({
+      name: item.profile.name,
+      version: item.profile.version,
+      sha256: item.profile.sha256,
+      artifact: artifactOf(item),
+      uploaded: false,
+    }));
+  }
+  const repo = await openArtifactRepository(opts.artifacts, opts.artifactOptions);
+  opts.progress.phase(`publishing profiles to ${repo.label}`, 0);
+  const layer = (item: ProfileItem): Descriptor => ({
+    mediaType: ArtifactType.cincProfile,
+    digest: `sha256:${item.profile.sha256}`,
+    size: item.profile.size,
+  });
+  const result = await publishProfiles(
+    items.map((item) => ({
+      name: item.profile.name,
+      version: item.profile.version,
+      sha256: item.profile.sha256,
+      size: item.profile.size,
+      stream: () => fetchBlob(layer(item)),
+    })),
+    repo,
+    { signal: opts.signal },
+  );
+  return items.map((item) => {
+    const key = profileKey(item.profile.name, item.profile.version);
+    return {
+      name: item.profile.name,
+      version: item.profile.version,
+      sha256: item.profile.sha256,
+      url: result.urls[key] ?? repo.url(key),
+      artifact: artifactOf(item),
+      uploaded: result.uploaded.includes(key),
+    };
+  });
+}
 
 /** Where every root of the bundle goes; refuses a mapping that sends different content to one tag. */
 function planTargets(index: ImageIndex, opts: ImportOptions) {
@@ -229,10 +304,6 @@ function emptyStats(started: number): ImportResult["stats"] {
     bytesUploaded: 0,
     seconds: (Date.now() - started) / 1000,
   };
-}
-
-function dirnameForSpool(): string {
-  return process.env.TMPDIR || "/tmp";
 }
 
 /**
@@ -387,11 +458,19 @@ async function streamingImport(
         await storeFor(img.targetRef).tag(img.descriptor, img.targetRef.tag, signal);
       progress.itemDone(img.target);
     }
+    // The pipe is spent: profile archives are read back (verified) from the registry they just landed in.
+    const planned = plan;
+    const profiles = await publishProfileItems(plan.inventory, plan.images, opts, (d) => {
+      const item = planned.inventory.items.find((i) => i.blobs.includes(d.digest))!;
+      const to = mapReference(parseReference(item.name), mappingOf(opts));
+      return storeFor(to).fetch(d, signal);
+    });
     return {
       verify: report,
       inventory: plan.inventory,
       images: plan.images,
       referrers: plan.referrers.length,
+      profiles,
       stats: {
         blobsUploaded: client.stats.blobsUploaded,
         blobsMounted: client.stats.blobsMounted,

@@ -220,11 +220,11 @@ describe("bundle create", () => {
 
     const fromDir = await runCli(["bundle", "inspect", dir, "--json"]);
     expect(fromDir.code, fromDir.stderr).toBe(0);
-    const expected = JSON.parse(fromDir.stdout) as { items: { name: string; digest: string }[] };
+    const expected = JSON.parse(fromDir.stdout) as {
+      items: { name: string; digest: string; sharedBytes: number }[];
+    };
     expect(expected.items.map((i) => i.name)).toContain(`${host}/${ns}/shared-b:1`);
-    const sharedItem = (expected.items as { name: string; sharedBytes: number }[]).find(
-      (i) => i.name === `${host}/${ns}/shared-a:1`,
-    )!;
+    const sharedItem = expected.items.find((i) => i.name === `${host}/${ns}/shared-a:1`)!;
     expect(sharedItem.sharedBytes).toBeGreaterThanOrEqual(600_000);
     for (const input of [zst, `${split}.parts.json`]) {
       const r = await runCli(["bundle", "inspect", input, "--json"]);

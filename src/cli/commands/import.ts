@@ -63,6 +63,12 @@ export async function runImport(input: string, flags: ImportFlags): Promise<void
       caFiles: flags.caFile,
       concurrency: flags.concurrency,
       dryRun: flags.dryRun,
+      artifacts: flags.artifacts,
+      artifactOptions: {
+        ...(flags.s3Endpoint ? { endpoint: flags.s3Endpoint } : {}),
+        ...(flags.s3PathStyle === false ? { forcePathStyle: false } : {}),
+        ...(flags.caFile[0] ? { caFile: flags.caFile[0] } : {}),
+      },
       progress,
       signal: ac.signal,
     });
@@ -106,10 +112,18 @@ export async function runImport(input: string, flags: ImportFlags): Promise<void
       caFile: flags.caFile[0],
     });
     const s = result.stats;
+    for (const p of result.profiles ?? []) {
+      if (!flags.json) {
+        process.stderr.write(
+          `profile ${p.name} ${p.version}: ${p.url ? `${p.url}${p.uploaded ? "" : " (already there)"}` : "no --artifacts given"}; OCI artifact ${p.artifact}\n`,
+        );
+      }
+    }
     if (flags.json) {
       printJson({
         imported: true,
         images: result.images.map(({ source, target, digest }) => ({ source, target, digest })),
+        profiles: result.profiles ?? [],
         stats: s,
         out: written,
       });
