@@ -551,7 +551,11 @@ export class RegistryStore implements Store {
     if (isVerifiedFor(content, desc)) {
       verifier = content;
     } else {
-      const verifying = new VerifyingStream(desc.digest, desc.size, `${what} for ${this.registry}/${this.repository}`);
+      const verifying = new VerifyingStream(
+        desc.digest,
+        desc.size,
+        `${what} for ${this.registry}/${this.repository}`,
+      );
       verifier = verifying;
       pipeline(content, verifying, () => {
         // failures surface through `verifier`, which is the request body
