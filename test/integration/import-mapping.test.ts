@@ -144,6 +144,28 @@ mappings:
     expect(await underPrefix(prefix)).toEqual([]);
   });
 
+  it("without credentials for the registry: exit 1, a message about authentication, nothing pushed", async () => {
+    const prefix = uniqueRepo("noauth");
+    const r = await runCli(
+      [
+        "bundle",
+        "import",
+        dir,
+        "--registry",
+        `${tls.host}/${prefix}`,
+        "--ca-file",
+        needEnv("AIRGAP_TEST_CA"),
+        "--out",
+        join(work, "o-noauth"),
+      ],
+      { env: isolatedEnv(join(work, "noauth"), false) },
+    );
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain(tls.host);
+    expect(r.stderr).toMatch(/401|unauthori[sz]ed|credential|authenticat/i);
+    expect(await underPrefix(prefix)).toEqual([]);
+  });
+
   it("--flatten that sends a/b-c:1 and a-b/c:1 to one tag fails before anything is pushed", async () => {
     const prefix = uniqueRepo("flat");
     const r = await runCli(

@@ -5,12 +5,17 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../helpers/cli.js";
 import { needEnv } from "../helpers/env.js";
 import {
+  blobExists,
   closeFixtures,
+  cosignTag,
   getManifest,
   listTags,
+  type PushedArtifact,
   type PushedImage,
   type PushedIndex,
   plainTarget,
+  pushArtifact,
+  pushCosignSignature,
   pushImage,
   pushIndex,
   tlsTarget,
@@ -42,6 +47,10 @@ let single: PushedImage;
 let docker: PushedImage;
 let multi: PushedIndex;
 let multiRoot: string;
+let sharedA: PushedImage;
+let sharedB: PushedImage;
+let sig: PushedImage;
+let referrer: PushedArtifact;
 let layerHex: string;
 let env: NodeJS.ProcessEnv;
 
@@ -67,6 +76,22 @@ async function expectImported(prefix: string): Promise<void> {
   expect((await getManifest(tls, `${prefix}/${ns}/single`, "1.0")).digest).toBe(single.digest);
   expect((await getManifest(tls, `${prefix}/${ns}/docker`, "v2s2")).digest).toBe(docker.digest);
   expect((await getManifest(tls, `${prefix}/${ns}/multi`, "3")).digest).toBe(multiRoot);
+  expect((await getManifest(tls, `${prefix}/${ns}/shared-a`, "1")).digest).toBe(sharedA.digest);
+  expect((await getManifest(tls, `${prefix}/${ns}/shared-b`, "1")).digest).toBe(sharedB.digest);
+  // the base layer both share is in both target repositories
+  for (const repo of ["shared-a", "shared-b"])
+    expect(await blobExists(tls, `${prefix}/${ns}/${repo}`, sharedA.layers[0]!.digest), repo).toBe(true);
+  // the cosign signature and the referrer travel through a pipe too
+  expect((await getManifest(tls, `${prefix}/${ns}/single`, cosignTag(single.digest))).digest).toBe(
+    sig.digest,
+  );
+  expect((await getManifest(tls, `${prefix}/${ns}/single`, referrer.digest)).digest).toBe(referrer.digest);
+  const schema = JSON.parse(
+    (await getManifest(tls, `${prefix}/${ns}/single`, single.digest.replace(":", "-"))).bytes.toString(
+      "utf8",
+    ),
+  ) as { manifests: { digest: string }[] };
+  expect(schema.manifests.map((m) => m.digest)).toContain(referrer.digest);
 }
 
 /** No tag under the prefix (blobs pushed before the damage was found may remain, untagged). */
@@ -82,12 +107,29 @@ beforeAll(async () => {
   layerHex = single.layers[0]!.digest.slice(7);
   docker = await pushImage(source, `${ns}/docker`, "v2s2", { layerSizes: [30_000], format: "docker" });
   multi = await pushIndex(source, `${ns}/multi`, "3", { layerSizes: [10_000] });
+  sig = await pushCosignSignature(source, `${ns}/single`, single.digest);
+  referrer = await pushArtifact(source, `${ns}/single`, {
+    artifactType: "application/vnd.example.sbom.v1+json",
+    files: [{ name: "sbom.json", content: '{"packages":["stream"]}' }],
+    subject: single,
+  });
+  const base = await pushImage(source, `${ns}/base`, "1", { layerSizes: [150_000] });
+  sharedA = await pushImage(source, `${ns}/shared-a`, "1", {
+    layerSizes: [3_000],
+    sharedLayers: base.layers,
+  });
+  sharedB = await pushImage(source, `${ns}/shared-b`, "1", {
+    layerSizes: [4_000],
+    sharedLayers: base.layers,
+  });
   keys = await generateKey(work, "cosign");
   stranger = await generateKey(work, "stranger");
   const cfg = writeBundleConfig(work, "stream", [
     src("single", "1.0"),
     src("docker", "v2s2"),
     src("multi", "3"),
+    src("shared-a", "1"),
+    src("shared-b", "1"),
   ]);
   const cache = join(work, "cache");
   dir = join(work, "bundle");
