@@ -254,6 +254,17 @@ describe("openBundle refuses unsafe or damaged archives", () => {
     await expect(readAll(r)).rejects.toMatchObject({ code: "TRUNCATED" });
   });
 
+  it("reports truncation from the next entry when a body is only resumed", async () => {
+    const whole = readFileSync(join(work, "b.tar"));
+    const t = join(work, "trunc-resume.tar");
+    writeFileSync(t, whole.subarray(0, 512 * 14));
+    const r = await openBundle("-", { stdin: createReadStream(t) });
+    const run = async () => {
+      for await (const e of r.entries()) e.stream.resume();
+    };
+    await expect(run()).rejects.toMatchObject({ code: "TRUNCATED" });
+  });
+
   it("refuses garbage and data after the end of the archive", async () => {
     const g = join(work, "garbage.tar");
     writeFileSync(g, randomBytes(20000));

@@ -250,6 +250,9 @@ async function* tarEntries(
           });
         },
       });
+      // A consumer that only resume()s the body must not crash the process on a truncated
+      // archive: the same error is thrown again from this generator below.
+      stream.on("error", () => {});
       yield { path: h.path, size: h.size, stream };
       while (inflight) await inflight;
       if (failed) throw failed;
