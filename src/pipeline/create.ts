@@ -143,7 +143,16 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
       };
     }
 
-    // 3. Pull into the cache.
+    // 3. Upstream signature policy, before a byte of an image is pulled.
+    const policies = new Map<string, ImageItem["policy"]>();
+    if (opts.checkPolicy) {
+      const check = opts.checkPolicy;
+      await Promise.all(
+        images.map(async ({ resolved }) => policies.set(resolved.name, await limit(() => check(resolved, client)))),
+      );
+    }
+
+    // 4. Pull into the cache.
     const stats = { pulledBytes: 0, pulledBlobs: 0, skippedBlobs: 0 };
     const inflight = new Map<string, Promise<void>>();
     progress.phase(
@@ -188,16 +197,16 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
         if (resolved.filteredIndex) {
           await dst.push(resolved.root, Readable.from([resolved.filteredIndex]), signal);
         }
-        const policy = opts.checkPolicy ? await opts.checkPolicy(resolved, client) : undefined;
+        const policy = policies.get(resolved.name);
         progress.itemDone(resolved.name);
         return { resolved, extras, policy };
       }),
     );
 
-    // 3b. Profiles: resolve sources and depends, vendor, pack, store as OCI artifacts in the cache.
+    // 4b. Profiles: resolve sources and depends, vendor, pack, store as OCI artifacts in the cache.
     const profiles = config.profiles.length > 0 ? await bundleProfiles(config, cache, client, opts) : [];
 
-    // 4. Lay out the bundle from the cache.
+    // 5. Lay out the bundle from the cache.
     progress.phase("writing", 0);
     const seen = new Map<string, Descriptor>();
     const ordered: Descriptor[] = [];
