@@ -1,12 +1,12 @@
 import { randomBytes } from "node:crypto";
-import { Readable } from "node:stream";
+import { type Duplex, Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import * as zlib from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { createZstdCompress, createZstdDecompress } from "../../src/bundle/zstd.js";
 import { AirgapError, IntegrityError } from "../../src/errors.js";
 
-async function run(input: Buffer, stage: NodeJS.ReadWriteStream): Promise<Buffer> {
+async function run(input: Buffer, stage: Duplex): Promise<Buffer> {
   const out: Buffer[] = [];
   await pipeline(Readable.from([input]), stage, async (src: AsyncIterable<Buffer>) => {
     for await (const c of src) out.push(c);
