@@ -114,6 +114,9 @@ function ratioRow(f, step, airgapId, peerId, bytes) {
   ];
 }
 
+const met = [];
+const missed = [];
+
 function tables() {
   const out = [];
   for (const f of factors) {
@@ -219,6 +222,11 @@ function tables() {
         yes(frac !== undefined && frac.median < INCREMENTAL_LIMIT),
       ]);
     }
+    for (const r of rows) {
+      const verdict = { step: r[0], scale: f, result: r[5], rss: r[7], target: r[9] };
+      if (r[10] === "yes") met.push(verdict);
+      else if (r[10] !== "—") missed.push(verdict);
+    }
     if (rows.length === 0) out.push("(no measurements at this scale)", "");
     else out.push(table(head, rows), "");
     const failed = [...measures.keys()]
@@ -246,6 +254,14 @@ function tables() {
       const growth = a2.rssKb / a1.rssKb - 1;
       const p1 = get(f1, peerId);
       const p2 = get(f2, peerId);
+      const flat = growth < FLAT_GROWTH && mib(a2.rssKb) < RSS_LIMIT_MIB;
+      (flat ? met : missed).push({
+        step: `${label}: peak RSS when the data doubles`,
+        scale: `${f1} → ${f2}`,
+        result: `${fmtRss(a1)} → ${fmtRss(a2)}`,
+        rss: fmtRss(a2),
+        target: `< +${FLAT_GROWTH * 100}% and < ${RSS_LIMIT_MIB} MiB`,
+      });
       rows.push([
         label,
         fmtRss(a1),
@@ -253,7 +269,7 @@ function tables() {
         `${growth >= 0 ? "+" : ""}${(growth * 100).toFixed(0)}%`,
         ok(p1) && ok(p2) ? `${fmtRss(p1)} → ${fmtRss(p2)}` : "—",
         `< +${FLAT_GROWTH * 100}% and < ${RSS_LIMIT_MIB} MiB`,
-        yes(growth < FLAT_GROWTH && mib(a2.rssKb) < RSS_LIMIT_MIB),
+        yes(flat),
       ]);
     }
     if (rows.length) {
@@ -293,7 +309,14 @@ function oneLine(s) {
 }
 
 const body = tables();
-process.stdout.write(`${body}\n`);
+const short = (step) => step.replace(/ \(peer:.*\)$/, "");
+const verdicts = [
+  `Targets met: ${met.length}; missed: ${missed.length}.`,
+  ...missed.map(
+    (v) => `- missed: ${short(v.step)}, scale ${v.scale}: ${v.result}, airgap RSS ${v.rss} (target ${v.target})`,
+  ),
+].join("\n");
+process.stdout.write(`${body}\n${verdicts}\n`);
 
 if (values.write) {
   const m = meta;
@@ -314,6 +337,8 @@ ratio near a target can land on either side of it.
   skopeo ${m.skopeo}, docker-registry (CNCF distribution) ${m.registry}, coreutils ${m.coreutils}
 - Data: ${m.images} images x ${m.layers} layers of random (incompressible) bytes, uncompressed OCI layers,
   ${m.mb} MiB at scale 1${factors.length > 1 ? `, and again at scale ${factors[factors.length - 1]} to check that memory stays flat` : ""}
+
+${verdicts}
 
 ${body}
 ## How it is measured
