@@ -148,7 +148,9 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     if (opts.checkPolicy) {
       const check = opts.checkPolicy;
       await Promise.all(
-        images.map(async ({ resolved }) => policies.set(resolved.name, await limit(() => check(resolved, client)))),
+        images.map(async ({ resolved }) =>
+          policies.set(resolved.name, await limit(() => check(resolved, client))),
+        ),
       );
     }
 

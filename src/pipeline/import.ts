@@ -65,6 +65,8 @@ export interface PublishedProfile {
 
 export interface ImportResult {
   verify: VerifyReport;
+  /** Imported in one pass from a pipe or compressed tar (verification and pushes interleaved). */
+  streamed?: boolean;
   inventory?: Inventory;
   images: PlannedImage[];
   referrers: number;
@@ -391,15 +393,21 @@ async function streamingImport(
           await finished(verified);
           continue;
         }
-        const counted = withProgress(verified, desc, (n) => progress.bytes(entry.path, n));
         const [first, ...rest] = targets as [Reference, ...Reference[]];
-        const before = client.stats.blobsUploaded + client.stats.blobsMounted;
-        await storeFor(first).push(desc, counted, signal);
-        if (client.stats.blobsUploaded + client.stats.blobsMounted === before) stats.blobsSkipped++;
-        if (!counted.readableEnded) {
-          // The registry already had it: the entry still has to be read (and verified) to go on.
-          counted.resume();
-          await finished(counted);
+        if (await storeFor(first).exists(desc, signal)) {
+          // Already there: the entry is still read to the end, so it is verified like every other.
+          stats.blobsSkipped++;
+          verified.resume();
+          await finished(verified);
+        } else {
+          const counted = withProgress(verified, desc, (n) => progress.bytes(entry.path, n));
+          await storeFor(first).push(desc, counted, signal);
+          if (!verified.readableEnded) {
+            // The registry took it without reading it all (a mount): read the rest to verify it.
+            verified.unpipe();
+            verified.resume();
+            await finished(verified);
+          }
         }
         for (const t of rest) await storeFor(t).push(desc, cannotReread(desc), signal);
       }
@@ -414,7 +422,13 @@ async function streamingImport(
             message: err.message,
           });
         }
-        return { verify: report, images: plan?.images ?? [], referrers: 0, stats: emptyStats(started) };
+        return {
+          verify: report,
+          streamed: true,
+          images: plan?.images ?? [],
+          referrers: 0,
+          stats: emptyStats(started),
+        };
       }
       throw err;
     }
@@ -432,7 +446,15 @@ async function streamingImport(
       };
     }
     const report = verifier.finish();
-    if (!report.ok) return { verify: report, images: plan.images, referrers: 0, stats: emptyStats(started) };
+    if (!report.ok) {
+      return {
+        verify: report,
+        streamed: true,
+        images: plan.images,
+        referrers: 0,
+        stats: emptyStats(started),
+      };
+    }
 
     // Everything verified: roots (images before referrers, whose subjects they name), then tags.
     const pushRoot = async (to: Reference, d: Descriptor) => {

@@ -39,7 +39,18 @@ export function withProgress(
   onBytes: (n: number) => void,
 ): Readable {
   const counting = new CountingStream(onBytes);
-  source.on("error", (err) => counting.destroy(err));
   if (isVerifiedFor(source, desc)) markVerified(counting, desc.digest, desc.size);
+  if (source.errored || source.destroyed) {
+    // Failed before we got here: its 'error' event is gone, so pass the failure on now.
+    counting.on("error", () => {});
+    counting.destroy(source.errored ?? new Error("the stream closed before it was read"));
+    return counting;
+  }
+  source.on("error", (err) => counting.destroy(err));
+  // The source may fail before anyone reads `counting` (a truncated archive): the error stays on
+  // `counting` (its consumer sees it) instead of becoming an uncaught 'error' event.
+  counting.on("error", () => {});
+  // pipe, not pipeline: a consumer that stops early (a registry that already has the blob) must
+  // not destroy the source, which may be one entry of a sequential archive still to be read.
   return source.pipe(counting);
 }

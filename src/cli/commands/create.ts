@@ -4,9 +4,9 @@ import { loadBundleConfig } from "../../config/load.js";
 import { UsageError } from "../../errors.js";
 import { createBundle, defaultCacheDir } from "../../pipeline/create.js";
 import { checkImagePolicy } from "../../pipeline/policy.js";
-import { StreamProgress, silentProgress } from "../../pipeline/progress.js";
 import { makeSigner } from "../../pipeline/signing.js";
 import { humanBytes, printJson } from "../output.js";
+import { progressFor } from "../progress.js";
 import { outputTarget } from "./target.js";
 
 export interface CreateFlags {
@@ -31,7 +31,12 @@ export async function runCreate(flags: CreateFlags): Promise<void> {
   const { config, raw } = await loadBundleConfig(flags.config);
   const output = outputTarget(flags.output, flags.compress, flags.split ? parseSize(flags.split) : undefined);
   const sign = flags.key && !flags.dryRun ? await makeSigner(flags.key) : undefined;
-  const progress = flags.json || output.path === "-" ? silentProgress : new StreamProgress(process.stderr);
+  const progress = await progressFor(flags.json || output.path === "-" || flags.dryRun ? "silent" : "auto", [
+    { key: "resolving", title: "Resolve images to digests" },
+    { key: "pulling", title: "Pull into the cache" },
+    { key: "profiles", title: "Resolve and vendor profiles" },
+    { key: "writing", title: "Write the bundle" },
+  ]);
   const platforms = flags.platform
     ? flags.platform
         .split(",")
@@ -62,7 +67,7 @@ export async function runCreate(flags: CreateFlags): Promise<void> {
       progress,
       signal: ac.signal,
     });
-    progress.finish();
+    await progress.close();
     if (flags.json) {
       printJson({
         dryRun: Boolean(flags.dryRun),
@@ -86,6 +91,9 @@ export async function runCreate(flags: CreateFlags): Promise<void> {
         `wrote ${result.output?.paths.join(", ")}: ${t.items} items, ${t.blobs} blobs, ${humanBytes(t.bytes)}; pulled ${humanBytes(result.stats.pulledBytes)} in ${result.stats.seconds.toFixed(1)}s${sign ? "; signed" : "; unsigned"}\n`,
       );
     }
+  } catch (err) {
+    await progress.close(err);
+    throw err;
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);

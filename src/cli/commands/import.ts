@@ -2,9 +2,9 @@ import { loadImportConfig } from "../../config/load.js";
 import type { RegistryConfig } from "../../config/types.js";
 import { writeClusterConfig } from "../../pipeline/cluster-config.js";
 import { importBundle } from "../../pipeline/import.js";
-import { StreamProgress, silentProgress } from "../../pipeline/progress.js";
 import { parseRegistryTarget } from "../../targets/mapping.js";
 import { humanBytes, printJson } from "../output.js";
+import { progressFor } from "../progress.js";
 import { printReport, publicKeyFrom, requireSignatureFrom } from "./verify.js";
 
 export interface ImportFlags {
@@ -44,7 +44,11 @@ export async function runImport(input: string, flags: ImportFlags): Promise<void
     if (flags.plainHttp) entry.plainHTTP = true;
     if (!existing) registries.push(entry);
   }
-  const progress = flags.json || input === "-" ? silentProgress : new StreamProgress(process.stderr);
+  const progress = await progressFor(flags.json || flags.dryRun ? "silent" : "auto", [
+    { key: "verifying", title: "Verify the bundle" },
+    { key: "pushing", title: "Push to the registry" },
+    { key: "publishing", title: "Publish profiles" },
+  ]);
   const ac = new AbortController();
   const onSignal = () => ac.abort(new Error("interrupted"));
   process.once("SIGINT", onSignal);
@@ -72,11 +76,15 @@ export async function runImport(input: string, flags: ImportFlags): Promise<void
       progress,
       signal: ac.signal,
     });
-    progress.finish();
+    await progress.close();
     if (!result.verify.ok) {
       if (flags.json) printJson({ imported: false, verify: result.verify });
       printReport(result.verify, input);
-      process.stderr.write("nothing was pushed: the bundle did not verify\n");
+      process.stderr.write(
+        result.streamed
+          ? "the bundle did not verify: no image manifest or tag was pushed (verified blobs that arrived before the failure may remain, untagged)\n"
+          : "nothing was pushed: the bundle did not verify\n",
+      );
       process.exitCode = 3;
       return;
     }
@@ -132,6 +140,9 @@ export async function runImport(input: string, flags: ImportFlags): Promise<void
         `imported ${result.images.length} roots (${result.referrers} referrers) into ${flags.registry}: ${s.blobsUploaded} blobs uploaded (${humanBytes(s.bytesUploaded)}), ${s.blobsMounted} mounted, ${s.blobsSkipped} already there, ${s.manifestsPushed} manifests pushed in ${s.seconds.toFixed(1)}s\ncluster configuration written to ${flags.out}/\n`,
       );
     }
+  } catch (err) {
+    await progress.close(err);
+    throw err;
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);

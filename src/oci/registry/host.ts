@@ -255,6 +255,10 @@ export class RegistryHost {
         sentAuth = await this.auth.header(o.scopes, signal);
         if (sentAuth) headers.authorization = sentAuth;
       }
+      // A streamed body that failed while we waited (a truncated archive) would never be read: stop here.
+      if (isStream(body) && (body.errored || body.destroyed)) {
+        throw body.errored ?? new Error(`the body of ${method} ${url} closed before it was sent`);
+      }
       let res: Dispatcher.ResponseData;
       try {
         res = await this.dispatch(url, method, headers, body, signal);
