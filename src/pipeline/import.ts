@@ -110,7 +110,7 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
 
     const index = parseIndexJson(await reader.readSmall("index.json", MAX_MANIFEST_BYTES), opts.input);
     const inventory = parseInventory(await reader.readSmall(INVENTORY_FILE, MAX_INVENTORY_BYTES));
-    const archive = new BundleArchive(reader, index, opts.input);
+    const archive = new BundleArchive(reader, index, opts.input, true);
     const { images, referrerRoots } = planTargets(index, opts);
 
     const client = new RegistryClient({ hosts: opts.registries, caFiles: opts.caFiles, signal });

@@ -8,7 +8,8 @@ import {
   digestHex,
   type ImageIndex,
 } from "../oci/descriptor.js";
-import { VerifyingStream } from "../oci/digest.js";
+import { markVerified, VerifyingStream } from "../oci/digest.js";
+import { isManifestLike } from "../oci/mediatypes.js";
 import { ANNOTATION_REPOSITORY, ANNOTATION_SUBJECT } from "./layout.js";
 import type { ReadOnlyStore } from "./store.js";
 
@@ -23,6 +24,13 @@ export class BundleArchive {
     readonly reader: BundleReader,
     readonly index: ImageIndex,
     readonly label: string,
+    /**
+     * The whole bundle was just verified (every file hashed). Layers are then streamed without
+     * hashing them a second time: they only go to registries, which check each blob's digest
+     * themselves before they store it, so a file changed since verification is still refused.
+     * Manifests are always hashed: they are parsed here.
+     */
+    private readonly verified = false,
   ) {
     if (!reader.seekable) throw new Error("BundleArchive needs a seekable bundle");
   }
@@ -36,6 +44,10 @@ export class BundleArchive {
     if (!(await this.has(desc)))
       throw new NotFoundError(`${desc.digest} is not in ${this.label}`, desc.digest);
     const stream = await this.reader.open(`blobs/sha256/${digestHex(desc.digest)}`);
+    if (this.verified && !isManifestLike(desc.mediaType)) {
+      markVerified(stream, desc.digest, desc.size);
+      return stream;
+    }
     const verify = new VerifyingStream(
       desc.digest,
       desc.size,

@@ -182,6 +182,30 @@ describe("bundle create", () => {
     );
   });
 
+  it("an edit made in a bundle does not poison the cache: the next create re-pulls that blob", async () => {
+    const edited = join(work, "edited");
+    expect((await runCli(["bundle", "create", "-c", config(), "-o", edited, "--cache", cache])).code).toBe(0);
+    const layer = join(edited, "blobs", "sha256", single.layers[0]!.digest.slice(7));
+    const bytes = readFileSync(layer);
+    bytes[100] = (bytes[100] ?? 0) ^ 1;
+    writeFileSync(layer, bytes);
+    const r = await runCli([
+      "bundle",
+      "create",
+      "-c",
+      config(),
+      "-o",
+      join(work, "after-edit"),
+      "--cache",
+      cache,
+      "--json",
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { stats: { pulledBlobs: number } };
+    expect(out.stats.pulledBlobs).toBe(1);
+    execFileSync("sha256sum", ["-c", "--quiet", "SHA256SUMS"], { cwd: join(work, "after-edit") });
+  });
+
   it("tar output: checksums first, and tar -xf gives exactly the directory form", async () => {
     const tar = join(work, "b.tar");
     const r = await runCli(["bundle", "create", "-c", config(), "-o", tar, "--cache", cache]);

@@ -2,6 +2,7 @@ import { createHash, type Hash, randomBytes } from "node:crypto";
 import { constants, createReadStream, createWriteStream } from "node:fs";
 import {
   copyFile,
+  link,
   type FileHandle,
   mkdir,
   open,
@@ -188,10 +189,15 @@ async function writeDir(
         if (s.size !== f.size) {
           throw new AirgapError(`${f.source.file} is ${s.size} bytes, expected ${f.size} for ${f.path}`);
         }
-        // A copy (a copy-on-write clone where the filesystem has them), never a hard link: a bundle
-        // is handed to people and media, and editing its files must not reach into the cache that
-        // later bundles are made from.
-        await copyFile(f.source.file, dest, constants.COPYFILE_FICLONE);
+        // A hard link where possible (same filesystem): a warm create then writes no blob bytes.
+        // The cache notices an edit made through the link and re-verifies (OciLayoutStore.hasBlob).
+        try {
+          await link(f.source.file, dest);
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code !== "EXDEV" && code !== "EPERM" && code !== "EMLINK" && code !== "ENOTSUP") throw err;
+          await copyFile(f.source.file, dest, constants.COPYFILE_FICLONE);
+        }
       }
       bytes += f.size;
       opts.onProgress?.(bytes);
