@@ -25,12 +25,7 @@ import { sha256Hex } from "../oci/digest.js";
 import { isManifestLike, MediaType } from "../oci/mediatypes.js";
 import { formatReference } from "../oci/reference.js";
 import { RegistryClient } from "../oci/registry/client.js";
-import {
-  type ProfileEntry,
-  type ProfileInventoryRecord,
-  resolveProfiles,
-  storeProfileArtifact,
-} from "../profiles/index.js";
+import type { ProfileEntry, ProfileInventoryRecord } from "../profiles/index.js";
 import { type ResolvedImage, resolveImage } from "../sources/images.js";
 import { type CopyEvent, type CosignTagKind, copyGraph } from "../store/copy.js";
 import { ANNOTATION_REPOSITORY, ANNOTATION_SUBJECT, OciLayoutStore } from "../store/layout.js";
@@ -390,6 +385,8 @@ async function bundleProfiles(
   opts.progress.phase("profiles", 0);
   const workDir = await mkdtemp(join(cache.root, "profiles-work-"));
   try {
+    // Loaded only when a config has profiles: it brings git, archive and InSpec format code.
+    const { resolveProfiles, storeProfileArtifact } = await import("../profiles/index.js");
     const resolved = await resolveProfiles(config.profiles.map(profileEntry), {
       workDir,
       configDir: config.dir,

@@ -187,14 +187,7 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
         images,
         referrers: referrerRoots.length,
         profiles,
-        stats: {
-          blobsUploaded: client.stats.blobsUploaded,
-          blobsMounted: client.stats.blobsMounted,
-          bytesUploaded: client.stats.bytesUploaded,
-          blobsSkipped: stats.blobsSkipped,
-          manifestsPushed: stats.manifestsPushed,
-          seconds: (Date.now() - started) / 1000,
-        },
+        stats: importStats(client, stats, started),
       };
     } finally {
       await client.close();
@@ -295,6 +288,21 @@ function planTargets(index: ImageIndex, opts: ImportOptions) {
     );
   }
   return { images, referrerRoots: referrers };
+}
+
+function importStats(
+  client: RegistryClient,
+  own: { blobsSkipped: number; manifestsPushed: number },
+  started: number,
+): ImportResult["stats"] {
+  return {
+    blobsUploaded: client.stats.blobsUploaded,
+    blobsMounted: client.stats.blobsMounted,
+    bytesUploaded: client.stats.bytesUploaded,
+    blobsSkipped: own.blobsSkipped,
+    manifestsPushed: own.manifestsPushed,
+    seconds: (Date.now() - started) / 1000,
+  };
 }
 
 function emptyStats(started: number): ImportResult["stats"] {
@@ -493,14 +501,7 @@ async function streamingImport(
       images: plan.images,
       referrers: plan.referrers.length,
       profiles,
-      stats: {
-        blobsUploaded: client.stats.blobsUploaded,
-        blobsMounted: client.stats.blobsMounted,
-        bytesUploaded: client.stats.bytesUploaded,
-        blobsSkipped: stats.blobsSkipped,
-        manifestsPushed: stats.manifestsPushed,
-        seconds: (Date.now() - started) / 1000,
-      },
+      stats: importStats(client, stats, started),
     };
   } finally {
     await client.close();

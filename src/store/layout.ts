@@ -100,7 +100,8 @@ export class OciLayoutStore {
     if (!st.isFile() || st.size !== desc.size) return false;
     if (st.mtimeMs === BLOB_MTIME.getTime()) return true;
     const hash = createHash("sha256");
-    for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer);
+    for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 }))
+      hash.update(chunk as Buffer);
     if (`sha256:${hash.digest("hex")}` === desc.digest) {
       await utimes(path, BLOB_MTIME, BLOB_MTIME);
       return true;
@@ -141,9 +142,12 @@ export class OciLayoutStore {
       : [new VerifyingStream(desc.digest, desc.size, `blob ${desc.digest} from ${this.root}`)];
     try {
       // A large write buffer lets many small network chunks go to disk in one writev.
-      await pipeline([content, ...stages, createWriteStream(temp, { flags: "wx", highWaterMark: 8 * 1024 * 1024 })], {
-        signal,
-      });
+      await pipeline(
+        [content, ...stages, createWriteStream(temp, { flags: "wx", highWaterMark: 8 * 1024 * 1024 })],
+        {
+          signal,
+        },
+      );
       await chmod(temp, 0o444);
       await utimes(temp, BLOB_MTIME, BLOB_MTIME);
       await rename(temp, final);

@@ -2,8 +2,8 @@ import { createHash, type Hash, randomBytes } from "node:crypto";
 import { constants, createReadStream, createWriteStream } from "node:fs";
 import {
   copyFile,
-  link,
   type FileHandle,
+  link,
   mkdir,
   open,
   readdir,

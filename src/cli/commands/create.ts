@@ -3,7 +3,6 @@ import { parseSize } from "../../bundle/archive/writer.js";
 import { loadBundleConfig } from "../../config/load.js";
 import { UsageError } from "../../errors.js";
 import { createBundle, defaultCacheDir } from "../../pipeline/create.js";
-import { checkImagePolicy } from "../../pipeline/policy.js";
 import { makeSigner } from "../../pipeline/signing.js";
 import { humanBytes, printJson } from "../output.js";
 import { progressFor } from "../progress.js";
@@ -63,7 +62,10 @@ export async function runCreate(flags: CreateFlags): Promise<void> {
       ),
       dryRun: flags.dryRun,
       sign,
-      checkPolicy: config.verify.length > 0 ? checkImagePolicy(config.verify) : undefined,
+      checkPolicy:
+        config.verify.length > 0
+          ? (await import("../../pipeline/policy.js")).checkImagePolicy(config.verify)
+          : undefined,
       progress,
       signal: ac.signal,
     });
