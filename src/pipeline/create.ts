@@ -300,9 +300,14 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
       totals: { items: items.length, blobs: ordered.length, bytes: ordered.reduce((n, d) => n + d.size, 0) },
     };
     const files = bundleFiles(cache, ordered, roots, inventory, opts.sign);
+    let written = 0;
     const output = await writeBundle(files, opts.output, {
       signal,
-      onProgress: (bytes) => progress.bytes("write", bytes),
+      // the writer reports bytes written so far; progress counts increments
+      onProgress: (total) => {
+        progress.bytes("write", total - written);
+        written = total;
+      },
     });
     return { plan, inventory, output, stats: { ...stats, seconds: (Date.now() - started) / 1000 } };
   } finally {

@@ -94,12 +94,17 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
     let report: VerifyReport;
     progress.phase("verifying", 0);
     if (reader.seekable) {
+      let verified = 0;
       report = await verifyBundle(reader, {
         publicKeyPem: opts.publicKeyPem,
         requireSignature: opts.requireSignature,
         concurrency: opts.concurrency,
         signal,
-        onProgress: (e) => progress.bytes(e.path, e.bytes),
+        // verify reports bytes hashed so far; progress counts increments
+        onProgress: (e) => {
+          progress.bytes(e.path, e.bytes - verified);
+          verified = e.bytes;
+        },
       });
     } else {
       return await streamingImport(reader, opts, started);
