@@ -86,6 +86,15 @@ function statusOf(err: unknown): number | undefined {
   return (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
 }
 
+/**
+ * The SDK warns on Node 20 that its *future* releases will need Node 22; airgap pins its SDK
+ * version, so the warning says nothing true about this program and only clutters its output.
+ */
+function s3Client(config: S3ClientConfig): S3Client {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+  return new S3Client(config);
+}
+
 export class S3ArtifactRepository implements ArtifactRepository {
   readonly label: string;
   readonly multipartThreshold: number;
@@ -144,7 +153,7 @@ export class S3ArtifactRepository implements ArtifactRepository {
     if (opts.multipartThreshold !== undefined) repoOpts.multipartThreshold = opts.multipartThreshold;
     if (opts.partSize !== undefined) repoOpts.partSize = opts.partSize;
     return new S3ArtifactRepository(
-      new S3Client(config),
+      s3Client(config),
       m[1]!,
       m[2]!.replace(/\/+$/, ""),
       endpoint,
