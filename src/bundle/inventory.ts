@@ -75,8 +75,11 @@ export interface Inventory {
   platforms: string[];
   items: InventoryItem[];
   totals: { items: number; blobs: number; bytes: number };
-  /** Present for incremental bundles: content of the base bundle not repeated here. */
-  since?: { bundle: string; created: string; omittedBlobs: number };
+  /**
+   * Present for incremental bundles (`create --since BASE`): layers and configs the base bundle
+   * carried are left out; the target must hold them already (import checks before it pushes).
+   */
+  since?: { bundle: string; name: string; version: string; created: string; omittedBlobs: string[] };
 }
 
 export function parseInventory(bytes: Buffer, item = INVENTORY_FILE): Inventory {

@@ -159,6 +159,29 @@ function referencesOf(bytes: Buffer): { digest: string; mediaType: string }[] | 
   return out;
 }
 
+/**
+ * Blobs an incremental bundle (`create --since`) leaves out because its base bundle carried them:
+ * bundle.json's `since.omittedBlobs`. References to them are not dangling; the target must already
+ * hold them (import checks). bundle.json is covered by SHA256SUMS, so this list is as trusted as it.
+ */
+export function omittedBlobsOf(inventory: Buffer): Set<string> {
+  try {
+    const inv = JSON.parse(inventory.toString("utf8")) as { since?: { omittedBlobs?: unknown } };
+    const list = inv.since?.omittedBlobs;
+    if (!Array.isArray(list)) return new Set();
+    return new Set(
+      list.flatMap((d) => {
+        const hex = typeof d === "string" ? /^sha256:([a-f0-9]{64})$/.exec(d)?.[1] : undefined;
+        return hex ? [hex] : [];
+      }),
+    );
+  } catch {
+    return new Set();
+  }
+}
+
+const INVENTORY_MAX = 256 * 1024 * 1024;
+
 function danglingProblems(
   refs: { item: string; digests: { digest: string; mediaType: string }[] }[],
   present: (hex: string) => boolean,
@@ -208,6 +231,7 @@ export class SequentialVerifier {
   private readonly warnings: string[] = [];
   private readonly seen = new Set<string>();
   private readonly blobHexes = new Set<string>();
+  private omitted = new Set<string>();
   private readonly refs: { item: string; digests: { digest: string; mediaType: string }[] }[] = [];
   private files = 0;
   private blobs = 0;
@@ -320,7 +344,8 @@ export class SequentialVerifier {
   private hashEntry(entry: BundleEntry, expected: string | undefined): Readable {
     const path = entry.path;
     const blobHex = blobHexOf(path);
-    const watch = path === "index.json" || (blobHex !== undefined && entry.size <= MANIFEST_MAX);
+    const inventory = path === "bundle.json" && entry.size <= INVENTORY_MAX;
+    const watch = inventory || path === "index.json" || (blobHex !== undefined && entry.size <= MANIFEST_MAX);
     const hash: Hash = createHash("sha256");
     let kept: Buffer[] | undefined = watch ? [] : undefined;
     let n = 0;
@@ -331,7 +356,7 @@ export class SequentialVerifier {
         this.bytes += chunk.length;
         hash.update(chunk);
         if (kept) {
-          if (n > MANIFEST_MAX) kept = undefined;
+          if (n > (inventory ? INVENTORY_MAX : MANIFEST_MAX)) kept = undefined;
           else kept.push(chunk);
         }
         this.opts.onProgress?.({ path, bytes: this.bytes });
@@ -366,7 +391,9 @@ export class SequentialVerifier {
           cb(this.fail(err));
           return;
         }
-        if (kept) {
+        if (kept && inventory) {
+          this.omitted = omittedBlobsOf(Buffer.concat(kept));
+        } else if (kept) {
           const refs = referencesOf(Buffer.concat(kept));
           if (refs) this.refs.push({ item: path, digests: refs });
         }
@@ -396,7 +423,9 @@ export class SequentialVerifier {
           });
         }
       }
-      problems.push(...danglingProblems(this.refs, (hex) => this.blobHexes.has(hex)));
+      problems.push(
+        ...danglingProblems(this.refs, (hex) => this.blobHexes.has(hex) || this.omitted.has(hex)),
+      );
     }
     const all = dedupe(problems);
     return {
@@ -608,7 +637,13 @@ async function verifyParallel(reader: BundleReader, opts: VerifyOptions): Promis
     const r = referencesOf(b);
     if (r) refs.push({ item: path, digests: r });
   }
-  problems.push(...danglingProblems(refs, (hex) => present.has(`blobs/sha256/${hex}`)));
+  let omitted = new Set<string>();
+  if (sums.has("bundle.json") && present.has("bundle.json")) {
+    const inv = await reader.readSmall("bundle.json", INVENTORY_MAX);
+    if (createHash("sha256").update(inv).digest("hex") === sums.get("bundle.json"))
+      omitted = omittedBlobsOf(inv);
+  }
+  problems.push(...danglingProblems(refs, (hex) => present.has(`blobs/sha256/${hex}`) || omitted.has(hex)));
 
   return report(verdict, files, blobs, bytes);
 }

@@ -1,6 +1,6 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { availableParallelism, homedir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { Readable } from "node:stream";
 import pLimit from "p-limit";
 import { type BundleFile, type WriteTarget, writeBundle } from "../bundle/archive/writer.js";
@@ -13,6 +13,7 @@ import {
   type Inventory,
   type InventoryItem,
 } from "../bundle/inventory.js";
+import { readBundleSummary } from "../bundle/summary.js";
 import type { BundleConfig, ProfileSource } from "../config/types.js";
 import { AirgapError, UsageError } from "../errors.js";
 import {
@@ -42,6 +43,8 @@ export interface CreateOptions {
   concurrency?: number;
   caFiles?: string[];
   dryRun?: boolean;
+  /** An older bundle whose layers and configs this one leaves out (incremental bundle). */
+  since?: string;
   /** Signs SHA256SUMS; returns the two signature files' contents. */
   sign?: (sums: Buffer) => { sigBase64: string; sigstoreBundleJson: string };
   /** Upstream signature policy, checked per image before it enters the bundle. */
@@ -289,6 +292,24 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
       });
     }
 
+    // Incremental: leave out layers and configs the base bundle already carried (never manifests:
+    // they are small, and import walks them).
+    let since: Inventory["since"];
+    let carried = ordered;
+    if (opts.since) {
+      const base = await readBundleSummary(opts.since);
+      const inBase = (d: Descriptor) => base.sizes.get(`blobs/sha256/${d.digest.slice(7)}`) === d.size;
+      const omitted = ordered.filter((d) => !isManifestLike(d.mediaType) && inBase(d));
+      carried = ordered.filter((d) => !omitted.includes(d));
+      since = {
+        bundle: basename(opts.since),
+        name: base.inventory.metadata.name,
+        version: base.inventory.metadata.version,
+        created: base.inventory.created,
+        omittedBlobs: omitted.map((d) => d.digest),
+      };
+    }
+
     const inventory: Inventory = {
       format: INVENTORY_FORMAT,
       tool: { name: "cinc-airgap", version: VERSION },
@@ -297,9 +318,10 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
       config: { file: config.file, sha256: sha256Hex(opts.configText), text: opts.configText },
       platforms: opts.platforms && opts.platforms.length > 0 ? opts.platforms : config.platforms,
       items,
-      totals: { items: items.length, blobs: ordered.length, bytes: ordered.reduce((n, d) => n + d.size, 0) },
+      totals: { items: items.length, blobs: carried.length, bytes: carried.reduce((n, d) => n + d.size, 0) },
+      ...(since ? { since } : {}),
     };
-    const files = bundleFiles(cache, ordered, roots, inventory, opts.sign);
+    const files = bundleFiles(cache, carried, roots, inventory, opts.sign);
     let written = 0;
     const output = await writeBundle(files, opts.output, {
       signal,

@@ -122,6 +122,7 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
     const limit = pLimit(opts.concurrency ?? 8);
     const stats = { blobsSkipped: 0, manifestsPushed: 0 };
     try {
+      await checkBaseContent(inventory, opts, client, limit);
       if (opts.dryRun) {
         await Promise.all(
           images.map(async (img) => {
@@ -295,6 +296,47 @@ function planTargets(index: ImageIndex, opts: ImportOptions) {
   return { images, referrerRoots: referrers };
 }
 
+/**
+ * An incremental bundle leaves out what its base bundle carried: before anything is pushed, make
+ * sure the target holds every such blob, in the repository that needs it.
+ */
+async function checkBaseContent(
+  inventory: Inventory,
+  opts: ImportOptions,
+  client: RegistryClient,
+  limit: ReturnType<typeof pLimit>,
+): Promise<void> {
+  const omitted = new Set(inventory.since?.omittedBlobs ?? []);
+  if (omitted.size === 0) return;
+  const missing: string[] = [];
+  await Promise.all(
+    inventory.items.flatMap((item) => {
+      const to = mapReference(parseReference(item.name), mappingOf(opts));
+      const dst = client.repository(to.registry, to.repository);
+      return item.blobs
+        .filter((d) => omitted.has(d))
+        .map((digest) =>
+          limit(async () => {
+            // the size is not needed to ask a registry whether it has a blob
+            if (
+              !(await dst.exists({ mediaType: "application/octet-stream", digest, size: 0 }, opts.signal))
+            ) {
+              missing.push(
+                `${digest} (${item.name} → ${formatReference({ ...to, tag: undefined, digest: undefined })})`,
+              );
+            }
+          }),
+        );
+    }),
+  );
+  if (missing.length > 0) {
+    const base = inventory.since!;
+    throw new UsageError(
+      `this bundle is incremental on top of ${base.bundle} (${base.name} ${base.version}, created ${base.created}) and the target lacks ${missing.length} blob(s) it leaves out, e.g. ${missing.slice(0, 3).join(", ")}: import ${base.bundle} into the same target first`,
+    );
+  }
+}
+
 function importStats(
   client: RegistryClient,
   own: { blobsSkipped: number; manifestsPushed: number },
@@ -365,6 +407,7 @@ async function streamingImport(
           head.set(entry.path, await readBounded(verified, max, entry.path));
           if (!plan && head.has("index.json") && head.has(INVENTORY_FILE)) {
             plan = planStreaming(head, opts);
+            await checkBaseContent(plan.inventory, opts, client, pLimit(opts.concurrency ?? 8));
             if (opts.dryRun) break;
           }
           continue;

@@ -24,9 +24,6 @@ export interface CreateFlags {
 }
 
 export async function runCreate(flags: CreateFlags): Promise<void> {
-  if (flags.since) {
-    throw new UsageError("--since (incremental bundles) is not available in this version of airgap");
-  }
   const { config, raw } = await loadBundleConfig(flags.config);
   const output = outputTarget(flags.output, flags.compress, flags.split ? parseSize(flags.split) : undefined);
   const sign = flags.key && !flags.dryRun ? await makeSigner(flags.key) : undefined;
@@ -61,6 +58,7 @@ export async function runCreate(flags: CreateFlags): Promise<void> {
         }),
       ),
       dryRun: flags.dryRun,
+      since: flags.since,
       sign,
       checkPolicy:
         config.verify.length > 0
