@@ -8,6 +8,8 @@ export const CLI = `${ROOT}dist/cli/main.js`;
 export interface CliResult {
   code: number;
   stdout: string;
+  /** stdout as bytes (a bundle written with -o -). */
+  stdoutBytes: Buffer;
   stderr: string;
 }
 
@@ -33,17 +35,25 @@ export function runCli(
       stdio: ["pipe", "pipe", "pipe"],
     });
     opts.onSpawn?.(child);
-    let stdout = "";
     let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => {
-      stdout += d;
+    const out: Buffer[] = [];
+    child.stdout.on("data", (d: Buffer) => {
+      out.push(d);
     });
     child.stderr.setEncoding("utf8").on("data", (d: string) => {
       stderr += d;
     });
     child.on("error", reject);
     if (opts.killAfterMs !== undefined) setTimeout(() => child.kill("SIGKILL"), opts.killAfterMs);
-    child.on("close", (code, signal) => resolve({ code: code ?? (signal ? 137 : 1), stdout, stderr }));
+    child.on("close", (code, signal) => {
+      const stdoutBytes = Buffer.concat(out);
+      resolve({
+        code: code ?? (signal ? 137 : 1),
+        stdout: stdoutBytes.toString("utf8"),
+        stdoutBytes,
+        stderr,
+      });
+    });
     child.stdin.on("error", () => {});
     if (opts.input && Buffer.isBuffer(opts.input)) child.stdin.end(opts.input);
     else if (opts.input) (opts.input as NodeJS.ReadableStream).pipe(child.stdin);

@@ -161,6 +161,29 @@ describe("bundle create", () => {
     expect(raw.equals(single.manifestBytes)).toBe(true);
   });
 
+  it("skopeo copies an image out of the bundle into a registry with its digest unchanged", async () => {
+    const dest = `${host}/${ns}/from-bundle:1.0`;
+    execFileSync("skopeo", [
+      "copy",
+      "--quiet",
+      "--preserve-digests",
+      "--dest-tls-verify=false",
+      `oci:${dir}:${host}/${ns}/single:1.0`,
+      `docker://${dest}`,
+    ]);
+    const raw = execFileSync("skopeo", ["inspect", "--raw", "--tls-verify=false", `docker://${dest}`]);
+    expect(raw.equals(single.manifestBytes)).toBe(true);
+  });
+
+  it("-o - streams the tar to stdout, and it verifies", async () => {
+    const r = await runCli(["bundle", "create", "-c", config(), "-o", "-", "--cache", cache]);
+    expect(r.code, r.stderr).toBe(0);
+    const file = join(work, "stdout.tar");
+    writeFileSync(file, r.stdoutBytes);
+    const v = await runCli(["bundle", "verify", file]);
+    expect(v.code, v.stderr).toBe(0);
+  });
+
   it("a warm rerun pulls nothing", async () => {
     const r = await runCli([
       "bundle",
