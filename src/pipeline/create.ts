@@ -43,6 +43,8 @@ export interface CreateOptions {
   concurrency?: number;
   caFiles?: string[];
   dryRun?: boolean;
+  /** Replace an existing output. */
+  overwrite?: boolean;
   /** An older bundle whose layers and configs this one leaves out (incremental bundle). */
   since?: string;
   /** Signs SHA256SUMS; returns the two signature files' contents. */
@@ -325,6 +327,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     let written = 0;
     const output = await writeBundle(files, opts.output, {
       signal,
+      overwrite: Boolean(opts.overwrite),
       // the writer reports bytes written so far; progress counts increments
       onProgress: (total) => {
         progress.bytes("write", total - written);

@@ -167,7 +167,7 @@ async function writeDir(
   opts: WriteOptions,
 ): Promise<{ paths: string[]; bytes: number }> {
   if (!opts.overwrite && (await isNonEmpty(path))) {
-    throw new UsageError(`${path} exists and is not empty; choose another output or allow overwriting`);
+    throw new UsageError(`${path} exists and is not empty; remove it, choose another -o, or pass --force`);
   }
   const tmp = `${path}.partial-${suffix()}`;
   await mkdir(tmp, { recursive: false, mode: 0o755 });
@@ -379,7 +379,7 @@ async function writeTar(
   const tag = suffix();
   if (target.splitSize === undefined) {
     if (!opts.overwrite && (await exists(target.path))) {
-      throw new UsageError(`${target.path} exists; choose another output or allow overwriting`);
+      throw new UsageError(`${target.path} exists; remove it, choose another -o, or pass --force`);
     }
     const tmp = `${target.path}.partial-${tag}`;
     try {
@@ -395,7 +395,7 @@ async function writeTar(
   const base = target.path;
   const manifestPath = `${base}.parts.json`;
   if (!opts.overwrite && ((await exists(manifestPath)) || (await exists(partName(base, 1))))) {
-    throw new UsageError(`${manifestPath} or its parts exist; choose another output or allow overwriting`);
+    throw new UsageError(`${manifestPath} or its parts exist; remove it, choose another -o, or pass --force`);
   }
   const sink = new PartSink(base, parseSize(target.splitSize), tag);
   try {

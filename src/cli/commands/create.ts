@@ -6,7 +6,7 @@ import { createBundle, defaultCacheDir } from "../../pipeline/create.js";
 import { makeSigner } from "../../pipeline/signing.js";
 import { humanBytes, printJson } from "../output.js";
 import { progressFor } from "../progress.js";
-import { outputTarget } from "./target.js";
+import { assertOutputFree, outputTarget } from "./target.js";
 
 export interface CreateFlags {
   config: string;
@@ -21,11 +21,13 @@ export interface CreateFlags {
   caFile: string[];
   dryRun?: boolean;
   json?: boolean;
+  force?: boolean;
 }
 
 export async function runCreate(flags: CreateFlags): Promise<void> {
   const { config, raw } = await loadBundleConfig(flags.config);
   const output = outputTarget(flags.output, flags.compress, flags.split ? parseSize(flags.split) : undefined);
+  if (!flags.dryRun) assertOutputFree(output, Boolean(flags.force));
   const sign = flags.key && !flags.dryRun ? await makeSigner(flags.key) : undefined;
   const progress = await progressFor(flags.json || output.path === "-" || flags.dryRun ? "silent" : "auto", [
     { key: "resolving", title: "Resolve images to digests" },
@@ -59,6 +61,7 @@ export async function runCreate(flags: CreateFlags): Promise<void> {
       ),
       dryRun: flags.dryRun,
       since: flags.since,
+      overwrite: Boolean(flags.force),
       sign,
       checkPolicy:
         config.verify.length > 0

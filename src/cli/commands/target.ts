@@ -1,3 +1,4 @@
+import { existsSync, readdirSync, statSync } from "node:fs";
 import type { WriteTarget } from "../../bundle/archive/writer.js";
 import { UsageError } from "../../errors.js";
 
@@ -26,4 +27,18 @@ export function outputTarget(
   };
   if (splitSize !== undefined) target.splitSize = splitSize;
   return target;
+}
+
+/** Refuse, before any work, to replace an existing output unless --force was given. */
+export function assertOutputFree(target: WriteTarget, force: boolean): void {
+  if (force || target.path === "-") return;
+  const taken =
+    target.format === "dir"
+      ? existsSync(target.path) &&
+        (!statSync(target.path).isDirectory() || readdirSync(target.path).length > 0)
+      : target.splitSize !== undefined
+        ? existsSync(`${target.path}.parts.json`) || existsSync(`${target.path}.part-0001`)
+        : existsSync(target.path);
+  if (taken)
+    throw new UsageError(`${target.path} already exists; remove it, choose another -o, or pass --force`);
 }
