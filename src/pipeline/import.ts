@@ -2,11 +2,15 @@ import { Readable } from "node:stream";
 import { finished } from "node:stream/promises";
 import pLimit from "p-limit";
 import { type BundleReader, openBundle } from "../bundle/archive/reader.js";
+import { CHECKSUMS_FILE, parseChecksums, SIGNATURE_FILES } from "../bundle/checksums.js";
 import { INVENTORY_FILE, type Inventory, type ProfileItem, parseInventory } from "../bundle/inventory.js";
+import { loadPublicKey } from "../bundle/keys.js";
+import { verifyChecksumsSignature } from "../bundle/signing.js";
 import { SequentialVerifier, type VerifyReport, verifyBundle } from "../bundle/verify.js";
 import type { RegistryConfig } from "../config/types.js";
 import { AirgapError, type IntegrityCode, IntegrityError, UsageError } from "../errors.js";
 import type { Descriptor, ImageIndex } from "../oci/descriptor.js";
+import { sha256Hex } from "../oci/digest.js";
 import { ArtifactType, MAX_MANIFEST_BYTES } from "../oci/mediatypes.js";
 import { formatReference, parseReference, type Reference } from "../oci/reference.js";
 import { RegistryClient } from "../oci/registry/client.js";
@@ -113,8 +117,7 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
       return { verify: report, images: [], referrers: 0, stats: emptyStats(started) };
     }
 
-    const index = parseIndexJson(await reader.readSmall("index.json", MAX_MANIFEST_BYTES), opts.input);
-    const inventory = parseInventory(await reader.readSmall(INVENTORY_FILE, MAX_INVENTORY_BYTES));
+    const { index, inventory } = await readVerifiedHead(reader, opts);
     const archive = new BundleArchive(reader, index, opts.input, true);
     const { images, referrerRoots } = planTargets(index, opts);
 
@@ -204,6 +207,39 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
 }
 
 const MAX_INVENTORY_BYTES = 256 * 1024 * 1024;
+
+/**
+ * index.json and bundle.json as used for the import, re-checked against SHA256SUMS (and its
+ * signature) at the moment they are read, so a file changed on disk after the verify pass is caught.
+ */
+async function readVerifiedHead(
+  reader: BundleReader,
+  opts: ImportOptions,
+): Promise<{ index: ImageIndex; inventory: Inventory }> {
+  const sumsBytes = await reader.readSmall(CHECKSUMS_FILE, MAX_INVENTORY_BYTES);
+  if (opts.publicKeyPem) {
+    const sig = (await reader.readSmall(SIGNATURE_FILES[0]!, 64 * 1024)).toString("utf8");
+    if (!verifyChecksumsSignature(sumsBytes, sig, loadPublicKey(opts.publicKeyPem))) {
+      throw new IntegrityError(
+        "SIGNATURE_INVALID",
+        `${CHECKSUMS_FILE} changed after it was verified`,
+        CHECKSUMS_FILE,
+      );
+    }
+  }
+  const sums = parseChecksums(sumsBytes.toString("utf8"));
+  const read = async (path: string, max: number) => {
+    const bytes = await reader.readSmall(path, max);
+    if (sha256Hex(bytes) !== sums.get(path)) {
+      throw new IntegrityError("CHECKSUM_MISMATCH", `${path} changed after it was verified`, path);
+    }
+    return bytes;
+  };
+  return {
+    index: parseIndexJson(await read("index.json", MAX_MANIFEST_BYTES), opts.input),
+    inventory: parseInventory(await read(INVENTORY_FILE, MAX_INVENTORY_BYTES)),
+  };
+}
 
 /**
  * Publish the bundle's CINC Auditor profiles to the artifact repository (when one was given):
