@@ -95,6 +95,23 @@ describe("create --since", () => {
     execFileSync("sha256sum", ["-c", "--quiet", "SHA256SUMS"], { cwd: x });
   });
 
+  it("bundle diff names what the new bundle adds", async () => {
+    const r = await runCli(["bundle", "diff", join(work, "base"), join(work, "next.tar"), "--json"]);
+    expect(r.code, r.stderr).toBe(0);
+    const d = JSON.parse(r.stdout) as {
+      added: { name: string }[];
+      unchanged: string[];
+      removed: unknown[];
+      changed: unknown[];
+    };
+    expect(d.added.map((a) => a.name)).toEqual([`${host}/${ns}/app:2`]);
+    expect(d.unchanged).toEqual([`${host}/${ns}/app:1`]);
+    expect(d.removed).toEqual([]);
+    expect(d.changed).toEqual([]);
+    const human = await runCli(["bundle", "diff", join(work, "base"), join(work, "next.tar")]);
+    expect(human.stdout).toContain(`+ image ${host}/${ns}/app:2`);
+  });
+
   it("verifies on its own, from a file and from a pipe (left-out blobs are not dangling)", async () => {
     expect((await runCli(["bundle", "verify", join(work, "next.tar")])).code).toBe(0);
     const piped = await runCli(["bundle", "verify", "-"], { input: readFileSync(join(work, "next.tar")) });
