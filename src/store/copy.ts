@@ -71,7 +71,6 @@ export async function copyGraph(
   const { signal } = options;
   const emit = options.onEvent ?? (() => {});
   const extras: CopiedExtra[] = [];
-  const seenManifests = new Set<string>();
 
   const copyNode = (desc: Descriptor, depth: number): Promise<void> => {
     if (depth > MAX_DEPTH) {
@@ -92,30 +91,30 @@ export async function copyGraph(
     return work;
   };
 
-  const copyBlob = async (desc: Descriptor): Promise<void> => {
-    if (await dst.exists(desc, signal)) {
-      emit({ type: "skip", desc });
-      return;
-    }
-    await limit(async () => {
+  // Existence checks take a slot of the limit too: a graph of thousands of layers must not become
+  // thousands of requests at once.
+  const copyBlob = (desc: Descriptor): Promise<void> =>
+    limit(async () => {
       signal?.throwIfAborted();
+      if (await dst.exists(desc, signal)) {
+        emit({ type: "skip", desc });
+        return;
+      }
       emit({ type: "start", desc });
       const stream = await src.fetch(desc, signal);
       const counted = withProgress(stream, desc, (bytes) => emit({ type: "bytes", desc, bytes }));
       await dst.push(desc, counted, signal);
       emit({ type: "done", desc });
     });
-  };
 
   const copyManifest = async (desc: Descriptor, depth: number): Promise<void> => {
-    const present = await dst.exists(desc, signal);
+    const present = await limit(() => dst.exists(desc, signal));
     // Read from dst when it has the manifest: walking its children (for extras and to heal
     // interrupted copies) then costs no network on the source side.
     const bytes = await limit(async () =>
       readBounded(await (present ? dst : src).fetch(desc, signal), MAX_MANIFEST_BYTES, desc.digest),
     );
     const manifest = parseManifest(bytes, desc);
-    seenManifests.add(desc.digest);
     await Promise.all(childrenOf(manifest).map((child) => copyNode(child, depth + 1)));
     if (present) {
       emit({ type: "skip", desc });
