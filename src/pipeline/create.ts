@@ -210,14 +210,23 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
 
     // 5. Lay out the bundle from the cache.
     progress.phase("writing", 0);
-    const seen = new Map<string, Descriptor>();
+    const seen = new Set<string>();
     const ordered: Descriptor[] = [];
+    // Each item's graph is collected once; appending what is new keeps children before parents
+    // across items, since a shared child was already placed by an earlier item.
+    const place = (graph: Descriptor[]) => {
+      for (const d of graph) {
+        if (seen.has(d.digest)) continue;
+        seen.add(d.digest);
+        ordered.push(d);
+      }
+    };
     const roots: Descriptor[] = [];
     const items: InventoryItem[] = [];
     for (const { resolved, extras, policy } of pulled) {
       const view = cache.repository(resolved.repository);
       const itemGraph = await collectGraph(view, resolved.root, new Map(), [], signal);
-      await collectGraph(view, resolved.root, seen, ordered, signal);
+      place(itemGraph);
       roots.push(rootEntry(resolved.name, resolved.root));
       const extraBlobs: string[] = [];
       const manifests = itemGraph
@@ -227,13 +236,14 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
         const desc: Descriptor = { mediaType: x.mediaType, digest: x.digest, size: 0 };
         const found = await view.resolve(x.digest);
         desc.size = found.size;
-        for (const d of await collectGraph(view, desc, new Map(), [], signal)) {
+        const extraGraph = await collectGraph(view, desc, new Map(), [], signal);
+        for (const d of extraGraph) {
           extraBlobs.push(d.digest);
           if (isManifestLike(d.mediaType) && !manifests.some((m) => m.digest === d.digest)) {
             manifests.push({ digest: d.digest, mediaType: d.mediaType, size: d.size });
           }
         }
-        await collectGraph(view, desc, seen, ordered, signal);
+        place(extraGraph);
         if (x.tag) {
           roots.push(rootEntry(`${resolved.repository}:${x.tag}`, desc));
         } else {
@@ -269,7 +279,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     for (const p of profiles) {
       const view = cache.repository(p.repository);
       const graph = await collectGraph(view, p.descriptor, new Map(), [], signal);
-      await collectGraph(view, p.descriptor, seen, ordered, signal);
+      place(graph);
       roots.push(rootEntry(p.name, p.descriptor));
       items.push({
         kind: "profile",
