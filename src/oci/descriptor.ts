@@ -1,4 +1,4 @@
-import { IntegrityError } from "../errors.js";
+import { IntegrityError, UsageError } from "../errors.js";
 import { isImageManifest, isIndex, MAX_MANIFEST_BYTES } from "./mediatypes.js";
 
 export interface Platform {
@@ -68,7 +68,7 @@ export function formatPlatform(p: Platform | undefined): string {
 
 export function parsePlatform(s: string): Platform {
   const [os, architecture, variant] = s.split("/");
-  if (!os || !architecture) throw new Error(`platform "${s}" is not os/arch[/variant]`);
+  if (!os || !architecture) throw new UsageError(`platform "${s}" is not os/arch[/variant]`);
   return variant ? { os, architecture, variant } : { os, architecture };
 }
 

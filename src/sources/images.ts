@@ -3,8 +3,8 @@ import {
   type Descriptor,
   formatPlatform,
   type ImageIndex,
-  type Platform,
   parseManifest,
+  parsePlatform,
   platformMatches,
 } from "../oci/descriptor.js";
 import { sha256Digest } from "../oci/digest.js";
@@ -57,7 +57,7 @@ export async function resolveImage(
     : formatReference(reference);
   const lookup = reference.digest ?? reference.tag ?? "latest";
   const { descriptor, bytes } = await store.fetchManifest(lookup, signal);
-  const wanted = (entry.platforms ?? defaultPlatforms).map(parsePlatformStrict);
+  const wanted = (entry.platforms ?? defaultPlatforms).map(parsePlatform);
   const carry = entry.carry ?? ["signatures", "attestations", "sboms", "referrers"];
   const base = { entry, reference, name, repository, sourceDescriptor: descriptor, carry };
 
@@ -96,10 +96,4 @@ export async function resolveImage(
     size: filteredIndex.length,
   };
   return { ...base, root, filteredIndex, copyRoots: kept, platforms, sourcePlatforms };
-}
-
-function parsePlatformStrict(s: string): Platform {
-  const [os, architecture, variant] = s.split("/");
-  if (!os || !architecture) throw new AirgapError(`platform "${s}" is not os/arch[/variant]`, "USAGE");
-  return variant ? { os, architecture, variant } : { os, architecture };
 }

@@ -6,7 +6,7 @@
 import { pipeline, Readable } from "node:stream";
 import { IntegrityError, RemoteError, UsageError } from "../errors.js";
 import { assertDigest, type Descriptor, digestHex, manifestMediaType } from "../oci/descriptor.js";
-import { isVerifiedFor, sha256Digest, VerifyingStream } from "../oci/digest.js";
+import { isVerifiedFor, markVerified, sha256Digest, VerifyingStream } from "../oci/digest.js";
 import {
   isIndex,
   isManifestLike,
@@ -280,11 +280,36 @@ export class RegistryStore implements Store {
   async fetch(desc: Descriptor, signal?: AbortSignal): Promise<Readable> {
     assertDigest(desc.digest);
     const manifest = isManifestLike(desc.mediaType);
-    const what = `${manifest ? "manifest" : "blob"} ${desc.digest}`;
+    if (manifest) {
+      // Manifests are small and read several times in one run (resolve, plan, copy): the client's
+      // cache holds bytes whose digest was computed on arrival, so a second read costs no request.
+      let bytes: Buffer;
+      try {
+        bytes = this.c.manifests.get(desc.digest) ?? (await this.fetchManifest(desc.digest, signal)).bytes;
+        if (bytes.length !== desc.size) {
+          throw new IntegrityError(
+            "SIZE_MISMATCH",
+            `${this.label}: manifest ${desc.digest} is ${bytes.length} bytes, expected ${desc.size}`,
+            desc.digest,
+          );
+        }
+      } catch (err) {
+        // As for blobs, content that does not match fails the stream; absence fails the call.
+        if (!(err instanceof IntegrityError)) throw err;
+        const failed = new Readable({ read() {} });
+        // the error stays on the stream for its reader; no reader yet must not make it uncaught
+        failed.on("error", () => {});
+        failed.destroy(err);
+        return failed;
+      }
+      const stream = Readable.from([bytes]);
+      markVerified(stream, desc.digest, desc.size);
+      return stream;
+    }
+    const what = `blob ${desc.digest}`;
     const res = await this.host.send({
       method: "GET",
-      url: manifest ? this.path("manifests", desc.digest) : this.path("blobs", desc.digest),
-      ...(manifest ? { headers: { accept: MANIFEST_ACCEPT } } : {}),
+      url: this.path("blobs", desc.digest),
       scopes: [pullScope(this.repository)],
       ctx: this.ctx(what),
       signal,
@@ -294,7 +319,7 @@ export class RegistryStore implements Store {
       await res.body.dump().catch(() => undefined);
       throw this.notFoundError(what, res);
     }
-    if (!manifest) this.host.noteBlob(desc.digest, this.repository);
+    this.host.noteBlob(desc.digest, this.repository);
     const verifier = new VerifyingStream(
       desc.digest,
       desc.size,
