@@ -64,7 +64,62 @@ export interface ProfileItem extends ItemBase {
   dependencies: unknown[];
 }
 
-export type InventoryItem = ImageItem | ProfileItem;
+export interface FileItem extends ItemBase {
+  kind: "file";
+  file: {
+    name: string;
+    /** `os/arch[/variant]`, or `any` for a file that is the same for every platform. */
+    platform: string;
+    /** Where it was downloaded from (credentials removed). */
+    url: string;
+    sha256: string;
+    size: number;
+    /** false when the config gave no sha256 and `--allow-unpinned` recorded the one downloaded. */
+    pinned: boolean;
+  };
+}
+
+export interface GemItem extends ItemBase {
+  kind: "gem";
+  gem: {
+    name: string;
+    version: string;
+    /** `ruby` for pure-Ruby gems, else the gem's platform (e.g. `x86_64-linux`). */
+    platform: string;
+    /** sha256 and size of NAME-VERSION[-PLATFORM].gem. */
+    sha256: string;
+    size: number;
+    /** Runtime dependencies as `NAME REQUIREMENT`. */
+    dependencies: string[];
+    /** The gems (or `config` for a gem the config names) that pulled this one in. */
+    requiredBy: string[];
+  };
+}
+
+export interface ChartImage {
+  /** The image reference as the chart's values name it, and pinned. */
+  ref: string;
+  digest?: string;
+  /** Dotted paths into the values where the chart names it. */
+  paths: string[];
+}
+
+export interface ChartItem extends ItemBase {
+  kind: "chart";
+  chart: {
+    name: string;
+    version: string;
+    /** sha256 and size of the chart archive NAME-VERSION.tgz (absent for charts pulled from OCI as-is). */
+    sha256?: string;
+    size?: number;
+    /** How the source was pinned: `{repo, url, sha256}`, `{git, commit, path}`, `{path, sha256}` or `{oci, digest}`. */
+    pinned: Record<string, unknown>;
+    /** Images its values name (added to the bundle with `images: auto`). */
+    images: ChartImage[];
+  };
+}
+
+export type InventoryItem = ImageItem | ProfileItem | FileItem | GemItem | ChartItem;
 
 export interface Inventory {
   format: typeof INVENTORY_FORMAT;

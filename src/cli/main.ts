@@ -33,6 +33,10 @@ export function buildProgram(): Command {
     .option("--concurrency <n>", "parallel transfers", parsePositiveInt)
     .option("--ca-file <file>", "extra CA certificate (PEM) trusted for every source", collect, [])
     .option("--dry-run", "print the plan: every item, source, digest, platforms, size, cached; pull nothing")
+    .option(
+      "--allow-unpinned",
+      "accept files without a sha256 in the config: record the one downloaded, warn",
+    )
     .option("--force", "replace an existing output")
     .option("--json", "machine-readable output on stdout")
     .action(async (opts) => (await import("./commands/create.js")).runCreate(opts));

@@ -21,10 +21,16 @@ export interface ClusterConfigOptions {
   caFile?: string;
 }
 
-/** The images a cluster pulls: every imported root except cosign signature/attestation tags. */
+/**
+ * The images a cluster pulls: every imported root except cosign signature/attestation tags and the
+ * non-image artifacts (profiles, files, gems, charts), which have their own lists.
+ */
 export function importedImages(result: ImportResult): ImportedImage[] {
+  const artifacts = new Set(
+    (result.inventory?.items ?? []).filter((i) => i.kind !== "image").map((i) => i.name),
+  );
   return result.images
-    .filter((i) => !COSIGN_TAG.test(i.source))
+    .filter((i) => !COSIGN_TAG.test(i.source) && !artifacts.has(i.source))
     .map((i) => ({
       source: i.source,
       target: i.target,
@@ -69,6 +75,18 @@ export async function writeClusterConfig(
       artifact,
     }));
     files.set("profiles.json", `${JSON.stringify(profiles, null, 2)}\n`);
+  }
+  if (result.files && result.files.length > 0) {
+    // Where each file is: its URL in the artifact repository (when published), sha256 and OCI artifact.
+    const list = result.files.map(({ name, platform, sha256, size, url, artifact }) => ({
+      name,
+      platform,
+      sha256,
+      size,
+      url,
+      artifact,
+    }));
+    files.set("files.json", `${JSON.stringify(list, null, 2)}\n`);
   }
   for (const [path, text] of files) {
     const final = join(outDir, path);

@@ -3,7 +3,14 @@ import { finished } from "node:stream/promises";
 import pLimit from "p-limit";
 import { type BundleReader, openBundle } from "../bundle/archive/reader.js";
 import { CHECKSUMS_FILE, parseChecksums, SIGNATURE_FILES } from "../bundle/checksums.js";
-import { INVENTORY_FILE, type Inventory, type ProfileItem, parseInventory } from "../bundle/inventory.js";
+import {
+  type FileItem,
+  INVENTORY_FILE,
+  type Inventory,
+  type InventoryItem,
+  type ProfileItem,
+  parseInventory,
+} from "../bundle/inventory.js";
 import { loadPublicKey } from "../bundle/keys.js";
 import { verifyChecksumsSignature } from "../bundle/signing.js";
 import { SequentialVerifier, type VerifyReport, verifyBundle } from "../bundle/verify.js";
@@ -18,6 +25,7 @@ import { profileKey, publishProfiles } from "../profiles/publish.js";
 import { type ArtifactRepositoryOptions, openArtifactRepository } from "../store/artifacts.js";
 import { BundleArchive, namedRoots, parseIndexJson, referrerRoots } from "../store/bundle.js";
 import { type CopyEvent, copyGraph } from "../store/copy.js";
+import { type PublishObject, publishObjects } from "../store/publish.js";
 import { readBounded, withProgress } from "../store/streams.js";
 import { findCollisions, type Mapping, mapReference } from "../targets/mapping.js";
 import type { Progress } from "./progress.js";
@@ -67,6 +75,19 @@ export interface PublishedProfile {
   uploaded: boolean;
 }
 
+export interface PublishedFile {
+  name: string;
+  /** `os/arch[/variant]`, or `any`. */
+  platform: string;
+  sha256: string;
+  size: number;
+  /** Where clients download it (the artifact repository), when one was given. */
+  url?: string;
+  /** Its OCI artifact in the target registry, pinned. */
+  artifact: string;
+  uploaded: boolean;
+}
+
 export interface ImportResult {
   verify: VerifyReport;
   /** Imported in one pass from a pipe or compressed tar (verification and pushes interleaved). */
@@ -75,6 +96,7 @@ export interface ImportResult {
   images: PlannedImage[];
   referrers: number;
   profiles?: PublishedProfile[];
+  files?: PublishedFile[];
   stats: {
     blobsUploaded: number;
     blobsMounted: number;
@@ -189,13 +211,18 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
           ),
       );
       for (const img of images) progress.itemDone(img.target);
-      const profiles = await publishProfileItems(inventory, images, opts, (d) => archive.fetch(d));
+      // An incremental bundle may leave a blob out: the target registry holds it then (checked above).
+      const published = await publishArtifactItems(inventory, images, opts, async (d, item) =>
+        (await archive.has(d))
+          ? await archive.fetch(d)
+          : await targetStore(client, item, opts).fetch(d, signal),
+      );
       return {
         verify: report,
         inventory,
         images,
         referrers: referrerRoots.length,
-        profiles,
+        ...published,
         stats: importStats(client, stats, started),
       };
     } finally {
@@ -241,60 +268,114 @@ async function readVerifiedHead(
   };
 }
 
+/** Everything the import published besides images, per kind. */
+export interface PublishedArtifacts {
+  profiles: PublishedProfile[];
+  files: PublishedFile[];
+}
+
+/** Where a plain file of the bundle lands in the artifact repository. */
+export function fileKey(name: string, platform: string): string {
+  return `files/${name}/${platform}/${name}`;
+}
+
 /**
- * Publish the bundle's CINC Auditor profiles to the artifact repository (when one was given):
- * profiles/NAME/VERSION/NAME-VERSION.tar.gz and profiles/index.json, skipping what is there already.
+ * Publish the bundle's profiles and files to the artifact repository (when one was given), skipping
+ * what is there already: profiles/NAME/VERSION/NAME-VERSION.tar.gz with profiles/index.json, and
+ * files/NAME/PLATFORM/NAME. Each is streamed from `fetchBlob`, which verifies it against its digest,
+ * and uploaded verified against its sha256. Without a repository each is still listed with its OCI
+ * artifact in the registry.
  */
-async function publishProfileItems(
+async function publishArtifactItems(
   inventory: Inventory,
   images: PlannedImage[],
   opts: ImportOptions,
-  fetchBlob: (d: Descriptor) => Promise<Readable>,
-): Promise<PublishedProfile[]> {
-  const items = inventory.items.filter((i): i is ProfileItem => i.kind === "profile");
-  if (items.length === 0) return [];
-  const artifactOf = (item: ProfileItem) => {
+  fetchBlob: (d: Descriptor, item: InventoryItem) => Promise<Readable>,
+): Promise<PublishedArtifacts> {
+  const profiles = inventory.items.filter((i): i is ProfileItem => i.kind === "profile");
+  const files = inventory.items.filter((i): i is FileItem => i.kind === "file");
+  const artifactOf = (item: InventoryItem) => {
     const img = images.find((i) => i.source === item.name);
     return img ? formatReference({ ...img.targetRef, tag: undefined, digest: item.digest }) : item.name;
   };
-  if (!opts.artifacts) {
-    return items.map((item) => ({
-      name: item.profile.name,
-      version: item.profile.version,
-      sha256: item.profile.sha256,
-      artifact: artifactOf(item),
-      uploaded: false,
-    }));
+  const fileRecord = (item: FileItem, url?: string, uploaded = false): PublishedFile => ({
+    name: item.file.name,
+    platform: item.file.platform,
+    sha256: item.file.sha256,
+    size: item.file.size,
+    ...(url ? { url } : {}),
+    artifact: artifactOf(item),
+    uploaded,
+  });
+  if (!opts.artifacts || (profiles.length === 0 && files.length === 0)) {
+    return {
+      profiles: profiles.map((item) => ({
+        name: item.profile.name,
+        version: item.profile.version,
+        sha256: item.profile.sha256,
+        artifact: artifactOf(item),
+        uploaded: false,
+      })),
+      files: files.map((item) => fileRecord(item)),
+    };
   }
   const repo = await openArtifactRepository(opts.artifacts, opts.artifactOptions);
-  opts.progress.phase(`publishing profiles to ${repo.label}`, 0);
-  const layer = (item: ProfileItem): Descriptor => ({
-    mediaType: ArtifactType.cincProfile,
-    digest: `sha256:${item.profile.sha256}`,
-    size: item.profile.size,
-  });
-  const result = await publishProfiles(
-    items.map((item) => ({
-      name: item.profile.name,
-      version: item.profile.version,
-      sha256: item.profile.sha256,
+  opts.progress.phase(`publishing to ${repo.label}`, 0);
+  const result: PublishedArtifacts = { profiles: [], files: [] };
+  if (profiles.length > 0) {
+    const layer = (item: ProfileItem): Descriptor => ({
+      mediaType: ArtifactType.cincProfile,
+      digest: `sha256:${item.profile.sha256}`,
       size: item.profile.size,
-      stream: () => fetchBlob(layer(item)),
-    })),
-    repo,
-    { signal: opts.signal },
-  );
-  return items.map((item) => {
-    const key = profileKey(item.profile.name, item.profile.version);
-    return {
-      name: item.profile.name,
-      version: item.profile.version,
-      sha256: item.profile.sha256,
-      url: result.urls[key] ?? repo.url(key),
-      artifact: artifactOf(item),
-      uploaded: result.uploaded.includes(key),
-    };
-  });
+    });
+    const published = await publishProfiles(
+      profiles.map((item) => ({
+        name: item.profile.name,
+        version: item.profile.version,
+        sha256: item.profile.sha256,
+        size: item.profile.size,
+        stream: () => fetchBlob(layer(item), item),
+      })),
+      repo,
+      { signal: opts.signal },
+    );
+    result.profiles = profiles.map((item) => {
+      const key = profileKey(item.profile.name, item.profile.version);
+      return {
+        name: item.profile.name,
+        version: item.profile.version,
+        sha256: item.profile.sha256,
+        url: published.urls[key] ?? repo.url(key),
+        artifact: artifactOf(item),
+        uploaded: published.uploaded.includes(key),
+      };
+    });
+  }
+  if (files.length > 0) {
+    const objects: PublishObject[] = files.map((item) => ({
+      key: fileKey(item.file.name, item.file.platform),
+      sha256: item.file.sha256,
+      size: item.file.size,
+      contentType: "application/octet-stream",
+      content: () =>
+        fetchBlob(
+          {
+            mediaType: "application/octet-stream",
+            digest: `sha256:${item.file.sha256}`,
+            size: item.file.size,
+          },
+          item,
+        ),
+    }));
+    const published = await publishObjects(objects, repo, { signal: opts.signal });
+    result.files = files.map((item) => {
+      const key = fileKey(item.file.name, item.file.platform);
+      return fileRecord(item, published.urls[key] ?? repo.url(key), published.uploaded.includes(key));
+    });
+  }
+  for (const p of result.profiles) opts.progress.itemDone(`profile ${p.name} ${p.version}`);
+  for (const f of result.files) opts.progress.itemDone(`file ${f.name} (${f.platform})`);
+  return result;
 }
 
 /** Where every root of the bundle goes; refuses a mapping that sends different content to one tag. */
@@ -572,24 +653,27 @@ async function streamingImport(
         await storeFor(img.targetRef).tag(img.descriptor, img.targetRef.tag, signal);
       progress.itemDone(img.target);
     }
-    // The pipe is spent: profile archives are read back (verified) from the registry they just landed in.
-    const planned = plan;
-    const profiles = await publishProfileItems(plan.inventory, plan.images, opts, (d) => {
-      const item = planned.inventory.items.find((i) => i.blobs.includes(d.digest))!;
-      const to = mapReference(parseReference(item.name), mappingOf(opts));
-      return storeFor(to).fetch(d, signal);
-    });
+    // The pipe is spent: artifacts are read back (verified) from the registry they just landed in.
+    const published = await publishArtifactItems(plan.inventory, plan.images, opts, (d, item) =>
+      targetStore(client, item, opts).fetch(d, signal),
+    );
     return {
       verify: report,
       inventory: plan.inventory,
       images: plan.images,
       referrers: plan.referrers.length,
-      profiles,
+      ...published,
       stats: importStats(client, stats, started),
     };
   } finally {
     await client.close();
   }
+}
+
+/** The target repository an item was pushed to. */
+function targetStore(client: RegistryClient, item: InventoryItem, opts: ImportOptions) {
+  const to = mapReference(parseReference(item.name), mappingOf(opts));
+  return client.repository(to.registry, to.repository);
 }
 
 function mappingOf(opts: ImportOptions) {

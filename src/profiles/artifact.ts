@@ -5,11 +5,16 @@
  * with `org.opencontainers.image.title` so `oras pull` writes it under that name.
  */
 import { createReadStream } from "node:fs";
-import { Readable } from "node:stream";
-import { ANNOTATION_TITLE, type Descriptor, type ImageManifest } from "../oci/descriptor.js";
-import { sha256Digest } from "../oci/digest.js";
-import { ArtifactType, MediaType } from "../oci/mediatypes.js";
+import type { Readable } from "node:stream";
+import type { Descriptor, ImageManifest } from "../oci/descriptor.js";
+import { ArtifactType } from "../oci/mediatypes.js";
 import type { PinnedSource } from "../sources/profiles/index.js";
+import {
+  type ArtifactSpec,
+  artifactManifest,
+  EMPTY_CONFIG_DESCRIPTOR,
+  storeArtifact,
+} from "../store/oci-artifact.js";
 import type { Store } from "../store/store.js";
 import type { DependencyNode, ResolvedProfile } from "./resolve.js";
 
@@ -19,12 +24,7 @@ export const ANNOTATION_PROFILE_SOURCE = "io.cinc.profile.source";
 export const ANNOTATION_VERSION = "org.opencontainers.image.version";
 export const ANNOTATION_OCI_SOURCE = "org.opencontainers.image.source";
 
-const EMPTY_CONFIG = Buffer.from("{}");
-export const EMPTY_CONFIG_DESCRIPTOR: Descriptor = {
-  mediaType: MediaType.ociEmpty,
-  digest: sha256Digest(EMPTY_CONFIG),
-  size: EMPTY_CONFIG.length,
-};
+export { EMPTY_CONFIG_DESCRIPTOR };
 
 /** The inventory record of a profile for bundle.json. */
 export interface ProfileInventoryRecord {
@@ -89,25 +89,23 @@ export interface ProfileArtifactInput {
   dependencies?: DependencyNode[];
 }
 
-/** The manifest bytes for a profile; stable for the same profile (no timestamps). */
-export function profileManifest(p: ProfileArtifactInput): {
-  bytes: Buffer;
-  manifest: ImageManifest;
-  layer: Descriptor;
-} {
-  const fileName = p.fileName ?? `${p.name}-${p.version}.tar.gz`;
-  const layer: Descriptor = {
-    mediaType: ArtifactType.cincProfile,
-    digest: `sha256:${p.sha256}`,
-    size: p.size,
-    annotations: { [ANNOTATION_TITLE]: fileName },
-  };
-  const manifest: ImageManifest = {
-    schemaVersion: 2,
-    mediaType: MediaType.ociManifest,
+/** The artifact spec of a profile: one layer, the packed archive; stable for the same profile. */
+function profileArtifactSpec(p: ProfileArtifactInput): ArtifactSpec {
+  return {
     artifactType: ArtifactType.cincProfile,
-    config: EMPTY_CONFIG_DESCRIPTOR,
-    layers: [layer],
+    layers: [
+      {
+        mediaType: ArtifactType.cincProfile,
+        digest: `sha256:${p.sha256}`,
+        size: p.size,
+        title: p.fileName ?? `${p.name}-${p.version}.tar.gz`,
+        open: () => {
+          const content = p.tarPath ? createReadStream(p.tarPath) : p.stream?.();
+          if (!content) throw new Error(`profile ${p.name} ${p.version}: neither tarPath nor stream given`);
+          return content;
+        },
+      },
+    ],
     annotations: {
       [ANNOTATION_PROFILE_NAME]: p.profileName ?? p.name,
       [ANNOTATION_PROFILE_VERSION]: p.version,
@@ -115,7 +113,16 @@ export function profileManifest(p: ProfileArtifactInput): {
       [ANNOTATION_VERSION]: p.version,
     },
   };
-  return { bytes: Buffer.from(JSON.stringify(manifest)), manifest, layer };
+}
+
+/** The manifest bytes for a profile; stable for the same profile (no timestamps). */
+export function profileManifest(p: ProfileArtifactInput): {
+  bytes: Buffer;
+  manifest: ImageManifest;
+  layer: Descriptor;
+} {
+  const { bytes, manifest, layers } = artifactManifest(profileArtifactSpec(p));
+  return { bytes, manifest, layer: layers[0]! };
 }
 
 /**
@@ -129,24 +136,8 @@ export async function storeProfileArtifact(
   opts: { tag?: string; signal?: AbortSignal } = {},
 ): Promise<{ descriptor: Descriptor; inventory: ProfileInventoryRecord }> {
   const p = profile as ProfileArtifactInput;
-  const { bytes, layer } = profileManifest(p);
-  const signal = opts.signal;
-  const config = EMPTY_CONFIG_DESCRIPTOR;
-  if (!(await store.exists(config, signal))) await store.push(config, Readable.from([EMPTY_CONFIG]), signal);
-  if (!(await store.exists(layer, signal))) {
-    const content = p.tarPath ? createReadStream(p.tarPath) : p.stream?.();
-    if (!content) throw new Error(`profile ${p.name} ${p.version}: neither tarPath nor stream given`);
-    // push verifies size and digest while writing: the archive is checked against its recorded sha256
-    await store.push(layer, content, signal);
-  }
-  const descriptor: Descriptor = {
-    mediaType: MediaType.ociManifest,
-    digest: sha256Digest(bytes),
-    size: bytes.length,
-    artifactType: ArtifactType.cincProfile,
-  };
-  if (!(await store.exists(descriptor, signal))) await store.push(descriptor, Readable.from([bytes]), signal);
-  if (opts.tag) await store.tag(descriptor, opts.tag, signal);
+  // the archive is checked against its recorded sha256 while it is written
+  const descriptor = await storeArtifact(store, profileArtifactSpec(p), opts);
   const inventory: ProfileInventoryRecord = {
     kind: "profile",
     name: p.name,

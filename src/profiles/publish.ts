@@ -5,11 +5,18 @@
  * present with the same sha256 is skipped, so importing the same bundle twice uploads nothing.
  */
 
-import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import type { Readable } from "node:stream";
-import { Readable as ReadableStream } from "node:stream";
 import type { ArtifactRepository } from "../store/artifacts.js";
+import {
+  assertSafeSegment,
+  type PublishObject,
+  type PublishResult,
+  publishObjects,
+  smallObject,
+} from "../store/publish.js";
+
+export type { PublishResult };
 
 export interface PublishableProfile {
   name: string;
@@ -28,23 +35,10 @@ export interface ProfileIndexEntry {
   url: string;
 }
 
-export interface PublishResult {
-  uploaded: string[];
-  skipped: string[];
-  /** Key → URL of every profile published (uploaded or already there). */
-  urls: Record<string, string>;
-}
-
 export const PROFILE_INDEX_KEY = "profiles/index.json";
 
 export function profileKey(name: string, version: string): string {
   return `profiles/${name}/${version}/${name}-${version}.tar.gz`;
-}
-
-function assertSafeSegment(s: string, what: string): void {
-  if (s === "" || s === "." || s === ".." || s.includes("/") || s.includes("\\")) {
-    throw new Error(`profile ${what} "${s}" cannot be used in a repository path`);
-  }
 }
 
 export async function publishProfiles(
@@ -52,7 +46,6 @@ export async function publishProfiles(
   repo: ArtifactRepository,
   opts: { signal?: AbortSignal } = {},
 ): Promise<PublishResult> {
-  const result: PublishResult = { uploaded: [], skipped: [], urls: {} };
   const entries = new Map<string, ProfileIndexEntry>();
   const previous = repo.get ? await repo.get(PROFILE_INDEX_KEY, opts.signal) : undefined;
   if (previous) {
@@ -63,62 +56,29 @@ export async function publishProfiles(
       // an unreadable index is rebuilt from what this import publishes
     }
   }
-  for (const p of profiles) {
-    assertSafeSegment(p.name, "name");
-    assertSafeSegment(p.version, "version");
+  const objects: PublishObject[] = profiles.map((p) => {
+    assertSafeSegment(p.name, "profile name");
+    assertSafeSegment(p.version, "profile version");
     const key = profileKey(p.name, p.version);
-    if (await repo.exists(key, p.sha256, p.size, opts.signal)) {
-      if (p.stream && typeof p.stream !== "function") p.stream.destroy();
-      result.skipped.push(key);
-    } else {
-      const stream = p.tarPath
-        ? createReadStream(p.tarPath)
-        : typeof p.stream === "function"
-          ? await p.stream()
-          : p.stream;
-      if (!stream) throw new Error(`profile ${p.name} ${p.version}: neither tarPath nor stream given`);
-      const putOpts: Parameters<ArtifactRepository["put"]>[2] = {
-        sha256: p.sha256,
-        size: p.size,
-        contentType: "application/gzip",
-      };
-      if (opts.signal) putOpts.signal = opts.signal;
-      await repo.put(key, stream, putOpts);
-      result.uploaded.push(key);
-    }
-    result.urls[key] = repo.url(key);
     entries.set(`${p.name}\0${p.version}`, {
       name: p.name,
       version: p.version,
       sha256: p.sha256,
       url: repo.url(key),
     });
-  }
-  const sorted = [...entries.values()].sort((a, b) =>
-    a.name === b.name
-      ? a.version < b.version
-        ? -1
-        : a.version > b.version
-          ? 1
-          : 0
-      : a.name < b.name
-        ? -1
-        : 1,
+    const content = p.tarPath ? () => createReadStream(p.tarPath!) : p.stream;
+    if (!content) throw new Error(`profile ${p.name} ${p.version}: neither tarPath nor stream given`);
+    return { key, sha256: p.sha256, size: p.size, contentType: "application/gzip", content };
+  });
+  const sorted = [...entries.values()].sort(
+    (a, b) => compare(a.name, b.name) || compare(a.version, b.version),
   );
   const index = Buffer.from(`${JSON.stringify({ profiles: sorted }, null, 2)}\n`);
-  const indexSha = createHash("sha256").update(index).digest("hex");
-  if (await repo.exists(PROFILE_INDEX_KEY, indexSha, index.length, opts.signal)) {
-    result.skipped.push(PROFILE_INDEX_KEY);
-  } else {
-    const putOpts: Parameters<ArtifactRepository["put"]>[2] = {
-      sha256: indexSha,
-      size: index.length,
-      contentType: "application/json",
-    };
-    if (opts.signal) putOpts.signal = opts.signal;
-    await repo.put(PROFILE_INDEX_KEY, ReadableStream.from([index]), putOpts);
-    result.uploaded.push(PROFILE_INDEX_KEY);
-  }
-  result.urls[PROFILE_INDEX_KEY] = repo.url(PROFILE_INDEX_KEY);
-  return result;
+  // the index goes last: it only names profiles that are already there
+  objects.push(smallObject(PROFILE_INDEX_KEY, index, "application/json"));
+  return await publishObjects(objects, repo, opts);
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }

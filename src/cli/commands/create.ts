@@ -20,6 +20,7 @@ export interface CreateFlags {
   concurrency?: number;
   caFile: string[];
   dryRun?: boolean;
+  allowUnpinned?: boolean;
   json?: boolean;
   force?: boolean;
 }
@@ -33,6 +34,7 @@ export async function runCreate(flags: CreateFlags): Promise<void> {
     { key: "resolving", title: "Resolve images to digests" },
     { key: "pulling", title: "Pull into the cache" },
     { key: "profiles", title: "Resolve and vendor profiles" },
+    { key: "files", title: "Download files" },
     { key: "writing", title: "Write the bundle" },
   ]);
   const platforms = flags.platform
@@ -61,6 +63,7 @@ export async function runCreate(flags: CreateFlags): Promise<void> {
       ),
       dryRun: flags.dryRun,
       since: flags.since,
+      allowUnpinned: Boolean(flags.allowUnpinned),
       overwrite: Boolean(flags.force),
       sign,
       checkPolicy:
@@ -71,6 +74,7 @@ export async function runCreate(flags: CreateFlags): Promise<void> {
       signal: ac.signal,
     });
     await progress.close();
+    for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
     if (flags.json) {
       printJson({
         dryRun: Boolean(flags.dryRun),
@@ -78,6 +82,7 @@ export async function runCreate(flags: CreateFlags): Promise<void> {
         plan: result.plan,
         totals: result.inventory?.totals,
         stats: result.stats,
+        warnings: result.warnings,
       });
       return;
     }

@@ -47,7 +47,7 @@ export async function runImport(input: string, flags: ImportFlags): Promise<void
   const progress = await progressFor(flags.json || flags.dryRun ? "silent" : "auto", [
     { key: "verifying", title: "Verify the bundle" },
     { key: "pushing", title: "Push to the registry" },
-    { key: "publishing", title: "Publish profiles" },
+    { key: "publishing", title: "Publish profiles, files, gems and charts" },
   ]);
   const ac = new AbortController();
   const onSignal = () => ac.abort(new Error("interrupted"));
@@ -127,11 +127,19 @@ export async function runImport(input: string, flags: ImportFlags): Promise<void
         );
       }
     }
+    for (const f of result.files ?? []) {
+      if (!flags.json) {
+        process.stderr.write(
+          `file ${f.name} (${f.platform}) sha256 ${f.sha256}: ${f.url ? `${f.url}${f.uploaded ? "" : " (already there)"}` : "no --artifacts given"}; OCI artifact ${f.artifact}\n`,
+        );
+      }
+    }
     if (flags.json) {
       printJson({
         imported: true,
         images: result.images.map(({ source, target, digest }) => ({ source, target, digest })),
         profiles: result.profiles ?? [],
+        files: result.files ?? [],
         stats: s,
         out: written,
       });

@@ -1,3 +1,4 @@
+import type { InventoryItem } from "../../bundle/inventory.js";
 import { readBundleSummary } from "../../bundle/summary.js";
 import { humanBytes, printJson } from "../output.js";
 
@@ -10,6 +11,36 @@ interface Row {
   size: number;
   sharedBytes: number;
   carried: number;
+  /** What the item is beyond its OCI root: the profile, file, gem or chart record of bundle.json. */
+  details?: Record<string, unknown>;
+}
+
+function platformsOf(item: InventoryItem): string[] {
+  switch (item.kind) {
+    case "image":
+      return item.platforms;
+    case "file":
+      return item.file.platform === "any" ? [] : [item.file.platform];
+    case "gem":
+      return item.gem.platform === "ruby" ? [] : [item.gem.platform];
+    default:
+      return [];
+  }
+}
+
+function detailsOf(item: InventoryItem): Record<string, unknown> | undefined {
+  switch (item.kind) {
+    case "profile":
+      return { ...item.profile };
+    case "file":
+      return { ...item.file };
+    case "gem":
+      return { ...item.gem };
+    case "chart":
+      return { ...item.chart };
+    default:
+      return undefined;
+  }
 }
 
 export async function runInspect(input: string, flags: { json?: boolean }): Promise<void> {
@@ -23,12 +54,13 @@ export async function runInspect(input: string, flags: { json?: boolean }): Prom
     name: item.name,
     source: item.source,
     digest: item.digest,
-    platforms: item.kind === "image" ? item.platforms : [],
+    platforms: platformsOf(item),
     size: item.size,
     sharedBytes: [...new Set(item.blobs)]
       .filter((b) => (users.get(b) ?? 0) > 1)
       .reduce((n, b) => n + blobSize(b), 0),
     carried: item.kind === "image" ? item.carried.length : 0,
+    ...(detailsOf(item) ? { details: detailsOf(item) } : {}),
   }));
   const uniqueBytes = [...users.keys()].reduce((n, b) => n + blobSize(b), 0);
   const totalFiles = [...sizes.values()].reduce((n, s) => n + s, 0);

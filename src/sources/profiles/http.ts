@@ -123,8 +123,10 @@ export interface Downloaded {
 export async function download(
   url: string,
   dest: string,
-  opts: HttpOptions & { expectSha256?: string } = {},
+  opts: HttpOptions & { expectSha256?: string; what?: string } = {},
 ): Promise<Downloaded> {
+  // names the download in errors: "profile" unless the caller says what it fetches
+  const what = opts.what ?? "profile";
   const headers: Record<string, string> = { ...opts.headers };
   const target = splitUserinfo(url, headers);
   let res: Dispatcher.ResponseData;
@@ -132,7 +134,7 @@ export async function download(
     res = await request(target, { dispatcher: dispatcherFor(opts), headers, signal: opts.signal });
   } catch (err) {
     throw new RemoteError(
-      `profile URL ${redact(url)} could not be fetched: ${(err as Error).message}`,
+      `${what} URL ${redact(url)} could not be fetched: ${(err as Error).message}`,
       undefined,
       "REMOTE",
       {
@@ -143,7 +145,7 @@ export async function download(
   if (res.statusCode !== 200) {
     await res.body.dump();
     throw new RemoteError(
-      `profile URL ${redact(url)} could not be fetched: HTTP ${res.statusCode}`,
+      `${what} URL ${redact(url)} could not be fetched: HTTP ${res.statusCode}`,
       res.statusCode,
     );
   }
@@ -154,7 +156,7 @@ export async function download(
   } catch (err) {
     await rm(tmp, { force: true });
     throw new RemoteError(
-      `profile URL ${redact(url)}: download failed: ${(err as Error).message}`,
+      `${what} URL ${redact(url)}: download failed: ${(err as Error).message}`,
       undefined,
       "REMOTE",
       {
@@ -167,7 +169,7 @@ export async function download(
     await rm(tmp, { force: true });
     throw new IntegrityError(
       "DIGEST_MISMATCH",
-      `profile ${redact(url)} has sha256 ${sha256}, but the config pins sha256 ${opts.expectSha256.toLowerCase()}`,
+      `${what} ${redact(url)} has sha256 ${sha256}, but the config pins sha256 ${opts.expectSha256.toLowerCase()}`,
       redact(url),
     );
   }
