@@ -33,6 +33,7 @@ export type PublishableGem = Pick<
   | "gemspec"
   | "ruby"
   | "rubygems"
+  | "providedTree"
 >;
 
 export interface GemSourceFile {
@@ -125,6 +126,23 @@ export function gemSourceFiles(
         size: g.gemspec.size,
       });
     }
+  }
+  // RubyGems fails an install on any info/NAME that answers 404, even for gems it has installed,
+  // so every other name the carried gems reach gets an info file that lists no versions.
+  const absent = new Set(
+    gems
+      .flatMap((g) => [...g.dependencies.map((d) => d.name), ...(g.providedTree ?? [])])
+      .filter((n) => !byName.has(n)),
+  );
+  for (const name of [...absent].sort()) {
+    if (!isGemName(name)) {
+      throw new IntegrityError(
+        "MALFORMED",
+        `gem name ${JSON.stringify(name)} is not one RubyGems accepts`,
+        name,
+      );
+    }
+    files.push(text(`info/${name}`, formatInfo([])));
   }
   files.push(text("names", formatNames(names)));
   files.push(text("versions", formatVersions(infos, options.createdAt ?? "1970-01-01T00:00:00Z")));

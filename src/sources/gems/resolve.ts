@@ -26,6 +26,7 @@ import {
   type GemConstraint,
   gemVersionMatches,
   parseGemRequirement,
+  parseGemVersion,
   requirementAllowsPrerelease,
 } from "./gem-version.js";
 
@@ -59,6 +60,12 @@ export interface ResolvedGem {
   dependencies: { name: string; requirement: string }[];
   /** Names of the carried gems that depend on this one; empty for a gem the config asks for. */
   requiredBy: string[];
+  /**
+   * Gems this one needs that the target provides: its `provided:` dependencies and, as the index
+   * knows them, their own dependencies. The published source answers for these names with an empty
+   * info file, so RubyGems takes the installed ones instead of failing on a 404.
+   */
+  providedTree?: string[];
   /** Required Ruby / RubyGems versions, when the index names them. */
   ruby?: string[];
   rubygems?: string[];
@@ -151,45 +158,18 @@ export async function resolveGems(
   const loadInfo = async (name: string): Promise<void> => {
     if (infos.has(name)) return;
     const origin = origins.get(name) as Origin;
-    const url = `${origin.source}/info/${name}`;
     const neededBy = describeNeeders(reqs.get(name) ?? []);
-    let text: string;
-    try {
-      text = await httpGetText(url, {
-        ...http,
-        maxBytes: MAX_INFO_BYTES,
-        what: `compact index of gem ${name}`,
-      });
-    } catch (err) {
-      if (err instanceof RemoteError && (err.status === 404 || err.status === 410)) {
-        throw new GemError(
-          `gem ${name} (needed by ${neededBy}) is not in the gem source ${redact(origin.source)}: ${redact(url)} answered HTTP ${err.status}`,
-          name,
-          "GEM_NOT_FOUND",
-          { cause: err },
-        );
-      }
-      throw err;
-    }
-    let entries: InfoEntry[];
-    try {
-      entries = parseInfo(text);
-    } catch (err) {
-      if (err instanceof CompactIndexFormatError) {
-        throw new IntegrityError(
-          "MALFORMED",
-          `${redact(url)} is not a compact index info file: ${err.message}`,
-          name,
-          {
-            cause: err,
-          },
-        );
-      }
-      throw err;
+    const entries = await fetchInfo(name, origin.source, http);
+    if (entries === null) {
+      throw new GemError(
+        `gem ${name} (${neededBy}) is not in the gem source ${redact(origin.source)}: ${redact(origin.source)}/info/${name} answered HTTP 404`,
+        name,
+        "GEM_NOT_FOUND",
+      );
     }
     if (entries.length === 0) {
       throw new GemError(
-        `gem ${name} (needed by ${neededBy}) has no versions in the gem source ${redact(origin.source)}`,
+        `gem ${name} (${neededBy}) has no versions in the gem source ${redact(origin.source)}`,
         name,
         "GEM_NOT_FOUND",
       );
@@ -312,6 +292,15 @@ export async function resolveGems(
     }
   }
 
+  const providedTrees = await walkProvided(
+    [...requiredBy.keys()].map((name) => ({
+      entry: chosen.get(name) as InfoEntry,
+      origin: origins.get(name) as Origin,
+    })),
+    provided,
+    (name, source) => limit(() => fetchInfo(name, source, http)),
+  );
+
   await mkdir(ctx.workDir, { recursive: true });
   const names = [...requiredBy.keys()].sort();
   return await Promise.all(
@@ -319,17 +308,103 @@ export async function resolveGems(
       limit(async () => {
         const entry = chosen.get(name) as InfoEntry;
         const origin = origins.get(name) as Origin;
-        return await fetchGem(
-          name,
-          entry,
-          origin.source,
-          [...(requiredBy.get(name) ?? [])].sort(),
-          ctx.workDir,
-          http,
-        );
+        const needers = [...(requiredBy.get(name) ?? [])].sort();
+        const gem = await fetchGem(name, entry, origin.source, needers, ctx.workDir, http);
+        const tree = new Set(entry.dependencies.flatMap((d) => providedTrees.get(d.name) ?? []));
+        if (tree.size > 0) gem.providedTree = [...tree].sort();
+        return gem;
       }),
     ),
   );
+}
+
+/** The entries of `SOURCE/info/NAME`, or null when the source does not have the gem (HTTP 404/410). */
+async function fetchInfo(name: string, source: string, http: HttpOptions): Promise<InfoEntry[] | null> {
+  const url = `${source}/info/${name}`;
+  let text: string;
+  try {
+    text = await httpGetText(url, {
+      ...http,
+      maxBytes: MAX_INFO_BYTES,
+      what: `compact index of gem ${name}`,
+    });
+  } catch (err) {
+    if (err instanceof RemoteError && (err.status === 404 || err.status === 410)) return null;
+    throw err;
+  }
+  try {
+    return parseInfo(text);
+  } catch (err) {
+    if (err instanceof CompactIndexFormatError) {
+      throw new IntegrityError(
+        "MALFORMED",
+        `${redact(url)} is not a compact index info file: ${err.message}`,
+        name,
+        {
+          cause: err,
+        },
+      );
+    }
+    throw err;
+  }
+}
+
+/**
+ * Names of the gems under each `provided:` gem the carried gems depend on: the provided gem and,
+ * through its newest version in the index, everything it needs. RubyGems asks the gem source about
+ * every one of them even when they are installed, and fails on a 404, so the published source
+ * answers for them with an empty info file. The target's versions may differ from the newest;
+ * the names are what counts, and they rarely change.
+ */
+async function walkProvided(
+  carried: readonly { entry: InfoEntry; origin: Origin }[],
+  provided: ReadonlySet<string>,
+  fetch: (name: string, source: string) => Promise<InfoEntry[] | null>,
+): Promise<Map<string, string[]>> {
+  const depsOf = new Map<string, string[]>();
+  const roots = new Map<string, Origin>();
+  for (const { entry, origin } of carried) {
+    for (const d of entry.dependencies)
+      if (provided.has(d.name) && !roots.has(d.name)) roots.set(d.name, origin);
+  }
+  let wave = [...roots.entries()];
+  const seen = new Set(roots.keys());
+  while (wave.length > 0) {
+    const next: [string, Origin][] = [];
+    await Promise.all(
+      wave.map(async ([name, origin]) => {
+        const entries = (await fetch(name, origin.source)) ?? [];
+        const newest = entries
+          .filter((e) => e.platform === "ruby" || e.platform === origin.platform)
+          .filter((e) => !parseGemVersion(e.version).prerelease)
+          .sort((a, b) => compareGemVersions(b.version, a.version))[0];
+        const deps = newest ? newest.dependencies.map((d) => d.name) : [];
+        depsOf.set(name, deps);
+        for (const d of deps) {
+          if (!seen.has(d)) {
+            seen.add(d);
+            next.push([d, origin]);
+          }
+        }
+      }),
+    );
+    wave = next;
+  }
+  const trees = new Map<string, string[]>();
+  for (const root of roots.keys()) {
+    const tree = new Set<string>([root]);
+    const todo = [root];
+    while (todo.length > 0) {
+      for (const d of depsOf.get(todo.pop() as string) ?? []) {
+        if (!tree.has(d)) {
+          tree.add(d);
+          todo.push(d);
+        }
+      }
+    }
+    trees.set(root, [...tree]);
+  }
+  return trees;
 }
 
 function describeNeeders(reqs: readonly Requirement[]): string {
