@@ -265,6 +265,7 @@ export function parseBundleConfig(text: string, file: string): BundleConfig {
         provided: [...(g.provided ?? [])],
       };
       if (g.version !== undefined) gem.version = g.version;
+      if (g.platform !== undefined) gem.platform = g.platform;
       return gem;
     }),
     files: normalizeFiles(raw, problems),

@@ -177,6 +177,11 @@ const chartSchema = z.union([repoChart, ociChart, gitChart]);
 const gemSchema = z.strictObject({
   name: nonEmpty("name"),
   version: nonEmpty("version").describe('RubyGems requirement, e.g. "~> 1.3"').optional(),
+  platform: z
+    .string()
+    .regex(/^[A-Za-z0-9_]+(?:-[A-Za-z0-9_.]+)*$/, { error: "expected a gem platform, e.g. x86_64-linux" })
+    .describe("Gem platform to prefer (e.g. x86_64-linux); default: pure-Ruby gems")
+    .optional(),
   source: httpUrl("source").describe("Gem server; default https://rubygems.org").optional(),
   provided: z
     .array(nonEmpty("provided gem"))

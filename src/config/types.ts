@@ -72,6 +72,8 @@ export type ChartSource =
 export interface GemSpec {
   name: string;
   version?: string;
+  /** Gem platform to prefer (x86_64-linux, java, ...); pure-Ruby ("ruby") gems when absent. */
+  platform?: string;
   /** Gem server; default https://rubygems.org. */
   source: string;
   provided: string[];

@@ -148,7 +148,7 @@ export async function downloadFile(
     try {
       const dlOpts: Parameters<typeof download>[2] = {
         ...opts,
-        what: `file ${file.name} (${file.platform})`,
+        what: `file ${file.name} (${file.platform}) URL`,
       };
       if (file.sha256) dlOpts.expectSha256 = file.sha256;
       return await download(file.url, dest, dlOpts);

@@ -123,10 +123,15 @@ export interface Downloaded {
 export async function download(
   url: string,
   dest: string,
-  opts: HttpOptions & { expectSha256?: string; what?: string } = {},
+  opts: HttpOptions & {
+    expectSha256?: string;
+    /** What the URL is, for messages ("profile URL" when not given). */
+    what?: string;
+    /** Who vouches for `expectSha256`, for the mismatch message ("the config" when not given). */
+    pinnedBy?: string;
+  } = {},
 ): Promise<Downloaded> {
-  // names the download in errors: "profile" unless the caller says what it fetches
-  const what = opts.what ?? "profile";
+  const what = opts.what ?? "profile URL";
   const headers: Record<string, string> = { ...opts.headers };
   const target = splitUserinfo(url, headers);
   let res: Dispatcher.ResponseData;
@@ -134,7 +139,7 @@ export async function download(
     res = await request(target, { dispatcher: dispatcherFor(opts), headers, signal: opts.signal });
   } catch (err) {
     throw new RemoteError(
-      `${what} URL ${redact(url)} could not be fetched: ${(err as Error).message}`,
+      `${what} ${redact(url)} could not be fetched: ${(err as Error).message}`,
       undefined,
       "REMOTE",
       {
@@ -145,7 +150,7 @@ export async function download(
   if (res.statusCode !== 200) {
     await res.body.dump();
     throw new RemoteError(
-      `${what} URL ${redact(url)} could not be fetched: HTTP ${res.statusCode}`,
+      `${what} ${redact(url)} could not be fetched: HTTP ${res.statusCode}`,
       res.statusCode,
     );
   }
@@ -156,7 +161,7 @@ export async function download(
   } catch (err) {
     await rm(tmp, { force: true });
     throw new RemoteError(
-      `${what} URL ${redact(url)}: download failed: ${(err as Error).message}`,
+      `${what} ${redact(url)}: download failed: ${(err as Error).message}`,
       undefined,
       "REMOTE",
       {
@@ -169,7 +174,7 @@ export async function download(
     await rm(tmp, { force: true });
     throw new IntegrityError(
       "DIGEST_MISMATCH",
-      `${what} ${redact(url)} has sha256 ${sha256}, but the config pins sha256 ${opts.expectSha256.toLowerCase()}`,
+      `${opts.what ?? "profile"} ${redact(url)} has sha256 ${sha256}, but ${opts.pinnedBy ?? "the config"} pins sha256 ${opts.expectSha256.toLowerCase()}`,
       redact(url),
     );
   }
@@ -178,6 +183,66 @@ export async function download(
   const out: Downloaded = { path: dest, sha256, size: hasher.size };
   if (typeof ct === "string") out.contentType = ct;
   return out;
+}
+
+/**
+ * GET a text document (an index file), refusing one larger than `maxBytes` while it streams.
+ * `what` names it in messages. A 404 is a RemoteError with status 404, so callers can say what is missing.
+ */
+export async function httpGetText(
+  url: string,
+  opts: HttpOptions & { maxBytes: number; what: string },
+): Promise<string> {
+  const headers: Record<string, string> = { ...opts.headers };
+  const target = splitUserinfo(url, headers);
+  let res: Dispatcher.ResponseData;
+  try {
+    res = await request(target, { dispatcher: dispatcherFor(opts), headers, signal: opts.signal });
+  } catch (err) {
+    throw new RemoteError(
+      `${opts.what} ${redact(url)} could not be fetched: ${(err as Error).message}`,
+      undefined,
+      "REMOTE",
+      {
+        cause: err,
+      },
+    );
+  }
+  if (res.statusCode !== 200) {
+    await res.body.dump();
+    throw new RemoteError(
+      `${opts.what} ${redact(url)} could not be fetched: HTTP ${res.statusCode}`,
+      res.statusCode,
+    );
+  }
+  const declared = Number(res.headers["content-length"]);
+  if (Number.isFinite(declared) && declared > opts.maxBytes) {
+    res.body.destroy();
+    throw new RemoteError(`${opts.what} ${redact(url)} is larger than ${opts.maxBytes} bytes (${declared})`);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of res.body) {
+      size += (chunk as Buffer).length;
+      if (size > opts.maxBytes) {
+        res.body.destroy();
+        throw new RemoteError(`${opts.what} ${redact(url)} is larger than ${opts.maxBytes} bytes`);
+      }
+      chunks.push(chunk as Buffer);
+    }
+  } catch (err) {
+    if (err instanceof RemoteError) throw err;
+    throw new RemoteError(
+      `${opts.what} ${redact(url)}: download failed: ${(err as Error).message}`,
+      undefined,
+      "REMOTE",
+      {
+        cause: err,
+      },
+    );
+  }
+  return Buffer.concat(chunks).toString("utf8");
 }
 
 export { redact };
