@@ -86,13 +86,22 @@ export interface GemItem extends ItemBase {
     version: string;
     /** `ruby` for pure-Ruby gems, else the gem's platform (e.g. `x86_64-linux`). */
     platform: string;
-    /** sha256 and size of NAME-VERSION[-PLATFORM].gem. */
+    /** sha256 and size of NAME-VERSION[-PLATFORM].gem, as the gem source's compact index lists it. */
     sha256: string;
     size: number;
-    /** Runtime dependencies as `NAME REQUIREMENT`. */
-    dependencies: string[];
-    /** The gems (or `config` for a gem the config names) that pulled this one in. */
+    /** quick/Marshal.4.8/NAME-VERSION[-PLATFORM].gemspec.rz, pinned as downloaded. */
+    gemspec: { sha256: string; size: number };
+    /** The gem server it came from. */
+    source: string;
+    /** Runtime dependencies, requirement as RubyGems writes it (">= 1.0, < 2"). */
+    dependencies: { name: string; requirement: string }[];
+    /** Names of the carried gems that depend on this one; empty for a gem the config names. */
     requiredBy: string[];
+    /** Gems it needs that the target provides (the published source lists them with no versions). */
+    providedTree?: string[];
+    /** Required Ruby / RubyGems versions, as the index lists them. */
+    ruby?: string[];
+    rubygems?: string[];
   };
 }
 

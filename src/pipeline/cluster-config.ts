@@ -88,6 +88,19 @@ export async function writeClusterConfig(
     }));
     files.set("files.json", `${JSON.stringify(list, null, 2)}\n`);
   }
+  if (result.gems && result.gems.length > 0) {
+    // The gem source to install from, and each gem with its sha256 and OCI artifact.
+    const list = result.gems.map(({ name, version, platform, sha256, url, source, artifact }) => ({
+      name,
+      version,
+      platform,
+      sha256,
+      url,
+      source,
+      artifact,
+    }));
+    files.set("gems.json", `${JSON.stringify(list, null, 2)}\n`);
+  }
   for (const [path, text] of files) {
     const final = join(outDir, path);
     const temp = `${final}.partial-${randomBytes(4).toString("hex")}`;

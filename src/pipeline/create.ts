@@ -1,4 +1,4 @@
-import { mkdtemp, rm, stat } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { availableParallelism, homedir } from "node:os";
 import { basename, join } from "node:path";
 import { Readable } from "node:stream";
@@ -27,21 +27,20 @@ import { isManifestLike, MediaType } from "../oci/mediatypes.js";
 import { formatReference } from "../oci/reference.js";
 import { RegistryClient } from "../oci/registry/client.js";
 import type { ProfileEntry, ProfileInventoryRecord } from "../profiles/index.js";
-import {
-  ANY_PLATFORM,
-  downloadFile,
-  fileArtifactSpec,
-  httpOptionsFor,
-  type PlannedFile,
-  planFiles,
-  platformSlug,
-  withoutUserinfo,
-} from "../sources/files/index.js";
+import { planFiles } from "../sources/files/index.js";
 import { type ResolvedImage, resolveImage } from "../sources/images.js";
 import { type CopyEvent, type CosignTagKind, copyGraph } from "../store/copy.js";
 import { ANNOTATION_REPOSITORY, ANNOTATION_SUBJECT, OciLayoutStore } from "../store/layout.js";
-import { storeArtifact } from "../store/oci-artifact.js";
 import { VERSION } from "../version.js";
+import {
+  ARTIFACT_REPOSITORY_HOST,
+  type ArtifactContext,
+  type BundledArtifact,
+  bundleFileItems,
+  bundleGemItems,
+  filePlanItem,
+  gemPlanItems,
+} from "./artifacts.js";
 import { collectGraph } from "./graph.js";
 import type { Progress } from "./progress.js";
 
@@ -113,14 +112,16 @@ const CARRY_TO_COSIGN: Record<string, CosignTagKind> = {
 export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
   const started = Date.now();
   const { config, signal, progress } = opts;
-  const notYet = (["charts", "gems"] as const).filter((k) => config[k].length > 0);
+  const notYet = (["charts"] as const).filter((k) => config[k].length > 0);
   if (notYet.length > 0) {
     throw new UsageError(
       `this version of airgap cannot bundle ${notYet.join(", ")} yet; remove those sections from ${config.file} or use a newer airgap`,
     );
   }
-  if (config.images.length === 0 && config.profiles.length === 0 && config.files.length === 0) {
-    throw new UsageError(`${config.file} names nothing to bundle (no images, profiles or files)`);
+  if ((["images", "profiles", "files", "gems", "charts"] as const).every((k) => config[k].length === 0)) {
+    throw new UsageError(
+      `${config.file} names nothing to bundle (no images, profiles, charts, gems or files)`,
+    );
   }
   const warnings: string[] = [];
   // Every download is known (URL and pin) before anything is fetched: a missing checksum stops here.
@@ -157,6 +158,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
       images.map(({ resolved, store }) => planImage(resolved, store, cache, limit, signal)),
     );
     for (const entry of config.profiles) plan.push(profilePlanItem(entry));
+    plan.push(...gemPlanItems(config));
     for (const file of plannedFiles) plan.push(await filePlanItem(file, cache));
     if (opts.dryRun) {
       return {
@@ -230,11 +232,19 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
 
     // 4b. Profiles: resolve sources and depends, vendor, pack, store as OCI artifacts in the cache.
     const profiles = config.profiles.length > 0 ? await bundleProfiles(config, cache, client, opts) : [];
+    const artifactContext: ArtifactContext = {
+      config,
+      cache,
+      limit,
+      progress,
+      warnings,
+      ...(opts.caFiles ? { caFiles: opts.caFiles } : {}),
+      ...(signal ? { signal } : {}),
+    };
     const artifacts: BundledArtifact[] = [
       ...profiles.map(profileArtifact),
-      ...(plannedFiles.length > 0
-        ? await bundleFileItems(plannedFiles, config, cache, limit, opts, warnings)
-        : []),
+      ...(plannedFiles.length > 0 ? await bundleFileItems(plannedFiles, artifactContext) : []),
+      ...(config.gems.length > 0 ? await bundleGemItems(artifactContext) : []),
     ];
 
     // 5. Lay out the bundle from the cache.
@@ -376,12 +386,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
   }
 }
 
-/**
- * Profiles, files, gems and charts live in the bundle under this pseudo registry
- * (`localhost/profiles/NAME:VERSION`, `localhost/files/NAME:PLATFORM`, …): import drops the host like
- * any other, so they land under the target's prefix.
- */
-export const ARTIFACT_REPOSITORY_HOST = "localhost";
+/** Profiles live in the bundle under this pseudo registry: import drops the host like any other. */
 export const PROFILE_REPOSITORY_HOST = ARTIFACT_REPOSITORY_HOST;
 
 function profileEntry(p: ProfileSource): ProfileEntry {
@@ -488,22 +493,6 @@ async function bundleProfiles(
   }
 }
 
-/** The fields every inventory item has; an artifact adds its kind's own. */
-type ItemCommon = Pick<
-  InventoryItem,
-  "name" | "source" | "digest" | "mediaType" | "size" | "blobs" | "manifests"
->;
-
-/** Non-image content stored in the cache as an OCI artifact: where it is and its inventory entry. */
-interface BundledArtifact {
-  /** Root name in index.json, e.g. `localhost/files/kubectl:linux-amd64`. */
-  name: string;
-  repository: string;
-  source: string;
-  descriptor: Descriptor;
-  item: (common: ItemCommon) => InventoryItem;
-}
-
 function profileArtifact(p: BundledProfile): BundledArtifact {
   return {
     name: p.name,
@@ -524,102 +513,6 @@ function profileArtifact(p: BundledProfile): BundledArtifact {
       dependencies: p.record.dependencies,
     }),
   };
-}
-
-function fileRoot(file: PlannedFile): { repository: string; name: string } {
-  const repository = `${ARTIFACT_REPOSITORY_HOST}/files/${file.name}`;
-  return { repository, name: `${repository}:${platformSlug(file.platform)}` };
-}
-
-/** The cached blob with this sha256, when the cache holds it intact. */
-async function cachedBlob(cache: OciLayoutStore, sha256: string): Promise<number | undefined> {
-  const digest = `sha256:${sha256}`;
-  const size = await stat(cache.blobPath(digest)).then(
-    (st) => st.size,
-    () => undefined,
-  );
-  return size !== undefined && (await cache.hasBlob({ digest, size })) ? size : undefined;
-}
-
-async function filePlanItem(file: PlannedFile, cache: OciLayoutStore): Promise<PlanItem> {
-  const cachedSize = file.sha256 ? await cachedBlob(cache, file.sha256) : undefined;
-  return {
-    kind: "file",
-    name: fileRoot(file).name,
-    source: withoutUserinfo(file.url),
-    digest: file.sha256 ? `sha256:${file.sha256}` : "(recorded at create: --allow-unpinned)",
-    sourceDigest: "",
-    platforms: file.platform === ANY_PLATFORM ? [] : [file.platform],
-    size: cachedSize ?? 0,
-    blobs: 1,
-    cachedBytes: cachedSize ?? 0,
-    cached: cachedSize !== undefined,
-  };
-}
-
-/**
- * Download every planned file (verified against its pin while it streams; a pinned file the cache
- * holds is not downloaded again) and store each as an ORAS-style artifact in the cache.
- */
-async function bundleFileItems(
-  planned: PlannedFile[],
-  config: BundleConfig,
-  cache: OciLayoutStore,
-  limit: ReturnType<typeof pLimit>,
-  opts: CreateOptions,
-  warnings: string[],
-): Promise<BundledArtifact[]> {
-  opts.progress.phase("files", 0);
-  const workDir = await mkdtemp(join(cache.root, "files-work-"));
-  try {
-    return await Promise.all(
-      planned.map((file, i) =>
-        limit(async (): Promise<BundledArtifact> => {
-          const { repository, name } = fileRoot(file);
-          const url = withoutUserinfo(file.url);
-          let sha256 = file.sha256;
-          let size = sha256 ? await cachedBlob(cache, sha256) : undefined;
-          let path = sha256 ? cache.blobPath(`sha256:${sha256}`) : "";
-          if (sha256 === undefined || size === undefined) {
-            opts.progress.info(`  fetching ${name}`);
-            const dl = await downloadFile(file, join(workDir, String(i)), {
-              ...httpOptionsFor(file.url, config.registries, opts.caFiles?.[0]),
-              ...(opts.signal ? { signal: opts.signal } : {}),
-            });
-            opts.progress.bytes(name, dl.size);
-            ({ sha256, size, path } = dl);
-            if (!file.sha256) {
-              warnings.push(
-                `file ${file.name} (${file.platform}) has no sha256 in ${config.file}: pinned to the sha256 downloaded, ${dl.sha256} (--allow-unpinned); add it to the config`,
-              );
-            }
-          }
-          const record = { name: file.name, platform: file.platform, url, sha256, size };
-          const descriptor = await storeArtifact(
-            cache.repository(repository),
-            fileArtifactSpec(record, path),
-            {
-              ...(opts.signal ? { signal: opts.signal } : {}),
-            },
-          );
-          opts.progress.itemDone(name);
-          return {
-            name,
-            repository,
-            source: url,
-            descriptor,
-            item: (common) => ({
-              ...common,
-              kind: "file",
-              file: { ...record, pinned: Boolean(file.sha256) },
-            }),
-          };
-        }),
-      ),
-    );
-  } finally {
-    await rm(workDir, { recursive: true, force: true });
-  }
 }
 
 function rootEntry(name: string, desc: Descriptor): Descriptor {

@@ -5,6 +5,7 @@ import { type BundleReader, openBundle } from "../bundle/archive/reader.js";
 import { CHECKSUMS_FILE, parseChecksums, SIGNATURE_FILES } from "../bundle/checksums.js";
 import {
   type FileItem,
+  type GemItem,
   INVENTORY_FILE,
   type Inventory,
   type InventoryItem,
@@ -22,6 +23,7 @@ import { ArtifactType, MAX_MANIFEST_BYTES } from "../oci/mediatypes.js";
 import { formatReference, parseReference, type Reference } from "../oci/reference.js";
 import { RegistryClient } from "../oci/registry/client.js";
 import { profileKey, publishProfiles } from "../profiles/publish.js";
+import { gemSourceFiles } from "../sources/gems/index.js";
 import { type ArtifactRepositoryOptions, openArtifactRepository } from "../store/artifacts.js";
 import { BundleArchive, namedRoots, parseIndexJson, referrerRoots } from "../store/bundle.js";
 import { type CopyEvent, copyGraph } from "../store/copy.js";
@@ -88,6 +90,21 @@ export interface PublishedFile {
   uploaded: boolean;
 }
 
+export interface PublishedGem {
+  name: string;
+  version: string;
+  /** `ruby`, or the gem's platform. */
+  platform: string;
+  sha256: string;
+  /** The .gem in the artifact repository, when one was given. */
+  url?: string;
+  /** The static gem source it is installable from: `gem install --clear-sources --source SOURCE NAME`. */
+  source?: string;
+  /** Its OCI artifact in the target registry, pinned. */
+  artifact: string;
+  uploaded: boolean;
+}
+
 export interface ImportResult {
   verify: VerifyReport;
   /** Imported in one pass from a pipe or compressed tar (verification and pushes interleaved). */
@@ -97,6 +114,7 @@ export interface ImportResult {
   referrers: number;
   profiles?: PublishedProfile[];
   files?: PublishedFile[];
+  gems?: PublishedGem[];
   stats: {
     blobsUploaded: number;
     blobsMounted: number;
@@ -272,7 +290,11 @@ async function readVerifiedHead(
 export interface PublishedArtifacts {
   profiles: PublishedProfile[];
   files: PublishedFile[];
+  gems: PublishedGem[];
 }
+
+/** The folder of the artifact repository that is a static gem source (`gem install --source URL/gems`). */
+export const GEM_SOURCE_PREFIX = "gems";
 
 /** Where a plain file of the bundle lands in the artifact repository. */
 export function fileKey(name: string, platform: string): string {
@@ -294,6 +316,7 @@ async function publishArtifactItems(
 ): Promise<PublishedArtifacts> {
   const profiles = inventory.items.filter((i): i is ProfileItem => i.kind === "profile");
   const files = inventory.items.filter((i): i is FileItem => i.kind === "file");
+  const gems = inventory.items.filter((i): i is GemItem => i.kind === "gem");
   const artifactOf = (item: InventoryItem) => {
     const img = images.find((i) => i.source === item.name);
     return img ? formatReference({ ...img.targetRef, tag: undefined, digest: item.digest }) : item.name;
@@ -307,7 +330,17 @@ async function publishArtifactItems(
     artifact: artifactOf(item),
     uploaded,
   });
-  if (!opts.artifacts || (profiles.length === 0 && files.length === 0)) {
+  const gemRecord = (item: GemItem, url?: string, source?: string, uploaded = false): PublishedGem => ({
+    name: item.gem.name,
+    version: item.gem.version,
+    platform: item.gem.platform,
+    sha256: item.gem.sha256,
+    ...(url ? { url } : {}),
+    ...(source ? { source } : {}),
+    artifact: artifactOf(item),
+    uploaded,
+  });
+  if (!opts.artifacts || (profiles.length === 0 && files.length === 0 && gems.length === 0)) {
     return {
       profiles: profiles.map((item) => ({
         name: item.profile.name,
@@ -317,11 +350,12 @@ async function publishArtifactItems(
         uploaded: false,
       })),
       files: files.map((item) => fileRecord(item)),
+      gems: gems.map((item) => gemRecord(item)),
     };
   }
   const repo = await openArtifactRepository(opts.artifacts, opts.artifactOptions);
   opts.progress.phase(`publishing to ${repo.label}`, 0);
-  const result: PublishedArtifacts = { profiles: [], files: [] };
+  const result: PublishedArtifacts = { profiles: [], files: [], gems: [] };
   if (profiles.length > 0) {
     const layer = (item: ProfileItem): Descriptor => ({
       mediaType: ArtifactType.cincProfile,
@@ -373,7 +407,54 @@ async function publishArtifactItems(
       return fileRecord(item, published.urls[key] ?? repo.url(key), published.uploaded.includes(key));
     });
   }
+  if (gems.length > 0) {
+    // .gem and .gemspec.rz files are named by digest here and streamed from the bundle when needed
+    const byDigest = new Map<string, GemItem>();
+    for (const item of gems) {
+      byDigest.set(`sha256:${item.gem.sha256}`, item);
+      byDigest.set(`sha256:${item.gem.gemspec.sha256}`, item);
+    }
+    const sourceFiles = gemSourceFiles(
+      gems.map((item) => ({
+        name: item.gem.name,
+        version: item.gem.version,
+        platform: item.gem.platform,
+        sha256: item.gem.sha256,
+        size: item.gem.size,
+        dependencies: item.gem.dependencies,
+        file: `sha256:${item.gem.sha256}`,
+        gemspec: { file: `sha256:${item.gem.gemspec.sha256}`, ...item.gem.gemspec },
+        ...(item.gem.providedTree ? { providedTree: item.gem.providedTree } : {}),
+        ...(item.gem.ruby ? { ruby: item.gem.ruby } : {}),
+        ...(item.gem.rubygems ? { rubygems: item.gem.rubygems } : {}),
+      })),
+    );
+    const objects: PublishObject[] = sourceFiles.map((f) => {
+      const key = `${GEM_SOURCE_PREFIX}/${f.path}`;
+      if (f.bytes)
+        return { key, sha256: f.sha256, size: f.size, contentType: "text/plain", content: f.bytes };
+      const digest = f.file!;
+      return {
+        key,
+        sha256: f.sha256,
+        size: f.size,
+        contentType: "application/octet-stream",
+        content: () =>
+          fetchBlob({ mediaType: "application/octet-stream", digest, size: f.size }, byDigest.get(digest)!),
+      };
+    });
+    // gems first, the index files (names, versions, info/) last: the index only names gems that are there
+    objects.sort((a, b) => Number(Buffer.isBuffer(a.content)) - Number(Buffer.isBuffer(b.content)));
+    const published = await publishObjects(objects, repo, { signal: opts.signal });
+    const source = repo.url(GEM_SOURCE_PREFIX);
+    result.gems = gems.map((item) => {
+      const full = `${item.gem.name}-${item.gem.version}${item.gem.platform === "ruby" ? "" : `-${item.gem.platform}`}`;
+      const key = `${GEM_SOURCE_PREFIX}/gems/${full}.gem`;
+      return gemRecord(item, published.urls[key] ?? repo.url(key), source, published.uploaded.includes(key));
+    });
+  }
   for (const p of result.profiles) opts.progress.itemDone(`profile ${p.name} ${p.version}`);
+  for (const g of result.gems) opts.progress.itemDone(`gem ${g.name} ${g.version}`);
   for (const f of result.files) opts.progress.itemDone(`file ${f.name} (${f.platform})`);
   return result;
 }

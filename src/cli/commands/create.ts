@@ -35,6 +35,7 @@ export async function runCreate(flags: CreateFlags): Promise<void> {
     { key: "pulling", title: "Pull into the cache" },
     { key: "profiles", title: "Resolve and vendor profiles" },
     { key: "files", title: "Download files" },
+    { key: "gems", title: "Resolve and download gems" },
     { key: "writing", title: "Write the bundle" },
   ]);
   const platforms = flags.platform

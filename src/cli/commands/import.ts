@@ -134,12 +134,20 @@ export async function runImport(input: string, flags: ImportFlags): Promise<void
         );
       }
     }
+    const gems = result.gems ?? [];
+    if (!flags.json && gems.length > 0) {
+      const source = gems[0]!.source;
+      process.stderr.write(
+        `${gems.length} gems: ${source ? `gem install --clear-sources --source ${source}/ NAME (${gems.filter((g) => g.uploaded).length} uploaded)` : "no --artifacts given"}\n`,
+      );
+    }
     if (flags.json) {
       printJson({
         imported: true,
         images: result.images.map(({ source, target, digest }) => ({ source, target, digest })),
         profiles: result.profiles ?? [],
         files: result.files ?? [],
+        gems: result.gems ?? [],
         stats: s,
         out: written,
       });
