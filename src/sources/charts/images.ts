@@ -133,8 +133,17 @@ function listOn(values: unknown, path: (string | number)[]): DiscoveredImage["li
 export function discoverImages(tree: ChartTree, warnings: string[] = []): DiscoveredImage[] {
   const out: DiscoveredImage[] = [];
   const visit = (node: ChartTree, values: unknown, chartPath: string[]) => {
+    const keysOf = (sub: ChartTree) => {
+      const deps = node.metadata.dependencies.filter((d) => d.name === sub.metadata.name);
+      return deps.length > 0 ? deps.map((d) => d.alias ?? d.name) : [sub.metadata.name];
+    };
+    // values under a subchart's key are that subchart's: found when it is visited, with its path
+    const subKeys = new Set(node.subcharts.flatMap(keysOf));
+    const own = isMap(values)
+      ? Object.fromEntries(Object.entries(values).filter(([k]) => !subKeys.has(k)))
+      : values;
     const found: Found[] = [];
-    walkValues(values, [], node.metadata.appVersion, found);
+    walkValues(own, [], node.metadata.appVersion, found);
     for (const f of found) {
       const latest = f.ref.tag === "latest" && !f.ref.digest;
       const img: DiscoveredImage = {
@@ -156,9 +165,7 @@ export function discoverImages(tree: ChartTree, warnings: string[] = []): Discov
     }
     const parentValues = isMap(values) ? values : {};
     for (const sub of node.subcharts) {
-      const deps = node.metadata.dependencies.filter((d) => d.name === sub.metadata.name);
-      const keys = deps.length > 0 ? deps.map((d) => d.alias ?? d.name) : [sub.metadata.name];
-      for (const key of keys) {
+      for (const key of keysOf(sub)) {
         visit(sub, coalesce(sub.values, parentValues[key]), [...chartPath, key]);
       }
     }

@@ -275,6 +275,13 @@ export async function packageChartDir(
     let children: PackagedDependency[] = [];
     if (repository.startsWith("file://")) {
       const target = resolve(real, repository.slice("file://".length));
+      if (!inside(ctx.boundary, target)) {
+        throw new IntegrityError(
+          "PATH_ESCAPE",
+          `${label}/Chart.yaml: dependency ${dep.name} (${repository}) is outside ${ctx.boundaryName}; refusing to package it`,
+          label,
+        );
+      }
       const child = await packageChartDir(target, ctx, [...stack, real]);
       if (child.name !== dep.name) {
         throw new ChartError(
