@@ -259,6 +259,17 @@ describe("charts from a Helm repository", () => {
     ).rejects.toThrow("the repository's index.yaml lists no chart named nope");
   });
 
+  it("names the repository and the status when index.yaml cannot be fetched", async () => {
+    await expect(
+      resolveChart(
+        { type: "repo", repo: `${helmUrl}/missing`, name: "lib", version: "1.0.0" },
+        { workDir: path.join(work, "repo-g"), configDir: work },
+      ),
+    ).rejects.toThrow(
+      `chart lib from ${helmUrl}/missing: GET ${helmUrl}/missing/index.yaml failed: HTTP 404`,
+    );
+  });
+
   it("refuses a chart whose bytes differ from the index digest (exit 3) and keeps nothing of it", async () => {
     const dir = path.join(work, "repo-f");
     const err = await resolveChart(

@@ -15,11 +15,14 @@
  * (sha256 hex of the .tgz), `urls` and `created`.
  */
 
+import { createReadStream } from "node:fs";
+import { Readable } from "node:stream";
 import semver from "semver";
 import { stringify } from "yaml";
 import type { Descriptor, ImageManifest } from "../../oci/descriptor.js";
 import { sha256Digest } from "../../oci/digest.js";
 import { MediaType } from "../../oci/mediatypes.js";
+import type { Store } from "../../store/store.js";
 
 type Json = Record<string, unknown>;
 
@@ -207,6 +210,30 @@ export function helmChartArtifact(
     layer,
     annotations,
   };
+}
+
+/**
+ * Put a packaged chart into `store` (a layout repository or a registry repository) as `helm push`
+ * would: config, the .tgz (verified against its sha256 while it is written), then the manifest, each
+ * skipped when present; tagged with `tag` (Helm tags a chart with its version, `+` as `_`).
+ */
+export async function storeHelmChartArtifact(
+  store: Store,
+  chart: { file: string; sha256: string; size: number; name: string; version: string },
+  chartYamlJson: object,
+  opts: { tag?: string; created?: string; signal?: AbortSignal } = {},
+): Promise<HelmChartArtifact> {
+  const a = helmChartArtifact(chart, chartYamlJson, opts.created ? { created: opts.created } : {});
+  const signal = opts.signal;
+  if (!(await store.exists(a.configDescriptor, signal))) {
+    await store.push(a.configDescriptor, Readable.from([a.config]), signal);
+  }
+  if (!(await store.exists(a.layer, signal))) await store.push(a.layer, createReadStream(chart.file), signal);
+  if (!(await store.exists(a.manifestDescriptor, signal))) {
+    await store.push(a.manifestDescriptor, Readable.from([a.manifest]), signal);
+  }
+  if (opts.tag) await store.tag(a.manifestDescriptor, opts.tag, signal);
+  return a;
 }
 
 export interface IndexedChart {

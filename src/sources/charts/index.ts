@@ -29,11 +29,14 @@ export {
   helmMetadataJson,
   helmOciAnnotations,
   helmRepositoryIndex,
+  storeHelmChartArtifact,
 } from "./artifact.js";
 export { ChartError } from "./errors.js";
 export { HelmIgnore } from "./helmignore.js";
 export type { DiscoveredImage } from "./images.js";
 export { discoverImages } from "./images.js";
+export type { OciChartRepository, OpenOciRepository } from "./oci.js";
+export { ociChartPuller } from "./oci.js";
 export type { FetchedDependency, PackagedDependency } from "./package.js";
 export { chartValuesOverride } from "./values.js";
 
@@ -160,8 +163,11 @@ export async function resolveChart(spec: ChartSource, ctx: ChartContext): Promis
         "CHART_NEEDS_OCI",
       );
     }
-    const name0 = spec.reference.repository.split("/").pop() ?? spec.reference.repository;
-    const r = await pullOci({ name: name0, version: spec.version, repository: spec.oci });
+    // oci://registry/path/NAME: Helm's pull names the chart by the last path component
+    const parts = spec.reference.repository.split("/");
+    const chartName = parts.pop()!;
+    const repository = `oci://${[spec.reference.registry, ...parts].join("/")}`;
+    const r = await pullOci({ name: chartName, version: spec.version, repository });
     ({ name, version, file, sha256 } = r);
     size = (await stat(file)).size;
     pinned = { oci: spec.oci, digest: `sha256:${sha256}` };

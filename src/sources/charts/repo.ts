@@ -4,7 +4,7 @@
  * one), its first URL resolved against the repository URL, and the download verified against the
  * index's `digest` (sha256 of the .tgz) while it streams. Nothing lands under its name unless it matches.
  */
-import { readFile, rename, rm, stat } from "node:fs/promises";
+import { readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import semver from "semver";
 import { IntegrityError, RemoteError } from "../../errors.js";
@@ -40,20 +40,22 @@ function baseUrl(repo: string): string {
   return repo.endsWith("/") ? repo : `${repo}/`;
 }
 
-async function fetchText(url: string, dest: string, http: HttpOptions, what: string): Promise<string> {
+/** GET `url` into `dest` through the shared HTTP helper; failures are named for the chart. */
+async function get(url: string, dest: string, http: HttpOptions, what: string) {
   try {
-    await download(url, dest, http);
+    return await download(url, dest, http);
   } catch (err) {
-    throw new RemoteError(
-      `${what}: cannot fetch ${redact(url)}: ${(err as Error).message}`,
-      (err as RemoteError).status,
-      "REMOTE",
-      {
-        cause: err,
-      },
-    );
+    if (err instanceof IntegrityError) throw err;
+    const status = (err as RemoteError).status;
+    const cause = (err as Error).cause as Error | undefined;
+    const why = status ? `HTTP ${status}` : (cause?.message ?? (err as Error).message);
+    throw new RemoteError(`${what}: GET ${redact(url)} failed: ${why}`, status, "REMOTE", { cause: err });
   }
-  const { size } = await stat(dest);
+}
+
+async function fetchText(url: string, dest: string, http: HttpOptions, what: string): Promise<string> {
+  // the helper streams to disk; the size is checked before the text is read and parsed
+  const { size } = await get(url, dest, http, what);
   if (size > MAX_INDEX_BYTES) {
     await rm(dest, { force: true });
     throw new IntegrityError(
@@ -165,19 +167,7 @@ export async function fetchRepoChart(
   const url = new URL(first, baseUrl(req.repo)).toString();
   const dest = join(dir, `${req.name}-${entry.version}.tgz`);
   const part = `${dest}.download`;
-  let got: Awaited<ReturnType<typeof download>>;
-  try {
-    got = await download(url, part, http);
-  } catch (err) {
-    throw new RemoteError(
-      `${what} ${entry.version}: ${(err as Error).message}`,
-      (err as RemoteError).status,
-      "REMOTE",
-      {
-        cause: err,
-      },
-    );
-  }
+  const got = await get(url, part, http, `${what} ${entry.version}`);
   if (got.sha256 !== digest) {
     await rm(part, { force: true });
     throw new IntegrityError(
