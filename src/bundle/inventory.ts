@@ -105,12 +105,20 @@ export interface GemItem extends ItemBase {
   };
 }
 
+/** An image a chart's values name, where, and in what shape (what the import's values file rewrites). */
 export interface ChartImage {
-  /** The image reference as the chart's values name it, and pinned. */
+  /** The normalized reference the values name, e.g. docker.io/library/busybox:1.37. */
   ref: string;
+  /** The digest it was pinned to at create (it is in the bundle as an image item). */
   digest?: string;
-  /** Dotted paths into the values where the chart names it. */
-  paths: string[];
+  /** Values keys from the top chart down: [topChartName, subchartKey, …]. */
+  chartPath: string[];
+  /** Where the image is in that chart's values. */
+  valuesPath: (string | number)[];
+  form: "string" | "map";
+  latest: boolean;
+  fields?: { registry?: string; repository: string; tag?: string; digest?: string };
+  list?: { path: (string | number)[]; value: unknown[] };
 }
 
 export interface ChartItem extends ItemBase {
@@ -118,11 +126,13 @@ export interface ChartItem extends ItemBase {
   chart: {
     name: string;
     version: string;
-    /** sha256 and size of the chart archive NAME-VERSION.tgz (absent for charts pulled from OCI as-is). */
-    sha256?: string;
-    size?: number;
-    /** How the source was pinned: `{repo, url, sha256}`, `{git, commit, path}`, `{path, sha256}` or `{oci, digest}`. */
+    /** sha256 and size of the packaged chart NAME-VERSION.tgz (the Helm chart layer). */
+    sha256: string;
+    size: number;
+    /** How the source was pinned: `{repo, url, digest}`, `{git, commit, path}`, `{path, sha256}` or `{oci, digest}`. */
     pinned: Record<string, unknown>;
+    /** Chart.yaml as parsed (for the Helm repository index import writes). */
+    metadata: Record<string, unknown>;
     /** Images its values name (added to the bundle with `images: auto`). */
     images: ChartImage[];
   };

@@ -7,10 +7,18 @@ import { createReadStream } from "node:fs";
 import { mkdtemp, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type pLimit from "p-limit";
-import type { GemItem, InventoryItem } from "../bundle/inventory.js";
-import type { BundleConfig } from "../config/types.js";
+import type { ChartItem, GemItem, InventoryItem } from "../bundle/inventory.js";
+import type { BundleConfig, ChartSource } from "../config/types.js";
+import { UsageError } from "../errors.js";
 import type { Descriptor } from "../oci/descriptor.js";
 import { ArtifactType } from "../oci/mediatypes.js";
+import type { RegistryClient } from "../oci/registry/client.js";
+import {
+  ociChartPuller,
+  type ResolvedChart,
+  resolveChart,
+  storeHelmChartArtifact,
+} from "../sources/charts/index.js";
 import {
   ANY_PLATFORM,
   downloadFile,
@@ -21,6 +29,7 @@ import {
   withoutUserinfo,
 } from "../sources/files/index.js";
 import { type ResolvedGem, resolveGems } from "../sources/gems/index.js";
+import { copyGraph } from "../store/copy.js";
 import type { OciLayoutStore } from "../store/layout.js";
 import { type ArtifactSpec, storeArtifact } from "../store/oci-artifact.js";
 import type { PlanItem } from "./create.js";
@@ -58,6 +67,8 @@ export interface BundledArtifact {
   repository: string;
   source: string;
   descriptor: Descriptor;
+  /** Further roots that belong to the item (cosign signature tags of an oci:// chart). */
+  extraRoots?: { name: string; descriptor: Descriptor }[];
   item: (common: ItemCommon) => InventoryItem;
 }
 
@@ -265,4 +276,135 @@ export async function bundleGemItems(ctx: ArtifactContext): Promise<BundledArtif
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }
+}
+
+/** Helm tags a chart with its version, `+` written as `_`. */
+export function chartTag(version: string): string {
+  return version.replace(/\+/g, "_");
+}
+
+export function chartRoot(chart: { name: string; version: string }): { repository: string; name: string } {
+  const repository = `${ARTIFACT_REPOSITORY_HOST}/charts/${chart.name}`;
+  return { repository, name: `${repository}:${chartTag(chart.version)}` };
+}
+
+export interface ResolvedChartEntry {
+  spec: ChartSource;
+  chart: ResolvedChart;
+}
+
+/**
+ * Resolve every `charts:` entry to a packaged, pinned .tgz (repo, git and path charts are packaged as
+ * `helm package` would; oci:// charts are read from their registry). Runs before images are resolved:
+ * the images `images: auto` charts name join the image plan.
+ */
+export async function resolveChartEntries(
+  ctx: ArtifactContext & { client: RegistryClient; workDir: string },
+): Promise<ResolvedChartEntry[]> {
+  ctx.progress.phase("charts", 0);
+  const indexCache = new Map<string, Promise<string>>();
+  const pullOci = ociChartPuller(
+    (registry, repository) => ctx.client.repository(registry, repository),
+    ctx.signal,
+  );
+  const out: ResolvedChartEntry[] = [];
+  for (const spec of ctx.config.charts) {
+    const caFile = ctx.caFiles?.[0];
+    const chart = await resolveChart(spec, {
+      workDir: ctx.workDir,
+      configDir: ctx.config.dir,
+      pullOci,
+      indexCache,
+      ...(caFile ? { caFile } : {}),
+      ...(ctx.signal ? { signal: ctx.signal } : {}),
+    });
+    for (const w of chart.warnings) ctx.warnings.push(`chart ${chart.name} ${chart.version}: ${w}`);
+    ctx.progress.info(`  chart ${chart.name} ${chart.version}`);
+    out.push({ spec, chart });
+  }
+  const seen = new Map<string, string>();
+  for (const { chart } of out) {
+    const prev = seen.get(chart.name);
+    if (prev !== undefined && prev !== chart.version) {
+      throw new UsageError(
+        `chart ${chart.name} is listed twice (versions ${prev} and ${chart.version}); a bundle carries one version of each chart`,
+      );
+    }
+    seen.set(chart.name, chart.version);
+  }
+  return out;
+}
+
+export function chartPlanItem({ chart }: ResolvedChartEntry): PlanItem {
+  return {
+    kind: "chart",
+    name: chartRoot(chart).name,
+    source: chart.source,
+    digest: `sha256:${chart.sha256}`,
+    sourceDigest: "",
+    platforms: [],
+    size: chart.size,
+    blobs: 3,
+    cachedBytes: 0,
+    cached: false,
+  };
+}
+
+/**
+ * Store each chart in the cache under `localhost/charts/NAME:VERSION`: oci:// charts are copied as
+ * they are (manifest digest kept, cosign signature tags carried) like any OCI artifact; the others
+ * as `helm push` writes a packaged chart. `imageDigests` pins the images the chart's values name.
+ */
+export async function bundleChartItems(
+  entries: ResolvedChartEntry[],
+  imageDigests: Map<string, string>,
+  ctx: ArtifactContext & { client: RegistryClient; inflight: Map<string, Promise<void>> },
+): Promise<BundledArtifact[]> {
+  const out: BundledArtifact[] = [];
+  for (const { spec, chart } of entries) {
+    const { repository, name } = chartRoot(chart);
+    const dst = ctx.cache.repository(repository);
+    let descriptor: Descriptor;
+    const extraRoots: { name: string; descriptor: Descriptor }[] = [];
+    if (spec.type === "oci") {
+      const src = ctx.client.repository(spec.reference.registry, spec.reference.repository);
+      descriptor = await src.resolve(chartTag(chart.version), ctx.signal);
+      const result = await copyGraph(src, dst, descriptor, {
+        limit: ctx.limit,
+        inflight: ctx.inflight,
+        cosignTags: ["sig", "att", "sbom"],
+        ...(ctx.signal ? { signal: ctx.signal } : {}),
+      });
+      for (const x of result.extras) {
+        if (x.tag) extraRoots.push({ name: `${repository}:${x.tag}`, descriptor: x.descriptor });
+      }
+    } else {
+      const a = await storeHelmChartArtifact(dst, chart, chart.metadata, {
+        ...(ctx.signal ? { signal: ctx.signal } : {}),
+      });
+      descriptor = a.manifestDescriptor;
+    }
+    const record: ChartItem["chart"] = {
+      name: chart.name,
+      version: chart.version,
+      sha256: chart.sha256,
+      size: chart.size,
+      pinned: chart.pinned,
+      metadata: chart.metadata,
+      images: chart.images.map((img) => {
+        const digest = imageDigests.get(img.ref);
+        return { ...img, ...(digest ? { digest } : {}) };
+      }),
+    };
+    out.push({
+      name,
+      repository,
+      source: chart.source,
+      descriptor,
+      extraRoots,
+      item: (common) => ({ ...common, kind: "chart", chart: record }),
+    });
+    ctx.progress.itemDone(name);
+  }
+  return out;
 }

@@ -64,7 +64,24 @@ export async function writeClusterConfig(
   files.set("images.json", renderImagesJson(images));
   for (const [path, text] of renderContainerdHosts(images, opts.registry, mirror)) files.set(path, text);
   files.set("registries.conf", renderRegistriesConf(images, opts.registry, mirror));
-  for (const [path, text] of renderHelmValues(images, { registry: opts.registry })) files.set(path, text);
+  if (result.charts && result.charts.length > 0) {
+    // One values file per chart, in the chart's own keys, replaces the generic values-airgap.yaml.
+    for (const c of result.charts) files.set(`values/${c.name}.yaml`, c.values);
+    const list = result.charts.map(({ name, version, sha256, artifact, oci, url, repository, images }) => ({
+      name,
+      version,
+      sha256,
+      artifact,
+      oci,
+      url,
+      repository,
+      values: `values/${name}.yaml`,
+      images,
+    }));
+    files.set("charts.json", `${JSON.stringify(list, null, 2)}\n`);
+  } else {
+    for (const [path, text] of renderHelmValues(images, { registry: opts.registry })) files.set(path, text);
+  }
   if (result.profiles && result.profiles.length > 0) {
     // Where the scanner finds each profile: the artifact repository URL and the OCI artifact.
     const profiles = result.profiles.map(({ name, version, sha256, url, artifact }) => ({

@@ -14,7 +14,8 @@ import {
   type InventoryItem,
 } from "../bundle/inventory.js";
 import { readBundleSummary } from "../bundle/summary.js";
-import type { BundleConfig, ProfileSource } from "../config/types.js";
+import { CARRY_KINDS } from "../config/schema.js";
+import type { BundleConfig, ImageSpec, ProfileSource } from "../config/types.js";
 import { AirgapError, UsageError } from "../errors.js";
 import {
   ANNOTATION_CONTAINERD_NAME,
@@ -24,7 +25,7 @@ import {
 } from "../oci/descriptor.js";
 import { sha256Hex } from "../oci/digest.js";
 import { isManifestLike, MediaType } from "../oci/mediatypes.js";
-import { formatReference } from "../oci/reference.js";
+import { formatReference, parseReference } from "../oci/reference.js";
 import { RegistryClient } from "../oci/registry/client.js";
 import type { ProfileEntry, ProfileInventoryRecord } from "../profiles/index.js";
 import { planFiles } from "../sources/files/index.js";
@@ -36,10 +37,14 @@ import {
   ARTIFACT_REPOSITORY_HOST,
   type ArtifactContext,
   type BundledArtifact,
+  bundleChartItems,
   bundleFileItems,
   bundleGemItems,
+  chartPlanItem,
   filePlanItem,
   gemPlanItems,
+  type ResolvedChartEntry,
+  resolveChartEntries,
 } from "./artifacts.js";
 import { collectGraph } from "./graph.js";
 import type { Progress } from "./progress.js";
@@ -112,12 +117,6 @@ const CARRY_TO_COSIGN: Record<string, CosignTagKind> = {
 export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
   const started = Date.now();
   const { config, signal, progress } = opts;
-  const notYet = (["charts"] as const).filter((k) => config[k].length > 0);
-  if (notYet.length > 0) {
-    throw new UsageError(
-      `this version of airgap cannot bundle ${notYet.join(", ")} yet; remove those sections from ${config.file} or use a newer airgap`,
-    );
-  }
   if ((["images", "profiles", "files", "gems", "charts"] as const).every((k) => config[k].length === 0)) {
     throw new UsageError(
       `${config.file} names nothing to bundle (no images, profiles, charts, gems or files)`,
@@ -137,11 +136,27 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
   });
   const cache = await OciLayoutStore.open(opts.cacheDir ?? defaultCacheDir(), { create: true });
   const limit = pLimit(opts.concurrency ?? defaultConcurrency());
+  const artifactContext: ArtifactContext = {
+    config,
+    cache,
+    limit,
+    progress,
+    warnings,
+    ...(opts.caFiles ? { caFiles: opts.caFiles } : {}),
+    ...(signal ? { signal } : {}),
+  };
+  const chartWork = config.charts.length > 0 ? await mkdtemp(join(cache.root, "charts-work-")) : undefined;
   try {
+    // 0. Charts first: the images their values name (`images: auto`) join the image plan.
+    const charts = chartWork
+      ? await resolveChartEntries({ ...artifactContext, client, workDir: chartWork })
+      : [];
+    const imageSpecs = [...config.images, ...chartImageSpecs(charts, config, warnings, progress)];
+
     // 1. Pin every image before anything is pulled.
     progress.phase("resolving", 0);
     const images = await Promise.all(
-      config.images.map(async (spec) => {
+      imageSpecs.map(async (spec) => {
         const store = client.repository(spec.reference.registry, spec.reference.repository);
         const platforms = opts.platforms && opts.platforms.length > 0 ? opts.platforms : spec.platforms;
         const resolved = await limit(() =>
@@ -158,6 +173,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
       images.map(({ resolved, store }) => planImage(resolved, store, cache, limit, signal)),
     );
     for (const entry of config.profiles) plan.push(profilePlanItem(entry));
+    plan.push(...charts.map(chartPlanItem));
     plan.push(...gemPlanItems(config));
     for (const file of plannedFiles) plan.push(await filePlanItem(file, cache));
     if (opts.dryRun) {
@@ -232,19 +248,14 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
 
     // 4b. Profiles: resolve sources and depends, vendor, pack, store as OCI artifacts in the cache.
     const profiles = config.profiles.length > 0 ? await bundleProfiles(config, cache, client, opts) : [];
-    const artifactContext: ArtifactContext = {
-      config,
-      cache,
-      limit,
-      progress,
-      warnings,
-      ...(opts.caFiles ? { caFiles: opts.caFiles } : {}),
-      ...(signal ? { signal } : {}),
-    };
+    const imageDigests = new Map(images.map(({ resolved }) => [resolved.name, resolved.root.digest]));
     const artifacts: BundledArtifact[] = [
       ...profiles.map(profileArtifact),
       ...(plannedFiles.length > 0 ? await bundleFileItems(plannedFiles, artifactContext) : []),
       ...(config.gems.length > 0 ? await bundleGemItems(artifactContext) : []),
+      ...(charts.length > 0
+        ? await bundleChartItems(charts, imageDigests, { ...artifactContext, client, inflight })
+        : []),
     ];
 
     // 5. Lay out the bundle from the cache.
@@ -316,9 +327,24 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     }
 
     for (const a of artifacts) {
-      const graph = await collectGraph(cache.repository(a.repository), a.descriptor, new Map(), [], signal);
+      const view = cache.repository(a.repository);
+      const graph = await collectGraph(view, a.descriptor, new Map(), [], signal);
       place(graph);
       roots.push(rootEntry(a.name, a.descriptor));
+      const manifests = [
+        { digest: a.descriptor.digest, mediaType: a.descriptor.mediaType, size: a.descriptor.size },
+      ];
+      for (const extra of a.extraRoots ?? []) {
+        const extraGraph = await collectGraph(view, extra.descriptor, new Map(), [], signal);
+        place(extraGraph);
+        roots.push(rootEntry(extra.name, extra.descriptor));
+        for (const d of extraGraph) {
+          if (!graph.some((g) => g.digest === d.digest)) graph.push(d);
+          if (isManifestLike(d.mediaType) && !manifests.some((m) => m.digest === d.digest)) {
+            manifests.push({ digest: d.digest, mediaType: d.mediaType, size: d.size });
+          }
+        }
+      }
       items.push(
         a.item({
           name: a.name,
@@ -327,9 +353,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
           mediaType: a.descriptor.mediaType,
           size: graph.reduce((n, d) => n + d.size, 0),
           blobs: graph.map((d) => d.digest),
-          manifests: [
-            { digest: a.descriptor.digest, mediaType: a.descriptor.mediaType, size: a.descriptor.size },
-          ],
+          manifests,
         }),
       );
     }
@@ -382,8 +406,40 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
       warnings,
     };
   } finally {
+    if (chartWork) await rm(chartWork, { recursive: true, force: true });
     await client.close();
   }
+}
+
+/**
+ * The images `images: auto` charts name that the config does not list already, pinned like every
+ * image (at the config's platforms, carrying everything). Each is printed; `:latest` is warned about,
+ * since the digest it is pinned to today says nothing about tomorrow's.
+ */
+function chartImageSpecs(
+  charts: ResolvedChartEntry[],
+  config: BundleConfig,
+  warnings: string[],
+  progress: Progress,
+): ImageSpec[] {
+  const have = new Set(config.images.map((i) => formatReference(i.reference)));
+  const out: ImageSpec[] = [];
+  for (const { chart } of charts) {
+    for (const img of chart.images) {
+      const reference = parseReference(img.ref);
+      const key = formatReference(reference);
+      if (img.latest) {
+        warnings.push(
+          `chart ${chart.name} ${chart.version} names ${key} (${img.valuesPath.join(".")}): :latest is pinned to the digest it has today; name a version in the chart's values`,
+        );
+      }
+      if (have.has(key)) continue;
+      have.add(key);
+      progress.info(`  chart ${chart.name} adds image ${key}`);
+      out.push({ ref: key, reference, platforms: [...config.platforms], carry: [...CARRY_KINDS] });
+    }
+  }
+  return out;
 }
 
 /** Profiles live in the bundle under this pseudo registry: import drops the host like any other. */

@@ -4,6 +4,7 @@ import pLimit from "p-limit";
 import { type BundleReader, openBundle } from "../bundle/archive/reader.js";
 import { CHECKSUMS_FILE, parseChecksums, SIGNATURE_FILES } from "../bundle/checksums.js";
 import {
+  type ChartItem,
   type FileItem,
   type GemItem,
   INVENTORY_FILE,
@@ -19,15 +20,16 @@ import type { RegistryConfig } from "../config/types.js";
 import { AirgapError, type IntegrityCode, IntegrityError, UsageError } from "../errors.js";
 import type { Descriptor, ImageIndex } from "../oci/descriptor.js";
 import { sha256Hex } from "../oci/digest.js";
-import { ArtifactType, MAX_MANIFEST_BYTES } from "../oci/mediatypes.js";
+import { ArtifactType, MAX_MANIFEST_BYTES, MediaType } from "../oci/mediatypes.js";
 import { formatReference, parseReference, type Reference } from "../oci/reference.js";
 import { RegistryClient } from "../oci/registry/client.js";
 import { profileKey, publishProfiles } from "../profiles/publish.js";
+import { chartValuesOverride, type DiscoveredImage, helmRepositoryIndex } from "../sources/charts/index.js";
 import { gemSourceFiles } from "../sources/gems/index.js";
 import { type ArtifactRepositoryOptions, openArtifactRepository } from "../store/artifacts.js";
 import { BundleArchive, namedRoots, parseIndexJson, referrerRoots } from "../store/bundle.js";
 import { type CopyEvent, copyGraph } from "../store/copy.js";
-import { type PublishObject, publishObjects } from "../store/publish.js";
+import { type PublishObject, publishObjects, smallObject } from "../store/publish.js";
 import { readBounded, withProgress } from "../store/streams.js";
 import { findCollisions, type Mapping, mapReference } from "../targets/mapping.js";
 import type { Progress } from "./progress.js";
@@ -105,6 +107,26 @@ export interface PublishedGem {
   uploaded: boolean;
 }
 
+export interface PublishedChart {
+  name: string;
+  version: string;
+  /** sha256 of NAME-VERSION.tgz. */
+  sha256: string;
+  /** Its OCI artifact in the target registry, pinned. */
+  artifact: string;
+  /** For `helm install RELEASE oci://REGISTRY/PREFIX/charts/NAME --version VERSION`. */
+  oci: string;
+  /** The .tgz in the artifact repository's Helm repository, when one was given. */
+  url?: string;
+  /** The Helm repository (`helm repo add`), when an artifact repository was given. */
+  repository?: string;
+  uploaded: boolean;
+  /** Each image the chart names and its internal reference, pinned by digest. */
+  images: { source: string; target: string }[];
+  /** The values file (YAML) that points the chart at the internal images. */
+  values: string;
+}
+
 export interface ImportResult {
   verify: VerifyReport;
   /** Imported in one pass from a pipe or compressed tar (verification and pushes interleaved). */
@@ -115,6 +137,7 @@ export interface ImportResult {
   profiles?: PublishedProfile[];
   files?: PublishedFile[];
   gems?: PublishedGem[];
+  charts?: PublishedChart[];
   stats: {
     blobsUploaded: number;
     blobsMounted: number;
@@ -291,7 +314,11 @@ export interface PublishedArtifacts {
   profiles: PublishedProfile[];
   files: PublishedFile[];
   gems: PublishedGem[];
+  charts: PublishedChart[];
 }
+
+/** The folder of the artifact repository that is a Helm repository (`helm repo add NAME URL/charts`). */
+export const CHART_REPOSITORY_PREFIX = "charts";
 
 /** The folder of the artifact repository that is a static gem source (`gem install --source URL/gems`). */
 export const GEM_SOURCE_PREFIX = "gems";
@@ -317,6 +344,40 @@ async function publishArtifactItems(
   const profiles = inventory.items.filter((i): i is ProfileItem => i.kind === "profile");
   const files = inventory.items.filter((i): i is FileItem => i.kind === "file");
   const gems = inventory.items.filter((i): i is GemItem => i.kind === "gem");
+  const charts = inventory.items.filter((i): i is ChartItem => i.kind === "chart");
+  // each chart's values file: every image it names replaced by its internal reference, pinned
+  const internalRef = (chart: ChartItem) => (ref: string) => {
+    const img = images.find((i) => i.source === ref);
+    if (!img) {
+      throw new IntegrityError(
+        "MALFORMED",
+        `chart ${chart.chart.name} names image ${ref}, which the bundle does not carry`,
+        chart.name,
+      );
+    }
+    return formatReference({
+      registry: img.targetRef.registry,
+      repository: img.targetRef.repository,
+      digest: img.digest,
+    });
+  };
+  const chartRecord = (
+    item: ChartItem,
+    url?: string,
+    repository?: string,
+    uploaded = false,
+  ): PublishedChart => ({
+    name: item.chart.name,
+    version: item.chart.version,
+    sha256: item.chart.sha256,
+    artifact: artifactOf(item),
+    oci: `oci://${formatReference({ ...parseReference(artifactOf(item)), digest: undefined, tag: undefined })}`,
+    ...(url ? { url } : {}),
+    ...(repository ? { repository } : {}),
+    uploaded,
+    images: item.chart.images.map((i) => ({ source: i.ref, target: internalRef(item)(i.ref) })),
+    values: chartValuesOverride(item.chart.images as DiscoveredImage[], internalRef(item)),
+  });
   const artifactOf = (item: InventoryItem) => {
     const img = images.find((i) => i.source === item.name);
     return img ? formatReference({ ...img.targetRef, tag: undefined, digest: item.digest }) : item.name;
@@ -340,7 +401,10 @@ async function publishArtifactItems(
     artifact: artifactOf(item),
     uploaded,
   });
-  if (!opts.artifacts || (profiles.length === 0 && files.length === 0 && gems.length === 0)) {
+  if (
+    !opts.artifacts ||
+    (profiles.length === 0 && files.length === 0 && gems.length === 0 && charts.length === 0)
+  ) {
     return {
       profiles: profiles.map((item) => ({
         name: item.profile.name,
@@ -351,11 +415,12 @@ async function publishArtifactItems(
       })),
       files: files.map((item) => fileRecord(item)),
       gems: gems.map((item) => gemRecord(item)),
+      charts: charts.map((item) => chartRecord(item)),
     };
   }
   const repo = await openArtifactRepository(opts.artifacts, opts.artifactOptions);
   opts.progress.phase(`publishing to ${repo.label}`, 0);
-  const result: PublishedArtifacts = { profiles: [], files: [], gems: [] };
+  const result: PublishedArtifacts = { profiles: [], files: [], gems: [], charts: [] };
   if (profiles.length > 0) {
     const layer = (item: ProfileItem): Descriptor => ({
       mediaType: ArtifactType.cincProfile,
@@ -453,6 +518,46 @@ async function publishArtifactItems(
       return gemRecord(item, published.urls[key] ?? repo.url(key), source, published.uploaded.includes(key));
     });
   }
+  if (charts.length > 0) {
+    // a Helm repository: charts/NAME-VERSION.tgz, then charts/index.yaml naming them (relative URLs)
+    const key = (item: ChartItem) =>
+      `${CHART_REPOSITORY_PREFIX}/${item.chart.name}-${item.chart.version}.tgz`;
+    const objects: PublishObject[] = charts.map((item) => ({
+      key: key(item),
+      sha256: item.chart.sha256,
+      size: item.chart.size,
+      contentType: "application/gzip",
+      content: () =>
+        fetchBlob(
+          { mediaType: MediaType.helmChart, digest: `sha256:${item.chart.sha256}`, size: item.chart.size },
+          item,
+        ),
+    }));
+    const index = helmRepositoryIndex(
+      charts.map((item) => ({
+        name: item.chart.name,
+        version: item.chart.version,
+        sha256: item.chart.sha256,
+        url: `${item.chart.name}-${item.chart.version}.tgz`,
+        chartYamlJson: item.chart.metadata,
+      })),
+      // the bundle's creation time: the same bundle gives the same index, so a re-import uploads nothing
+      new Date(inventory.created),
+    );
+    objects.push(
+      smallObject(`${CHART_REPOSITORY_PREFIX}/index.yaml`, Buffer.from(index), "application/yaml"),
+    );
+    const published = await publishObjects(objects, repo, { signal: opts.signal });
+    const repository = repo.url(CHART_REPOSITORY_PREFIX);
+    result.charts = charts.map((item) =>
+      chartRecord(
+        item,
+        published.urls[key(item)] ?? repo.url(key(item)),
+        repository,
+        published.uploaded.includes(key(item)),
+      ),
+    );
+  } else result.charts = [];
   for (const p of result.profiles) opts.progress.itemDone(`profile ${p.name} ${p.version}`);
   for (const g of result.gems) opts.progress.itemDone(`gem ${g.name} ${g.version}`);
   for (const f of result.files) opts.progress.itemDone(`file ${f.name} (${f.platform})`);

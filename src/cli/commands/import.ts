@@ -134,6 +134,13 @@ export async function runImport(input: string, flags: ImportFlags): Promise<void
         );
       }
     }
+    for (const c of result.charts ?? []) {
+      if (!flags.json) {
+        process.stderr.write(
+          `chart ${c.name} ${c.version}: helm install RELEASE ${c.oci} --version ${c.version} -f ${flags.out}/values/${c.name}.yaml${c.url ? `; Helm repository ${c.repository}` : ""}\n`,
+        );
+      }
+    }
     const gems = result.gems ?? [];
     if (!flags.json && gems.length > 0) {
       const source = gems[0]!.source;
@@ -148,6 +155,7 @@ export async function runImport(input: string, flags: ImportFlags): Promise<void
         profiles: result.profiles ?? [],
         files: result.files ?? [],
         gems: result.gems ?? [],
+        charts: (result.charts ?? []).map(({ values: _values, ...c }) => c),
         stats: s,
         out: written,
       });
