@@ -14,6 +14,7 @@ import path from "node:path";
 import { CreateBucketCommand, GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
+import { helmRepositoryIndex } from "../../src/sources/charts/index.js";
 import { runCli } from "../helpers/cli.js";
 import { needEnv } from "../helpers/env.js";
 import { closeFixtures, getManifest, plainTarget, pushImage, uniqueRepo } from "../helpers/fixtures.js";
@@ -91,6 +92,7 @@ charts:
 afterAll(async () => {
   await closeFixtures();
   if (work) await rm(work, { recursive: true, force: true });
+  await rm(path.join(needEnv("AIRGAP_TEST_HTTP_ROOT"), uid), { recursive: true, force: true });
 });
 
 describe("charts in a bundle", () => {
@@ -224,5 +226,53 @@ charts:
     expect(diff.unchanged).toContain("localhost/charts/scanner:0.3.0");
     // the oci entry has no images: auto, so the two images are not in this bundle
     expect(diff.removed.map((x) => x.kind)).toEqual(["image", "image"]);
+  });
+
+  it("a chart from a Helm repository gives the same artifact as the same package from a folder", async () => {
+    const first = JSON.parse(await readFile(path.join(bundleDir, "bundle.json"), "utf8")) as {
+      items: ChartItemJson[];
+    };
+    const packaged = first.items.find((i) => i.kind === "chart")!;
+    const tgz = await readFile(path.join(bundleDir, "blobs", "sha256", packaged.chart.sha256));
+    const repoRoot = path.join(needEnv("AIRGAP_TEST_HTTP_ROOT"), uid, "helm");
+    await mkdir(repoRoot, { recursive: true });
+    await writeFile(path.join(repoRoot, "scanner-0.3.0.tgz"), tgz);
+    const meta = (packaged.chart as unknown as { metadata: object }).metadata;
+    await writeFile(
+      path.join(repoRoot, "index.yaml"),
+      helmRepositoryIndex(
+        [
+          {
+            name: "scanner",
+            version: "0.3.0",
+            sha256: sha256(tgz),
+            url: "scanner-0.3.0.tgz",
+            chartYamlJson: meta,
+          },
+        ],
+        new Date(),
+      ),
+    );
+    const config = path.join(work, "repo.config.yaml");
+    await writeFile(
+      config,
+      `apiVersion: cinc-airgap/v1
+kind: Bundle
+metadata: { name: charts, version: 1.0.2 }
+charts:
+  - repo: ${needEnv("AIRGAP_TEST_HTTP_URL")}/${uid}/helm
+    name: scanner
+    version: ">=0.3.0 <1"
+`,
+    );
+    const out = path.join(work, "bundle-repo");
+    const r = await create(config, out);
+    expect(r.code, r.stderr).toBe(0);
+    const inv = JSON.parse(await readFile(path.join(out, "bundle.json"), "utf8")) as {
+      items: ChartItemJson[];
+    };
+    const chart = inv.items.find((i) => i.kind === "chart")!;
+    expect(chart.chart.sha256).toBe(packaged.chart.sha256);
+    expect(chart.digest).toBe(packaged.digest);
   });
 });
