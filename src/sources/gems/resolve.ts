@@ -6,12 +6,12 @@
  * requirements cannot both hold the error names both and who asked, and the user settles it by adding
  * a `gems:` entry that pins one of the gems.
  */
-import { mkdir } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import pLimit from "p-limit";
 import type { GemSpec } from "../../config/types.js";
-import { AirgapError, IntegrityError, RemoteError } from "../../errors.js";
-import { download, type HttpOptions, httpGetText, redact } from "../profiles/http.js";
+import { AirgapError, ConfigError, IntegrityError, RemoteError } from "../../errors.js";
+import { type Downloaded, download, type HttpOptions, httpGetText, redact } from "../profiles/http.js";
 import {
   CompactIndexFormatError,
   type InfoEntry,
@@ -58,7 +58,7 @@ export interface ResolvedGem {
   gemspec: { file: string; sha256: string; size: number };
   /** Runtime dependencies, as the index lists them; requirement as RubyGems writes it (">= 1.0, < 2"). */
   dependencies: { name: string; requirement: string }[];
-  /** Names of the carried gems that depend on this one; empty for a gem the config asks for. */
+  /** Names of the carried gems that depend on this one (none for a gem only the config asks for). */
   requiredBy: string[];
   /**
    * Gems this one needs that the target provides: its `provided:` dependencies and, as the index
@@ -83,6 +83,10 @@ export interface ResolveGemsContext {
 
 /** An info file larger than this is refused (rubygems.org's largest are a few hundred KiB). */
 export const MAX_INFO_BYTES = 16 * 1024 * 1024;
+/** A .gemspec.rz larger than this is refused (the index vouches for nothing there; real ones are KiBs). */
+export const MAX_GEMSPEC_BYTES = 16 * 1024 * 1024;
+/** A .gem larger than this is refused while it streams, before its checksum could be compared. */
+export const MAX_GEM_BYTES = 2 * 1024 * 1024 * 1024;
 /** Re-decisions before resolution gives up; only requirement cycles between versions get near it. */
 const MAX_STEPS = 10_000;
 
@@ -101,6 +105,11 @@ interface Origin {
 
 function normalizeSource(url: string): string {
   return url.replace(/\/+$/, "");
+}
+
+/** A gem source fit for messages and the inventory: credentials in the URL masked, no trailing slash. */
+function shown(source: string): string {
+  return /^[a-z]+:\/\/[^/]*@/i.test(source) ? normalizeSource(shown(source)) : source;
 }
 
 function fullName(name: string, e: InfoEntry): string {
@@ -127,22 +136,15 @@ export async function resolveGems(
   const origins = new Map<string, Origin>();
   const reqs = new Map<string, Requirement[]>();
   for (const spec of specs) {
-    if (!isGemName(spec.name))
-      throw new GemError(`gems: "${spec.name}" is not a gem name`, spec.name, "GEM_CONFIG");
+    if (!isGemName(spec.name)) throw new ConfigError(`gems: "${spec.name}" is not a gem name`);
     if (spec.platform !== undefined && !isGemPlatform(spec.platform)) {
-      throw new GemError(
-        `gems: ${spec.name}: "${spec.platform}" is not a gem platform`,
-        spec.name,
-        "GEM_CONFIG",
-      );
+      throw new ConfigError(`gems: ${spec.name}: "${spec.platform}" is not a gem platform`);
     }
     let constraints: GemConstraint[];
     try {
       constraints = parseGemRequirement(spec.version ?? "");
     } catch (err) {
-      throw new GemError(`gems: ${spec.name}: ${(err as Error).message}`, spec.name, "GEM_CONFIG", {
-        cause: err,
-      });
+      throw new ConfigError(`gems: ${spec.name}: ${(err as Error).message}`, undefined, { cause: err });
     }
     if (!origins.has(spec.name)) {
       const origin: Origin = { source: normalizeSource(spec.source) };
@@ -162,14 +164,14 @@ export async function resolveGems(
     const entries = await fetchInfo(name, origin.source, http);
     if (entries === null) {
       throw new GemError(
-        `gem ${name} (${neededBy}) is not in the gem source ${redact(origin.source)}: ${redact(origin.source)}/info/${name} answered HTTP 404`,
+        `gem ${name} (${neededBy}) is not in the gem source ${shown(origin.source)}: ${shown(origin.source)}/info/${name} answered HTTP 404`,
         name,
         "GEM_NOT_FOUND",
       );
     }
     if (entries.length === 0) {
       throw new GemError(
-        `gem ${name} (${neededBy}) has no versions in the gem source ${redact(origin.source)}`,
+        `gem ${name} (${neededBy}) has no versions in the gem source ${shown(origin.source)}`,
         name,
         "GEM_NOT_FOUND",
       );
@@ -288,7 +290,7 @@ export async function resolveGems(
         requiredBy.set(dep.name, new Set());
         walk.push(dep.name);
       }
-      if (!requested.has(dep.name)) requiredBy.get(dep.name)?.add(name);
+      requiredBy.get(dep.name)?.add(name);
     }
   }
 
@@ -303,7 +305,7 @@ export async function resolveGems(
 
   await mkdir(ctx.workDir, { recursive: true });
   const names = [...requiredBy.keys()].sort();
-  return await Promise.all(
+  const settled = await Promise.allSettled(
     names.map((name) =>
       limit(async () => {
         const entry = chosen.get(name) as InfoEntry;
@@ -316,6 +318,19 @@ export async function resolveGems(
       }),
     ),
   );
+  const failed = settled.find((r) => r.status === "rejected");
+  if (failed) {
+    // no half-downloaded set: a caller that retries starts clean
+    await Promise.all(
+      settled.flatMap((r) =>
+        r.status === "fulfilled"
+          ? [rm(r.value.file, { force: true }), rm(r.value.gemspec.file, { force: true })]
+          : [],
+      ),
+    );
+    throw failed.reason;
+  }
+  return settled.map((r) => (r as PromiseFulfilledResult<ResolvedGem>).value);
 }
 
 /** The entries of `SOURCE/info/NAME`, or null when the source does not have the gem (HTTP 404/410). */
@@ -419,7 +434,7 @@ function conflictError(
   all: readonly InfoEntry[],
   origin: Origin,
 ): GemError {
-  const source = redact(origin.source);
+  const source = shown(origin.source);
   if (candidates.length === 0) {
     const platforms = [...new Set(all.map((e) => e.platform))].join(", ");
     return new GemError(
@@ -480,19 +495,27 @@ async function fetchGem(
     ...http,
     expectSha256: entry.checksum,
     what: `gem ${full}`,
-    pinnedBy: `the compact index ${redact(source)}/info/${name}`,
+    pinnedBy: `the compact index ${shown(source)}/info/${name}`,
+    maxBytes: MAX_GEM_BYTES,
   });
   // RubyGems' installer reads the spec from here before it downloads the .gem
   const specUrl = `${source}/quick/Marshal.4.8/${full}.gemspec.rz`;
-  const spec = await download(specUrl, join(workDir, `${full}.gemspec.rz`), {
-    ...http,
-    what: `gemspec of gem ${full}`,
-  });
+  let spec: Downloaded;
+  try {
+    spec = await download(specUrl, join(workDir, `${full}.gemspec.rz`), {
+      ...http,
+      what: `gemspec of gem ${full}`,
+      maxBytes: MAX_GEMSPEC_BYTES,
+    });
+  } catch (err) {
+    await rm(gem.path, { force: true });
+    throw err;
+  }
   const resolved: ResolvedGem = {
     name,
     version: entry.version,
     platform: entry.platform,
-    source,
+    source: shown(source),
     sha256: gem.sha256,
     size: gem.size,
     file: gem.path,

@@ -102,9 +102,16 @@ export async function httpGetJson(url: string, opts: HttpOptions = {}): Promise<
 class Hasher extends Transform {
   readonly h = createHash("sha256");
   size = 0;
+  constructor(private readonly maxBytes = Number.POSITIVE_INFINITY) {
+    super();
+  }
   override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
     this.h.update(chunk);
     this.size += chunk.length;
+    if (this.size > this.maxBytes) {
+      cb(new Error(`larger than ${this.maxBytes} bytes`));
+      return;
+    }
     cb(null, chunk);
   }
 }
@@ -129,6 +136,8 @@ export async function download(
     what?: string;
     /** Who vouches for `expectSha256`, for the mismatch message ("the config" when not given). */
     pinnedBy?: string;
+    /** Refuse (while streaming) a body larger than this. */
+    maxBytes?: number;
   } = {},
 ): Promise<Downloaded> {
   const what = opts.what ?? "profile URL";
@@ -155,7 +164,7 @@ export async function download(
     );
   }
   const tmp = `${dest}.part`;
-  const hasher = new Hasher();
+  const hasher = new Hasher(opts.maxBytes);
   try {
     await pipeline(res.body, hasher, createWriteStream(tmp), { signal: opts.signal });
   } catch (err) {
