@@ -194,14 +194,16 @@ describe("gems from a compact index", () => {
     expect(installed).toEqual(expected);
   });
 
-  it("takes the platform build when the entry names a platform", async () => {
+  it("takes the platform build when the entry names a platform, and never shows credentials in the source", async () => {
+    const withCredentials = upstreamUrl.replace("http://", "http://reader:s3cret@");
     const gems = await resolveGems(
-      [{ ...spec("fixture-leaf", "< 1", upstreamUrl), platform: "x86_64-linux" }],
+      [{ ...spec("fixture-leaf", "< 1", withCredentials), platform: "x86_64-linux" }],
       { workDir: path.join(work, "resolve-platform") },
     );
     expect(summary(gems)).toEqual(["fixture-leaf-0.9.0-x86_64-linux"]);
     const built = await readFile(path.join(builtDir, "fixture-leaf-0.9.0-x86_64-linux.gem"));
     expect(gems[0]?.sha256).toBe(sha256(built));
+    expect(gems[0]?.source).toBe(upstreamUrl.replace("http://", "http://***@"));
     const files = gemSourceFiles(gems).map((f) => f.path);
     expect(files).toContain("gems/fixture-leaf-0.9.0-x86_64-linux.gem");
     expect(files).toContain("quick/Marshal.4.8/fixture-leaf-0.9.0-x86_64-linux.gemspec.rz");
@@ -219,6 +221,24 @@ describe("gems from a compact index", () => {
     expect((err as IntegrityError).exitCode).toBe(3);
     expect((err as Error).message).toContain("fixture-leaf-0.9.0");
     expect((err as Error).message).toContain("compact index");
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it("refuses a gemspec.rz that is not the gem's, leaving no file behind", async () => {
+    const swappedUrl = await serve("swapped-spec", gemSourceFiles(upstream));
+    const quick = path.join(httpRoot, uid, "swapped-spec", "quick", "Marshal.4.8");
+    await copyFile(
+      path.join(quick, "fixture-leaf-1.5.0.gemspec.rz"),
+      path.join(quick, "fixture-leaf-0.9.0.gemspec.rz"),
+    );
+    const dir = path.join(work, "resolve-swapped");
+    const err = await resolveGems([spec("fixture-leaf", "< 1", swappedUrl)], { workDir: dir }).catch(
+      (e) => e,
+    );
+    expect(err).toBeInstanceOf(IntegrityError);
+    expect((err as Error).message).toMatch(
+      /fixture-leaf-0\.9\.0\.gemspec\.rz is not the gemspec of gem fixture-leaf 0\.9\.0/,
+    );
     expect(readdirSync(dir)).toEqual([]);
   });
 

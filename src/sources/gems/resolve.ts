@@ -6,8 +6,9 @@
  * requirements cannot both hold the error names both and who asked, and the user settles it by adding
  * a `gems:` entry that pins one of the gems.
  */
-import { mkdir, rm } from "node:fs/promises";
+import { mkdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { inflateSync } from "node:zlib";
 import pLimit from "p-limit";
 import type { GemSpec } from "../../config/types.js";
 import { AirgapError, ConfigError, IntegrityError, RemoteError } from "../../errors.js";
@@ -109,7 +110,7 @@ function normalizeSource(url: string): string {
 
 /** A gem source fit for messages and the inventory: credentials in the URL masked, no trailing slash. */
 function shown(source: string): string {
-  return /^[a-z]+:\/\/[^/]*@/i.test(source) ? normalizeSource(shown(source)) : source;
+  return /^[a-z]+:\/\/[^/]*@/i.test(source) ? normalizeSource(redact(source)) : source;
 }
 
 function fullName(name: string, e: InfoEntry): string {
@@ -481,6 +482,39 @@ function conflictError(
   );
 }
 
+/**
+ * The index vouches for nothing in a .gemspec.rz, so at least make sure it is what RubyGems will
+ * take it for: a deflated Marshal dump of a Gem::Specification that names this gem and version.
+ */
+async function checkGemspec(file: string, name: string, version: string, url: string): Promise<void> {
+  let marshal: Buffer;
+  try {
+    marshal = inflateSync(await readFile(file), { maxOutputLength: MAX_GEMSPEC_BYTES * 4 });
+  } catch (err) {
+    throw new IntegrityError(
+      "MALFORMED",
+      `${shown(url)} is not a deflated gemspec: ${(err as Error).message}`,
+      name,
+      {
+        cause: err,
+      },
+    );
+  }
+  const isSpec =
+    marshal[0] === 4 &&
+    marshal[1] === 8 &&
+    marshal.includes("Gem::Specification") &&
+    marshal.includes(name) &&
+    marshal.includes(version);
+  if (!isSpec) {
+    throw new IntegrityError(
+      "MALFORMED",
+      `${shown(url)} is not the gemspec of gem ${name} ${version} (a Marshal-dumped Gem::Specification naming both)`,
+      name,
+    );
+  }
+}
+
 async function fetchGem(
   name: string,
   entry: InfoEntry,
@@ -507,8 +541,10 @@ async function fetchGem(
       what: `gemspec of gem ${full}`,
       maxBytes: MAX_GEMSPEC_BYTES,
     });
+    await checkGemspec(spec.path, name, entry.version, specUrl);
   } catch (err) {
     await rm(gem.path, { force: true });
+    await rm(join(workDir, `${full}.gemspec.rz`), { force: true });
     throw err;
   }
   const resolved: ResolvedGem = {
