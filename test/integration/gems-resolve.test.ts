@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { GemSpec } from "../../src/config/types.js";
-import { AirgapError, IntegrityError } from "../../src/errors.js";
+import { IntegrityError } from "../../src/errors.js";
 import {
   GemError,
   type GemSourceFile,
@@ -308,7 +308,7 @@ describe("gems from a compact index", () => {
     const big = await resolveGems([spec("fixture-huge", undefined, badUrl)], {
       workDir: path.join(work, "resolve-big"),
     }).catch((e) => e);
-    expect(big).toBeInstanceOf(AirgapError);
-    expect((big as Error).message).toContain("is larger than 16777216 bytes");
+    expect(big).toBeInstanceOf(IntegrityError);
+    expect((big as Error).message).toContain("is larger than the 16777216-byte limit");
   });
 });

@@ -12,7 +12,7 @@ import { inflateSync } from "node:zlib";
 import pLimit from "p-limit";
 import type { GemSpec } from "../../config/types.js";
 import { AirgapError, ConfigError, IntegrityError, RemoteError } from "../../errors.js";
-import { type Downloaded, download, type HttpOptions, httpGetText, redact } from "../profiles/http.js";
+import { type HttpOptions, redact } from "../profiles/http.js";
 import {
   CompactIndexFormatError,
   type InfoEntry,
@@ -21,6 +21,7 @@ import {
   parseInfo,
   versionAndPlatform,
 } from "./compact-index.js";
+import { downloadTo, type Fetched, getText } from "./fetch.js";
 import {
   compareGemVersions,
   formatGemConstraint,
@@ -339,11 +340,7 @@ async function fetchInfo(name: string, source: string, http: HttpOptions): Promi
   const url = `${source}/info/${name}`;
   let text: string;
   try {
-    text = await httpGetText(url, {
-      ...http,
-      maxBytes: MAX_INFO_BYTES,
-      what: `compact index of gem ${name}`,
-    });
+    text = await getText(url, { http, maxBytes: MAX_INFO_BYTES, what: `compact index of gem ${name}` });
   } catch (err) {
     if (err instanceof RemoteError && (err.status === 404 || err.status === 410)) return null;
     throw err;
@@ -525,19 +522,19 @@ async function fetchGem(
 ): Promise<ResolvedGem> {
   const full = fullName(name, entry);
   const gemUrl = `${source}/gems/${full}.gem`;
-  const gem = await download(gemUrl, join(workDir, `${full}.gem`), {
-    ...http,
-    expectSha256: entry.checksum,
+  const gemFile = join(workDir, `${full}.gem`);
+  const gem = await downloadTo(gemUrl, gemFile, {
+    http,
     what: `gem ${full}`,
-    pinnedBy: `the compact index ${shown(source)}/info/${name}`,
     maxBytes: MAX_GEM_BYTES,
+    expect: { sha256: entry.checksum, vouchedBy: `the compact index ${shown(source)}/info/${name}` },
   });
   // RubyGems' installer reads the spec from here before it downloads the .gem
   const specUrl = `${source}/quick/Marshal.4.8/${full}.gemspec.rz`;
-  let spec: Downloaded;
+  let spec: Fetched;
   try {
-    spec = await download(specUrl, join(workDir, `${full}.gemspec.rz`), {
-      ...http,
+    spec = await downloadTo(specUrl, join(workDir, `${full}.gemspec.rz`), {
+      http,
       what: `gemspec of gem ${full}`,
       maxBytes: MAX_GEMSPEC_BYTES,
     });

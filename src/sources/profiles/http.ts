@@ -102,16 +102,9 @@ export async function httpGetJson(url: string, opts: HttpOptions = {}): Promise<
 class Hasher extends Transform {
   readonly h = createHash("sha256");
   size = 0;
-  constructor(private readonly maxBytes = Number.POSITIVE_INFINITY) {
-    super();
-  }
   override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
     this.h.update(chunk);
     this.size += chunk.length;
-    if (this.size > this.maxBytes) {
-      cb(new Error(`larger than ${this.maxBytes} bytes`));
-      return;
-    }
     cb(null, chunk);
   }
 }
@@ -130,17 +123,8 @@ export interface Downloaded {
 export async function download(
   url: string,
   dest: string,
-  opts: HttpOptions & {
-    expectSha256?: string;
-    /** What the URL is, for messages ("profile URL" when not given). */
-    what?: string;
-    /** Who vouches for `expectSha256`, for the mismatch message ("the config" when not given). */
-    pinnedBy?: string;
-    /** Refuse (while streaming) a body larger than this. */
-    maxBytes?: number;
-  } = {},
+  opts: HttpOptions & { expectSha256?: string } = {},
 ): Promise<Downloaded> {
-  const what = opts.what ?? "profile URL";
   const headers: Record<string, string> = { ...opts.headers };
   const target = splitUserinfo(url, headers);
   let res: Dispatcher.ResponseData;
@@ -148,7 +132,7 @@ export async function download(
     res = await request(target, { dispatcher: dispatcherFor(opts), headers, signal: opts.signal });
   } catch (err) {
     throw new RemoteError(
-      `${what} ${redact(url)} could not be fetched: ${(err as Error).message}`,
+      `profile URL ${redact(url)} could not be fetched: ${(err as Error).message}`,
       undefined,
       "REMOTE",
       {
@@ -159,18 +143,18 @@ export async function download(
   if (res.statusCode !== 200) {
     await res.body.dump();
     throw new RemoteError(
-      `${what} ${redact(url)} could not be fetched: HTTP ${res.statusCode}`,
+      `profile URL ${redact(url)} could not be fetched: HTTP ${res.statusCode}`,
       res.statusCode,
     );
   }
   const tmp = `${dest}.part`;
-  const hasher = new Hasher(opts.maxBytes);
+  const hasher = new Hasher();
   try {
     await pipeline(res.body, hasher, createWriteStream(tmp), { signal: opts.signal });
   } catch (err) {
     await rm(tmp, { force: true });
     throw new RemoteError(
-      `${what} ${redact(url)}: download failed: ${(err as Error).message}`,
+      `profile URL ${redact(url)}: download failed: ${(err as Error).message}`,
       undefined,
       "REMOTE",
       {
@@ -183,7 +167,7 @@ export async function download(
     await rm(tmp, { force: true });
     throw new IntegrityError(
       "DIGEST_MISMATCH",
-      `${opts.what ?? "profile"} ${redact(url)} has sha256 ${sha256}, but ${opts.pinnedBy ?? "the config"} pins sha256 ${opts.expectSha256.toLowerCase()}`,
+      `profile ${redact(url)} has sha256 ${sha256}, but the config pins sha256 ${opts.expectSha256.toLowerCase()}`,
       redact(url),
     );
   }
@@ -194,14 +178,17 @@ export async function download(
   return out;
 }
 
+export { redact };
+
 /**
- * GET a text document (an index file), refusing one larger than `maxBytes` while it streams.
- * `what` names it in messages. A 404 is a RemoteError with status 404, so callers can say what is missing.
+ * GET `url` with the TLS, redirect and credential handling above, for callers that read (and
+ * bound, and verify) the body themselves. An answer other than 200 is a RemoteError carrying the
+ * status; `what` names the thing fetched in messages.
  */
-export async function httpGetText(
+export async function httpGet(
   url: string,
-  opts: HttpOptions & { maxBytes: number; what: string },
-): Promise<string> {
+  opts: HttpOptions & { what: string },
+): Promise<Dispatcher.ResponseData> {
   const headers: Record<string, string> = { ...opts.headers };
   const target = splitUserinfo(url, headers);
   let res: Dispatcher.ResponseData;
@@ -224,34 +211,5 @@ export async function httpGetText(
       res.statusCode,
     );
   }
-  const declared = Number(res.headers["content-length"]);
-  if (Number.isFinite(declared) && declared > opts.maxBytes) {
-    res.body.destroy();
-    throw new RemoteError(`${opts.what} ${redact(url)} is larger than ${opts.maxBytes} bytes (${declared})`);
-  }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of res.body) {
-      size += (chunk as Buffer).length;
-      if (size > opts.maxBytes) {
-        res.body.destroy();
-        throw new RemoteError(`${opts.what} ${redact(url)} is larger than ${opts.maxBytes} bytes`);
-      }
-      chunks.push(chunk as Buffer);
-    }
-  } catch (err) {
-    if (err instanceof RemoteError) throw err;
-    throw new RemoteError(
-      `${opts.what} ${redact(url)}: download failed: ${(err as Error).message}`,
-      undefined,
-      "REMOTE",
-      {
-        cause: err,
-      },
-    );
-  }
-  return Buffer.concat(chunks).toString("utf8");
+  return res;
 }
-
-export { redact };
