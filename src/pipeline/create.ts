@@ -22,7 +22,7 @@ import {
   type Descriptor,
   type ImageIndex,
 } from "../oci/descriptor.js";
-import { sha256Hex } from "../oci/digest.js";
+import { digestHex, sha256Hex } from "../oci/digest.js";
 import { isManifestLike, MediaType } from "../oci/mediatypes.js";
 import { formatReference } from "../oci/reference.js";
 import { RegistryClient } from "../oci/registry/client.js";
@@ -310,7 +310,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     let carried = ordered;
     if (opts.since) {
       const base = await readBundleSummary(opts.since);
-      const inBase = (d: Descriptor) => base.sizes.get(`blobs/sha256/${d.digest.slice(7)}`) === d.size;
+      const inBase = (d: Descriptor) => base.sizes.get(`blobs/sha256/${digestHex(d.digest)}`) === d.size;
       const omitted = ordered.filter((d) => !isManifestLike(d.mediaType) && inBase(d));
       carried = ordered.filter((d) => !omitted.includes(d));
       since = {
@@ -529,7 +529,7 @@ function bundleFiles(
   const sums = Buffer.from(
     formatChecksums([
       ...small.map((f) => ({ path: f.path, sha256: sha256Hex(f.bytes) })),
-      ...blobs.map((d) => ({ path: `blobs/sha256/${d.digest.slice(7)}`, sha256: d.digest.slice(7) })),
+      ...blobs.map((d) => ({ path: `blobs/sha256/${digestHex(d.digest)}`, sha256: digestHex(d.digest) })),
     ]),
   );
   const head: BundleFile[] = [];
@@ -551,7 +551,7 @@ function bundleFiles(
   for (const f of small) head.push({ path: f.path, size: f.bytes.length, source: { bytes: f.bytes } });
   for (const d of blobs) {
     head.push({
-      path: `blobs/sha256/${d.digest.slice(7)}`,
+      path: `blobs/sha256/${digestHex(d.digest)}`,
       size: d.size,
       source: { file: cache.blobPath(d.digest) },
     });

@@ -18,6 +18,7 @@ import { pipeline } from "node:stream/promises";
 import { crc32, createGzip, createInflateRaw, constants as zc } from "node:zlib";
 import * as tar from "tar";
 import { AirgapError, IntegrityError } from "../errors.js";
+import type { Sha256Hex } from "../oci/digest.js";
 
 export type ArchiveKind = "tar.gz" | "zip";
 
@@ -393,14 +394,14 @@ export async function packProfile(root: string, dest: string, signal?: AbortSign
 export async function sha256File(
   file: string,
   signal?: AbortSignal,
-): Promise<{ sha256: string; size: number }> {
+): Promise<{ sha256: Sha256Hex; size: number }> {
   const h = createHash("sha256");
   let size = 0;
   for await (const chunk of createReadStream(file, { signal })) {
     h.update(chunk as Buffer);
     size += (chunk as Buffer).length;
   }
-  return { sha256: h.digest("hex"), size };
+  return { sha256: h.digest("hex") as Sha256Hex, size };
 }
 
 /**

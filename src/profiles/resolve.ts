@@ -16,7 +16,9 @@
  */
 import { chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { ConfigError } from "../errors.js";
+import { ConfigError, IntegrityError } from "../errors.js";
+import { isSha256Hex, parseSha256Hex } from "../oci/digest.js";
+import { GIT_COMMIT_RE } from "../sources/profiles/git.js";
 import {
   DEFAULT_SUPERMARKET_URL,
   type FetchContext,
@@ -114,7 +116,7 @@ export function sourceFromEntry(entry: ProfileEntry): ProfileSource {
   }
   if ("url" in entry) {
     const s: ProfileSource = { kind: "url", url: entry.url };
-    if (entry.sha256) s.sha256 = entry.sha256.toLowerCase();
+    if (entry.sha256) s.sha256 = parseSha256Hex(entry.sha256.toLowerCase(), `sha256 of profile ${entry.url}`);
     return s;
   }
   if ("path" in entry) return { kind: "path", path: entry.path };
@@ -300,7 +302,10 @@ export class ProfileResolverSession {
     const lockfile = renderLockfile(dependencies.map(toLockEntry));
     await writeFile(join(dir, "inspec.lock"), lockfile);
     for (const [key, dep] of state.vendor) {
-      await copyTree(dep.vendorDir, join(dir, "vendor", key, ...(dep.vendorUnder ? [dep.vendorUnder] : [])));
+      await copyTree(
+        dep.vendorDir,
+        join(vendorPath(dir, key, dep.label), ...(dep.vendorUnder ? [dep.vendorUnder] : [])),
+      );
     }
     await vendorAliases(dir, state);
     const fileName = `${base}.tar.gz`;
@@ -334,8 +339,23 @@ async function vendorAliases(dir: string, state: Resolution): Promise<void> {
   for (const [commit, keys] of state.byCommit) {
     if (keys.size !== 1 || state.vendor.has(commit)) continue;
     const dep = state.vendor.get([...keys][0]!)!;
-    await copyTree(dep.vendorDir, join(dir, "vendor", commit, dep.vendorUnder));
+    await copyTree(dep.vendorDir, join(vendorPath(dir, commit, dep.label), dep.vendorUnder));
   }
+}
+
+/**
+ * vendor/<key>/ of a vendored profile. Keys are content names (a sha256 or a git commit); anything
+ * else is refused before it can name a folder.
+ */
+function vendorPath(dir: string, key: string, label: string): string {
+  if (!isSha256Hex(key) && !GIT_COMMIT_RE.test(key)) {
+    throw new IntegrityError(
+      "MALFORMED",
+      `${label}: vendor cache key ${JSON.stringify(key.slice(0, 80))} is neither a sha256 nor a git commit`,
+      label,
+    );
+  }
+  return join(dir, "vendor", key);
 }
 
 function toLockEntry(n: DependencyNode): LockEntry {

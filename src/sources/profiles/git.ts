@@ -122,6 +122,8 @@ export function normalizeRemote(remote: string, cwd: string): string {
 }
 
 const SHA_RE = /^[0-9a-f]{40}$/;
+/** A full commit id as git prints it: SHA-1 (40 hex) or SHA-256 (64 hex) object format. */
+export const GIT_COMMIT_RE = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
 
 /**
  * The commit a branch, tag or ref names on the remote. Like InSpec's parse_ls_remote, a peeled
@@ -153,6 +155,13 @@ export async function pinRef(
       find(`refs/tags/${name}`) ??
       find(`refs/heads/${name}`) ??
       find(`${name}^{}`);
+  }
+  if (sha !== undefined && !GIT_COMMIT_RE.test(sha)) {
+    throw new RemoteError(
+      `git source ${redactUrl(remote)}: ls-remote answered ${JSON.stringify(sha.slice(0, 80))}, which is not a commit id`,
+      undefined,
+      "GIT",
+    );
   }
   if (!sha) {
     const what = want.branch ? `branch ${name}` : want.tag ? `tag ${name}` : name ? `ref ${name}` : "HEAD";

@@ -10,6 +10,7 @@ import { pipeline } from "node:stream/promises";
 import { rootCertificates } from "node:tls";
 import { Agent, type Dispatcher, interceptors, request } from "undici";
 import { ConfigError, IntegrityError, RemoteError } from "../../errors.js";
+import type { Sha256Hex } from "../../oci/digest.js";
 
 export interface HttpOptions {
   /** Extra trusted CA (PEM file), added to the machine's roots. */
@@ -111,7 +112,7 @@ class Hasher extends Transform {
 
 export interface Downloaded {
   path: string;
-  sha256: string;
+  sha256: Sha256Hex;
   size: number;
   contentType?: string;
 }
@@ -123,7 +124,7 @@ export interface Downloaded {
 export async function download(
   url: string,
   dest: string,
-  opts: HttpOptions & { expectSha256?: string } = {},
+  opts: HttpOptions & { expectSha256?: Sha256Hex } = {},
 ): Promise<Downloaded> {
   const headers: Record<string, string> = { ...opts.headers };
   const target = splitUserinfo(url, headers);
@@ -162,12 +163,12 @@ export async function download(
       },
     );
   }
-  const sha256 = hasher.h.digest("hex");
-  if (opts.expectSha256 && opts.expectSha256.toLowerCase() !== sha256) {
+  const sha256 = hasher.h.digest("hex") as Sha256Hex;
+  if (opts.expectSha256 && opts.expectSha256 !== sha256) {
     await rm(tmp, { force: true });
     throw new IntegrityError(
       "DIGEST_MISMATCH",
-      `profile ${redact(url)} has sha256 ${sha256}, but the config pins sha256 ${opts.expectSha256.toLowerCase()}`,
+      `profile ${redact(url)} has sha256 ${sha256}, but it is pinned to sha256 ${opts.expectSha256}`,
       redact(url),
     );
   }

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { ConfigError, IntegrityError } from "../../errors.js";
 import { ANNOTATION_TITLE, type ImageManifest, parseManifest } from "../../oci/descriptor.js";
+import { digestHex } from "../../oci/digest.js";
 import { ArtifactType, MAX_MANIFEST_BYTES } from "../../oci/mediatypes.js";
 import { parseReference } from "../../oci/reference.js";
 import type { ProfileSource } from "../../profiles/metadata.js";
@@ -44,7 +45,7 @@ export class OciResolver extends ProfileResolver<OciSource> {
       signal: this.ctx.signal,
     });
     const { vendorDir, root } = await fromArchive(file, join(dir, "x"), text);
-    const sha256 = layer.digest.slice("sha256:".length);
+    const sha256 = digestHex(layer.digest, `profile layer of ${text}`);
     return {
       pinned: { oci: text, digest: manifestDesc.digest },
       cacheKey: sha256,
