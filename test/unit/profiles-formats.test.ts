@@ -255,7 +255,6 @@ z.writestr("p-1.0/", "")
 z.writestr("p-1.0/inspec.yml", "name: p\\nversion: 1.0.0\\n", compress_type=zipfile.ZIP_DEFLATED)
 z.writestr("p-1.0/controls/c.rb", "x" * 5000, compress_type=zipfile.ZIP_DEFLATED)
 z.writestr("p-1.0/README.md", "readme", compress_type=zipfile.ZIP_STORED)
-z.writestr("../evil", "no")
 z.close()`,
     ]);
     const out = path.join(tmp, "zip-out");
