@@ -365,7 +365,11 @@ function profileEntry(p: ProfileSource): ProfileEntry {
     case "url":
       return { url: p.url, ...(p.sha256 ? { sha256: p.sha256 } : {}), ...(p.name ? { name: p.name } : {}) };
     case "path":
-      return { path: p.path, ...(p.name ? { name: p.name } : {}) };
+      return {
+        path: p.path,
+        ...(p.name ? { name: p.name } : {}),
+        ...(p.allowDependenciesFrom ? { allow_dependencies_from: p.allowDependenciesFrom } : {}),
+      };
     case "supermarket":
       return {
         supermarket: `supermarket://${p.supermarket}`,

@@ -15,9 +15,10 @@
  * relative_path is also vendored under its commit (see `vendorAliases`).
  */
 import { chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { ConfigError, IntegrityError } from "../errors.js";
 import { isSha256Hex, parseSha256Hex } from "../oci/digest.js";
+import { type Confinement, checkDependencySource, realRoots } from "../sources/profiles/confine.js";
 import { GIT_COMMIT_RE } from "../sources/profiles/git.js";
 import {
   DEFAULT_SUPERMARKET_URL,
@@ -42,7 +43,7 @@ import { satisfiesAll } from "./version.js";
 export type ProfileEntry =
   | { git: string; branch?: string; tag?: string; ref?: string; relative_path?: string; name?: string }
   | { url: string; sha256?: string; name?: string }
-  | { path: string; name?: string }
+  | { path: string; name?: string; allow_dependencies_from?: string[] }
   | { supermarket: string; version?: string; url?: string; name?: string }
   | { oci: string; name?: string };
 
@@ -126,6 +127,10 @@ export function sourceFromEntry(entry: ProfileEntry): ProfileSource {
   );
 }
 
+function contentOf(f: FetchedProfile): string {
+  return f.contentRoot ?? f.vendorDir;
+}
+
 function describeSource(s: ProfileSource): string {
   switch (s.kind) {
     case "git":
@@ -195,7 +200,12 @@ export class ProfileResolverSession {
   }
 
   /** Resolve the dependency tree below `parent`. */
-  async resolveDeps(parent: Fetched, chain: ChainLink[], state: Resolution): Promise<DependencyNode[]> {
+  async resolveDeps(
+    parent: Fetched,
+    trust: Confinement,
+    chain: ChainLink[],
+    state: Resolution,
+  ): Promise<DependencyNode[]> {
     const seen = new Set<string>();
     const nodes: DependencyNode[] = [];
     const where =
@@ -220,7 +230,17 @@ export class ProfileResolverSession {
           "PROFILE_UNSUPPORTED",
         );
       }
+      await checkDependencySource(spec.source, trust, {
+        profile: parent.profileName,
+        dependency: spec.name ?? describeSource(spec.source),
+        cwd: parent.root,
+      });
       const dep = await this.fetch(spec.source, parent.root);
+      // a path dependency is part of its parent's content and keeps its trust; anything fetched is remote
+      const depTrust: Confinement =
+        spec.source.kind === "path"
+          ? { local: trust.local, roots: [...trust.roots, ...(await realRoots([contentOf(dep)]))] }
+          : { local: false, roots: await realRoots([contentOf(dep)]) };
       const name = spec.name ?? dep.profileName;
       const path = [...chain.map((l) => l.name), name];
       if (chain.some((l) => l.identity === dep.identity)) {
@@ -238,7 +258,12 @@ export class ProfileResolverSession {
         );
       }
       this.record(dep, name, state, path);
-      const children = await this.resolveDeps(dep, [...chain, { identity: dep.identity, name }], state);
+      const children = await this.resolveDeps(
+        dep,
+        depTrust,
+        [...chain, { identity: dep.identity, name }],
+        state,
+      );
       nodes.push({
         name,
         profileName: dep.profileName,
@@ -286,8 +311,20 @@ export class ProfileResolverSession {
     const source = sourceFromEntry(entry);
     const top = await this.fetch(source, configDir);
     const state = new Resolution();
+    const trust: Confinement =
+      "path" in entry
+        ? {
+            local: true,
+            roots: await realRoots([
+              configDir,
+              contentOf(top),
+              ...(entry.allow_dependencies_from ?? []).map((d) => resolve(configDir, d)),
+            ]),
+          }
+        : { local: false, roots: await realRoots([contentOf(top)]) };
     const dependencies = await this.resolveDeps(
       top,
+      trust,
       [{ identity: top.identity, name: top.profileName }],
       state,
     );
