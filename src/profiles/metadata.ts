@@ -2,10 +2,10 @@
  * inspec.yml: the parts airgap needs (name, version, depends), read as InSpec v6.8.24 reads them
  * (lib/inspec/metadata.rb: `depends` is a list of hashes whose keys pick the fetcher).
  */
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { AirgapError } from "../errors.js";
+import { AirgapError, IntegrityError } from "../errors.js";
 import { parseSha256Hex, type Sha256Hex } from "../oci/digest.js";
 import { constraintList, parseConstraint, parseVersion } from "./version.js";
 
@@ -152,12 +152,24 @@ export function parseMetadata(text: string, where: string): ProfileMetadata {
   return out;
 }
 
+/** Largest inspec.yml read (real ones are a few KiB; the file may come from an untrusted archive). */
+export const MAX_METADATA_BYTES = 1024 ** 2;
+
 export async function readMetadata(profileRoot: string, label: string): Promise<ProfileMetadata> {
   const file = join(profileRoot, "inspec.yml");
   let text: string;
   try {
+    const { size } = await stat(file);
+    if (size > MAX_METADATA_BYTES) {
+      throw new IntegrityError(
+        "MALFORMED",
+        `${label}: inspec.yml has ${size} bytes, more than the ${MAX_METADATA_BYTES}-byte limit`,
+        label,
+      );
+    }
     text = await readFile(file, "utf8");
   } catch (err) {
+    if (err instanceof IntegrityError) throw err;
     throw new ProfileError(
       `${label} has no inspec.yml at its root; is it a CINC Auditor profile?`,
       label,

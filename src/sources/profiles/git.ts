@@ -10,7 +10,7 @@ import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { rootCertificates } from "node:tls";
-import { AirgapError, ConfigError, RemoteError } from "../../errors.js";
+import { AirgapError, ConfigError, IntegrityError, RemoteError } from "../../errors.js";
 
 export interface GitOptions {
   /** Extra trusted CA (PEM file) for HTTPS remotes, added to the machine's roots for the child git. */
@@ -31,6 +31,9 @@ function redactUrl(s: string): string {
 }
 
 const bundles = new Map<string, Promise<string>>();
+
+/** Most bytes of output kept from one git command (stdout and stderr together). */
+export const MAX_GIT_OUTPUT = 8 * 1024 ** 2;
 
 /**
  * GIT_SSL_CAINFO replaces git's trust store, so the extra CA is written together with Node's roots
@@ -80,8 +83,21 @@ export async function runGit(args: string[], opts: GitOptions & { cwd?: string }
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on("data", (b: Buffer) => out.push(b));
-    child.stderr.on("data", (b: Buffer) => err.push(b));
+    let kept = 0;
+    let tooMuch = false;
+    // git's answers (ls-remote lines, rev-parse, messages) are small; a remote that makes git print
+    // more is stopped rather than buffered
+    const keep = (into: Buffer[]) => (b: Buffer) => {
+      kept += b.length;
+      if (kept > MAX_GIT_OUTPUT) {
+        if (!tooMuch) child.kill("SIGKILL");
+        tooMuch = true;
+        return;
+      }
+      into.push(b);
+    };
+    child.stdout.on("data", keep(out));
+    child.stderr.on("data", keep(err));
     child.on("error", (e: NodeJS.ErrnoException) => {
       if (e.code === "ENOENT") {
         fail(
@@ -92,13 +108,23 @@ export async function runGit(args: string[], opts: GitOptions & { cwd?: string }
         );
       } else fail(e);
     });
-    child.on("close", (code) =>
+    child.on("close", (code) => {
+      if (tooMuch) {
+        fail(
+          new IntegrityError(
+            "MALFORMED",
+            `git ${redactUrl(args.join(" "))} printed more than ${MAX_GIT_OUTPUT} bytes; stopped`,
+            redactUrl(args.join(" ")),
+          ),
+        );
+        return;
+      }
       done({
         stdout: Buffer.concat(out).toString("utf8"),
         stderr: Buffer.concat(err).toString("utf8"),
         code: code ?? 1,
-      }),
-    );
+      });
+    });
   });
 }
 

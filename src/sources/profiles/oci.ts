@@ -15,6 +15,7 @@ import { parseReference } from "../../oci/reference.js";
 import type { ProfileSource } from "../../profiles/metadata.js";
 import { readBounded } from "../../store/streams.js";
 import { type FetchedProfile, ProfileResolver } from "./base.js";
+import { MAX_DOWNLOAD_BYTES } from "./http.js";
 import { fromArchive } from "./url.js";
 
 type OciSource = Extract<ProfileSource, { kind: "oci" }>;
@@ -39,6 +40,13 @@ export class OciResolver extends ProfileResolver<OciSource> {
       manifest.layers.find((l) => l.mediaType === ArtifactType.cincProfile) ??
       manifest.layers.find((l) => l.annotations?.[ANNOTATION_TITLE]?.endsWith(".tar.gz"));
     if (!layer) throw new IntegrityError("MALFORMED", `${text} has no profile (.tar.gz) layer`, text);
+    if (!Number.isSafeInteger(layer.size) || layer.size < 0 || layer.size > MAX_DOWNLOAD_BYTES) {
+      throw new IntegrityError(
+        "MALFORMED",
+        `${text}: profile layer of ${layer.size} bytes is larger than the ${MAX_DOWNLOAD_BYTES}-byte limit`,
+        text,
+      );
+    }
     const dir = await this.scratch("oci");
     const file = join(dir, "profile.tar.gz");
     await pipeline(await store.fetch(layer, this.ctx.signal), createWriteStream(file), {
