@@ -10,6 +10,7 @@ import { pipeline } from "node:stream/promises";
 import { rootCertificates } from "node:tls";
 import { Agent, type Dispatcher, interceptors, request } from "undici";
 import { ConfigError, IntegrityError, RemoteError } from "../../errors.js";
+import { redactSecrets } from "../../redact.js";
 
 export interface HttpOptions {
   /** Extra trusted CA (PEM file), added to the machine's roots. */
@@ -53,18 +54,7 @@ function dispatcherFor(opts: HttpOptions): Dispatcher {
   return d;
 }
 
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.username || u.password) {
-      u.username = "***";
-      u.password = "";
-    }
-    return u.toString();
-  } catch {
-    return url;
-  }
-}
+const redact = redactSecrets;
 
 /** Userinfo in the URL becomes Basic auth, as InSpec's url fetcher does. */
 function splitUserinfo(url: string, headers: Record<string, string>): string {
