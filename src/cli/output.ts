@@ -17,7 +17,7 @@ export function printError(err: unknown, json: boolean): void {
   }
   process.stderr.write(`airgap: ${forTerminal(message)}\n`);
   if (process.env.AIRGAP_DEBUG && err instanceof Error && err.stack)
-    process.stderr.write(`${forTerminal(err.stack)}\n`);
+    for (const line of err.stack.split("\n")) process.stderr.write(`${forTerminal(line)}\n`);
   let cause = err instanceof Error ? err.cause : undefined;
   while (cause instanceof Error && process.env.AIRGAP_DEBUG) {
     process.stderr.write(`  caused by: ${forTerminal(cause.message)}\n`);
