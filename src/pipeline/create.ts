@@ -27,6 +27,7 @@ import { isManifestLike, MediaType } from "../oci/mediatypes.js";
 import { formatReference } from "../oci/reference.js";
 import { RegistryClient } from "../oci/registry/client.js";
 import type { ProfileEntry, ProfileInventoryRecord } from "../profiles/index.js";
+import { redactDeep, redactSecrets } from "../redact.js";
 import { type ResolvedImage, resolveImage } from "../sources/images.js";
 import { type CopyEvent, type CosignTagKind, copyGraph } from "../store/copy.js";
 import { ANNOTATION_REPOSITORY, ANNOTATION_SUBJECT, OciLayoutStore } from "../store/layout.js";
@@ -322,17 +323,21 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
       };
     }
 
-    const inventory: Inventory = {
+    // Config URLs may carry credentials (used for fetching); the inventory crosses the gap, so every
+    // string in it, the embedded config text included, is redacted, and the recorded sha256 is of
+    // the text as recorded.
+    const configText = redactSecrets(opts.configText);
+    const inventory: Inventory = redactDeep({
       format: INVENTORY_FORMAT,
       tool: { name: "cinc-airgap", version: VERSION },
       created: new Date().toISOString(),
       metadata: config.metadata,
-      config: { file: config.file, sha256: sha256Hex(opts.configText), text: opts.configText },
+      config: { file: config.file, sha256: sha256Hex(configText), text: configText },
       platforms: opts.platforms && opts.platforms.length > 0 ? opts.platforms : config.platforms,
       items,
       totals: { items: items.length, blobs: carried.length, bytes: carried.reduce((n, d) => n + d.size, 0) },
       ...(since ? { since } : {}),
-    };
+    } satisfies Inventory);
     const files = bundleFiles(cache, carried, roots, inventory, opts.sign);
     let written = 0;
     const output = await writeBundle(files, opts.output, {

@@ -11,6 +11,7 @@ import { existsSync, realpathSync, statSync } from "node:fs";
 import { basename, join, normalize, sep } from "node:path";
 import { ConfigError, IntegrityError } from "../../errors.js";
 import { ProfileError, type ProfileSource } from "../../profiles/metadata.js";
+import { redactSecrets } from "../../redact.js";
 import { type FetchedProfile, ProfileResolver } from "./base.js";
 import { checkoutCommit, normalizeRemote, pinRef, redactUrl, resolveShortSha } from "./git.js";
 
@@ -71,7 +72,8 @@ export class GitResolver extends ProfileResolver<GitSource> {
         "PROFILE_NOT_FOUND",
       );
     }
-    const pinned: FetchedProfile["pinned"] = { git: source.git, ref: commit };
+    // recorded in inspec.lock, annotations and bundle.json: credentials in the URL are not
+    const pinned: FetchedProfile["pinned"] = { git: redactSecrets(source.git), ref: commit };
     // InSpec records relative_path exactly as written, and hashes it as written for the key
     if (source.relative_path) pinned.relative_path = source.relative_path;
     return {

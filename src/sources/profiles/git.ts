@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { rootCertificates } from "node:tls";
 import { AirgapError, ConfigError, IntegrityError, RemoteError } from "../../errors.js";
+import { redactSecrets } from "../../redact.js";
 
 export interface GitOptions {
   /** Extra trusted CA (PEM file) for HTTPS remotes, added to the machine's roots for the child git. */
@@ -26,9 +27,7 @@ export interface GitResult {
   code: number;
 }
 
-function redactUrl(s: string): string {
-  return s.replace(/(\w+:\/\/)([^/@\s]+)@/g, "$1***@");
-}
+const redactUrl = redactSecrets;
 
 const bundles = new Map<string, Promise<string>>();
 

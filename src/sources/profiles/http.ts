@@ -13,6 +13,7 @@ import { ConfigError, IntegrityError, RemoteError } from "../../errors.js";
 import type { Sha256Hex } from "../../oci/digest.js";
 import { ARCHIVE_LIMITS } from "../../profiles/archive.js";
 import { readBounded } from "../../store/streams.js";
+import { redactSecrets } from "../../redact.js";
 
 export interface HttpOptions {
   /** Extra trusted CA (PEM file), added to the machine's roots. */
@@ -56,18 +57,7 @@ function dispatcherFor(opts: HttpOptions): Dispatcher {
   return d;
 }
 
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.username || u.password) {
-      u.username = "***";
-      u.password = "";
-    }
-    return u.toString();
-  } catch {
-    return url;
-  }
-}
+const redact = redactSecrets;
 
 /** Userinfo in the URL becomes Basic auth, as InSpec's url fetcher does. */
 function splitUserinfo(url: string, headers: Record<string, string>): string {

@@ -10,6 +10,7 @@ import { ConfigError } from "../../errors.js";
 import { digestPath, type Sha256Hex } from "../../oci/digest.js";
 import { commonPrefix, extractArchive, listFiles, sha256File } from "../../profiles/archive.js";
 import type { ProfileSource } from "../../profiles/metadata.js";
+import { redactSecrets } from "../../redact.js";
 import { type FetchedProfile, ProfileResolver } from "./base.js";
 import { type GitOptions, pinRef } from "./git.js";
 import { download, redact } from "./http.js";
@@ -108,13 +109,7 @@ export async function transformUrl(target: string, defaultRef: DefaultRef): Prom
   return target;
 }
 
-function withoutUserinfo(url: string): string {
-  const u = new URL(url);
-  if (!u.username && !u.password) return url;
-  u.username = "";
-  u.password = "";
-  return u.toString();
-}
+const withoutUserinfo = redactSecrets;
 
 /** A fetched profile from an archive file already on disk and verified. */
 export async function fromArchive(
