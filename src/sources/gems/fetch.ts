@@ -8,12 +8,14 @@ import { rename, rm } from "node:fs/promises";
 import { Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { IntegrityError, RemoteError } from "../../errors.js";
-import { type HttpOptions, httpGet, redact } from "../profiles/http.js";
+import { redactSecrets } from "../../redact.js";
+import { readBounded } from "../../store/streams.js";
+import { type HttpOptions, httpGet } from "../profiles/http.js";
 
 function tooLarge(what: string, url: string, max: number, seen?: number): IntegrityError {
   return new IntegrityError(
     "MALFORMED",
-    `${what} ${redact(url)} is larger than the ${max}-byte limit${seen === undefined ? "" : ` (the server announces ${seen} bytes)`}`,
+    `${what} ${redactSecrets(url)} is larger than the ${max}-byte limit${seen === undefined ? "" : ` (the server announces ${seen} bytes)`}`,
     what,
   );
 }
@@ -33,29 +35,19 @@ export async function getText(
     res.body.destroy();
     throw tooLarge(opts.what, url, opts.maxBytes, declared);
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
   try {
-    for await (const chunk of res.body) {
-      size += (chunk as Buffer).length;
-      if (size > opts.maxBytes) {
-        res.body.destroy();
-        throw tooLarge(opts.what, url, opts.maxBytes);
-      }
-      chunks.push(chunk as Buffer);
-    }
+    return (await readBounded(res.body, opts.maxBytes, `${opts.what} ${redactSecrets(url)}`)).toString(
+      "utf8",
+    );
   } catch (err) {
     if (err instanceof IntegrityError) throw err;
     throw new RemoteError(
-      `${opts.what} ${redact(url)}: download failed: ${(err as Error).message}`,
+      `${opts.what} ${redactSecrets(url)}: download failed: ${(err as Error).message}`,
       undefined,
       "REMOTE",
-      {
-        cause: err,
-      },
+      { cause: err },
     );
   }
-  return Buffer.concat(chunks).toString("utf8");
 }
 
 class BoundedHasher extends Transform {
@@ -112,7 +104,7 @@ export async function downloadTo(
     await rm(tmp, { force: true });
     if (err instanceof IntegrityError) throw err;
     throw new RemoteError(
-      `${opts.what} ${redact(url)}: download failed: ${(err as Error).message}`,
+      `${opts.what} ${redactSecrets(url)}: download failed: ${(err as Error).message}`,
       undefined,
       "REMOTE",
       {
@@ -125,7 +117,7 @@ export async function downloadTo(
     await rm(tmp, { force: true });
     throw new IntegrityError(
       "DIGEST_MISMATCH",
-      `${opts.what} from ${redact(url)} has sha256 ${sha256}, but ${opts.expect.vouchedBy} lists sha256 ${opts.expect.sha256.toLowerCase()}`,
+      `${opts.what} from ${redactSecrets(url)} has sha256 ${sha256}, but ${opts.expect.vouchedBy} lists sha256 ${opts.expect.sha256.toLowerCase()}`,
       opts.what,
     );
   }

@@ -12,7 +12,8 @@ import { inflateSync } from "node:zlib";
 import pLimit from "p-limit";
 import type { GemSpec } from "../../config/types.js";
 import { AirgapError, ConfigError, IntegrityError, RemoteError } from "../../errors.js";
-import { type HttpOptions, redact } from "../profiles/http.js";
+import { redactSecrets } from "../../redact.js";
+import type { HttpOptions } from "../profiles/http.js";
 import {
   CompactIndexFormatError,
   type InfoEntry,
@@ -109,9 +110,9 @@ function normalizeSource(url: string): string {
   return url.replace(/\/+$/, "");
 }
 
-/** A gem source fit for messages and the inventory: credentials in the URL masked, no trailing slash. */
-function shown(source: string): string {
-  return /^[a-z]+:\/\/[^/]*@/i.test(source) ? normalizeSource(redact(source)) : source;
+/** A URL fit for messages and the inventory: no credentials, no trailing slash. */
+function shown(url: string): string {
+  return normalizeSource(redactSecrets(url));
 }
 
 function fullName(name: string, e: InfoEntry): string {
@@ -351,7 +352,7 @@ async function fetchInfo(name: string, source: string, http: HttpOptions): Promi
     if (err instanceof CompactIndexFormatError) {
       throw new IntegrityError(
         "MALFORMED",
-        `${redact(url)} is not a compact index info file: ${err.message}`,
+        `${shown(url)} is not a compact index info file: ${err.message}`,
         name,
         {
           cause: err,
