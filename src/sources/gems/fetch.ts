@@ -1,6 +1,8 @@
 /**
  * Reads from gem servers: index files bounded in size, and downloads hashed while they stream,
  * bounded, and only given their final name once their digest matches what vouches for them.
+ * Dropped connections, 5xx and 429 are tried again with the registry client's backoff; a download
+ * tried again starts over, so what lands on disk is always one whole, verified answer.
  */
 import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
@@ -8,54 +10,87 @@ import { rename, rm } from "node:fs/promises";
 import { Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { IntegrityError, RemoteError } from "../../errors.js";
+import {
+  backoffDelay,
+  DEFAULT_RETRY,
+  isRetryableError,
+  isRetryableStatus,
+  type RetryPolicy,
+  sleep,
+} from "../../oci/registry/retry.js";
 import { redactSecrets } from "../../redact.js";
 import { readBounded } from "../../store/streams.js";
 import { type HttpOptions, httpGet } from "../profiles/http.js";
 
+export interface FetchOptions {
+  http: HttpOptions;
+  /** What is fetched, for messages ("gem rake-13.0.6"). */
+  what: string;
+  maxBytes: number;
+  retry?: RetryPolicy;
+}
+
 function tooLarge(what: string, url: string, max: number, seen?: number): IntegrityError {
+  const announced = seen === undefined ? "" : ` (the server announces ${seen} bytes)`;
   return new IntegrityError(
     "MALFORMED",
-    `${what} ${redactSecrets(url)} is larger than the ${max}-byte limit${seen === undefined ? "" : ` (the server announces ${seen} bytes)`}`,
+    `${what} ${redactSecrets(url)} is larger than the ${max}-byte limit${announced}`,
     what,
   );
 }
 
-function declaredLength(headers: Record<string, string | string[] | undefined>): number {
-  return Number(headers["content-length"]);
+function transient(err: unknown): boolean {
+  if (err instanceof IntegrityError) return false;
+  if (err instanceof RemoteError && err.status !== undefined) return isRetryableStatus(err.status);
+  return isRetryableError(err);
+}
+
+async function withRetries<T>(opts: FetchOptions, attempt: () => Promise<T>): Promise<T> {
+  const policy = opts.retry ?? DEFAULT_RETRY;
+  for (let tried = 0; ; tried++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (!transient(err) || tried >= policy.retries) throw err;
+      await sleep(backoffDelay(tried, policy), opts.http.signal);
+    }
+  }
+}
+
+function failed(what: string, url: string, err: unknown): RemoteError {
+  return new RemoteError(
+    `${what} ${redactSecrets(url)}: download failed: ${(err as Error).message}`,
+    undefined,
+    "REMOTE",
+    { cause: err },
+  );
 }
 
 /** A text file of at most `maxBytes`, counted as it arrives. */
-export async function getText(
-  url: string,
-  opts: { http: HttpOptions; what: string; maxBytes: number },
-): Promise<string> {
-  const res = await httpGet(url, { ...opts.http, what: opts.what });
-  const declared = declaredLength(res.headers);
-  if (declared > opts.maxBytes) {
-    res.body.destroy();
-    throw tooLarge(opts.what, url, opts.maxBytes, declared);
-  }
-  try {
-    return (await readBounded(res.body, opts.maxBytes, `${opts.what} ${redactSecrets(url)}`)).toString(
-      "utf8",
-    );
-  } catch (err) {
-    if (err instanceof IntegrityError) throw err;
-    throw new RemoteError(
-      `${opts.what} ${redactSecrets(url)}: download failed: ${(err as Error).message}`,
-      undefined,
-      "REMOTE",
-      { cause: err },
-    );
-  }
+export async function getText(url: string, opts: FetchOptions): Promise<string> {
+  return await withRetries(opts, async () => {
+    const res = await httpGet(url, { ...opts.http, what: opts.what });
+    const declared = Number(res.headers["content-length"]);
+    if (declared > opts.maxBytes) {
+      res.body.destroy();
+      throw tooLarge(opts.what, url, opts.maxBytes, declared);
+    }
+    try {
+      const item = `${opts.what} ${redactSecrets(url)}`;
+      return (await readBounded(res.body, opts.maxBytes, item)).toString("utf8");
+    } catch (err) {
+      if (err instanceof IntegrityError) throw err;
+      throw failed(opts.what, url, err);
+    }
+  });
 }
 
 class BoundedHasher extends Transform {
   readonly hash = createHash("sha256");
   size = 0;
   constructor(
-    private readonly onTooLarge: () => Error,
     private readonly maxBytes: number,
+    private readonly onTooLarge: () => Error,
   ) {
     super();
   }
@@ -83,44 +118,36 @@ export interface Fetched {
 export async function downloadTo(
   url: string,
   dest: string,
-  opts: { http: HttpOptions; what: string; maxBytes: number; expect?: { sha256: string; vouchedBy: string } },
+  opts: FetchOptions & { expect?: { sha256: string; vouchedBy: string } },
 ): Promise<Fetched> {
-  const res = await httpGet(url, { ...opts.http, what: opts.what });
-  const declared = declaredLength(res.headers);
-  if (declared > opts.maxBytes) {
-    res.body.destroy();
-    throw tooLarge(opts.what, url, opts.maxBytes, declared);
-  }
   const tmp = `${dest}.part`;
-  const hasher = new BoundedHasher(() => tooLarge(opts.what, url, opts.maxBytes), opts.maxBytes);
-  try {
-    await pipeline(
-      res.body,
-      hasher,
-      createWriteStream(tmp),
-      opts.http.signal ? { signal: opts.http.signal } : {},
-    );
-  } catch (err) {
-    await rm(tmp, { force: true });
-    if (err instanceof IntegrityError) throw err;
-    throw new RemoteError(
-      `${opts.what} ${redactSecrets(url)}: download failed: ${(err as Error).message}`,
-      undefined,
-      "REMOTE",
-      {
-        cause: err,
-      },
-    );
-  }
-  const sha256 = hasher.hash.digest("hex");
-  if (opts.expect && opts.expect.sha256.toLowerCase() !== sha256) {
+  const fetched = await withRetries(opts, async () => {
+    const res = await httpGet(url, { ...opts.http, what: opts.what });
+    const declared = Number(res.headers["content-length"]);
+    if (declared > opts.maxBytes) {
+      res.body.destroy();
+      throw tooLarge(opts.what, url, opts.maxBytes, declared);
+    }
+    const hasher = new BoundedHasher(opts.maxBytes, () => tooLarge(opts.what, url, opts.maxBytes));
+    try {
+      const signal = opts.http.signal;
+      await pipeline(res.body, hasher, createWriteStream(tmp), signal ? { signal } : {});
+    } catch (err) {
+      await rm(tmp, { force: true });
+      if (err instanceof IntegrityError) throw err;
+      throw failed(opts.what, url, err);
+    }
+    return { sha256: hasher.hash.digest("hex"), size: hasher.size };
+  });
+  const expected = opts.expect?.sha256.toLowerCase();
+  if (opts.expect && expected !== fetched.sha256) {
     await rm(tmp, { force: true });
     throw new IntegrityError(
       "DIGEST_MISMATCH",
-      `${opts.what} from ${redactSecrets(url)} has sha256 ${sha256}, but ${opts.expect.vouchedBy} lists sha256 ${opts.expect.sha256.toLowerCase()}`,
+      `${opts.what} from ${redactSecrets(url)} has sha256 ${fetched.sha256}, but ${opts.expect.vouchedBy} lists sha256 ${expected}`,
       opts.what,
     );
   }
   await rename(tmp, dest);
-  return { path: dest, sha256, size: hasher.size };
+  return { path: dest, ...fetched };
 }

@@ -12,6 +12,7 @@ import { inflateSync } from "node:zlib";
 import pLimit from "p-limit";
 import type { GemSpec } from "../../config/types.js";
 import { AirgapError, ConfigError, IntegrityError, RemoteError } from "../../errors.js";
+import type { RetryPolicy } from "../../oci/registry/retry.js";
 import { redactSecrets } from "../../redact.js";
 import type { HttpOptions } from "../profiles/http.js";
 import {
@@ -82,6 +83,14 @@ export interface ResolveGemsContext {
   http?: HttpOptions;
   /** Parallel index reads and downloads; default 4. */
   concurrency?: number;
+  /** How often and how patiently to try again after a dropped connection, 5xx or 429. */
+  retry?: RetryPolicy;
+}
+
+/** How gem servers are reached. */
+interface Net {
+  http: HttpOptions;
+  retry?: RetryPolicy;
 }
 
 /** An info file larger than this is refused (rubygems.org's largest are a few hundred KiB). */
@@ -130,6 +139,8 @@ export async function resolveGems(
   if (specs.length === 0) return [];
   const http: HttpOptions = { ...ctx.http };
   if (ctx.signal) http.signal = ctx.signal;
+  const net: Net = { http };
+  if (ctx.retry) net.retry = ctx.retry;
   const limit = pLimit(ctx.concurrency ?? 4);
 
   const requested = new Set(specs.map((s) => s.name));
@@ -164,7 +175,7 @@ export async function resolveGems(
     if (infos.has(name)) return;
     const origin = origins.get(name) as Origin;
     const neededBy = describeNeeders(reqs.get(name) ?? []);
-    const entries = await fetchInfo(name, origin.source, http);
+    const entries = await fetchInfo(name, origin.source, net);
     if (entries === null) {
       throw new GemError(
         `gem ${name} (${neededBy}) is not in the gem source ${shown(origin.source)}: ${shown(origin.source)}/info/${name} answered HTTP 404`,
@@ -303,7 +314,7 @@ export async function resolveGems(
       origin: origins.get(name) as Origin,
     })),
     provided,
-    (name, source) => limit(() => fetchInfo(name, source, http)),
+    (name, source) => limit(() => fetchInfo(name, source, net)),
   );
 
   await mkdir(ctx.workDir, { recursive: true });
@@ -314,7 +325,7 @@ export async function resolveGems(
         const entry = chosen.get(name) as InfoEntry;
         const origin = origins.get(name) as Origin;
         const needers = [...(requiredBy.get(name) ?? [])].sort();
-        const gem = await fetchGem(name, entry, origin.source, needers, ctx.workDir, http);
+        const gem = await fetchGem(name, entry, origin.source, needers, ctx.workDir, net);
         const tree = new Set(entry.dependencies.flatMap((d) => providedTrees.get(d.name) ?? []));
         if (tree.size > 0) gem.providedTree = [...tree].sort();
         return gem;
@@ -337,11 +348,11 @@ export async function resolveGems(
 }
 
 /** The entries of `SOURCE/info/NAME`, or null when the source does not have the gem (HTTP 404/410). */
-async function fetchInfo(name: string, source: string, http: HttpOptions): Promise<InfoEntry[] | null> {
+async function fetchInfo(name: string, source: string, net: Net): Promise<InfoEntry[] | null> {
   const url = `${source}/info/${name}`;
   let text: string;
   try {
-    text = await getText(url, { http, maxBytes: MAX_INFO_BYTES, what: `compact index of gem ${name}` });
+    text = await getText(url, { ...net, maxBytes: MAX_INFO_BYTES, what: `compact index of gem ${name}` });
   } catch (err) {
     if (err instanceof RemoteError && (err.status === 404 || err.status === 410)) return null;
     throw err;
@@ -519,13 +530,13 @@ async function fetchGem(
   source: string,
   requiredBy: string[],
   workDir: string,
-  http: HttpOptions,
+  net: Net,
 ): Promise<ResolvedGem> {
   const full = fullName(name, entry);
   const gemUrl = `${source}/gems/${full}.gem`;
   const gemFile = join(workDir, `${full}.gem`);
   const gem = await downloadTo(gemUrl, gemFile, {
-    http,
+    ...net,
     what: `gem ${full}`,
     maxBytes: MAX_GEM_BYTES,
     expect: { sha256: entry.checksum, vouchedBy: `the compact index ${shown(source)}/info/${name}` },
@@ -535,7 +546,7 @@ async function fetchGem(
   let spec: Fetched;
   try {
     spec = await downloadTo(specUrl, join(workDir, `${full}.gemspec.rz`), {
-      http,
+      ...net,
       what: `gemspec of gem ${full}`,
       maxBytes: MAX_GEMSPEC_BYTES,
     });
