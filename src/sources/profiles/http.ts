@@ -154,31 +154,27 @@ export interface Downloaded {
 export async function download(
   url: string,
   dest: string,
-  opts: HttpOptions & { expectSha256?: Sha256Hex } = {},
+  opts: HttpOptions & {
+    expectSha256?: Sha256Hex;
+    /** What the URL is, for messages: "profile URL" when not given. */
+    what?: string;
+  } = {},
 ): Promise<Downloaded> {
+  const what = `${opts.what ?? "profile URL"} ${redact(url)}`;
   const headers: Record<string, string> = { ...opts.headers };
   const target = splitUserinfo(url, headers);
   let res: Dispatcher.ResponseData;
   try {
     res = await request(target, { dispatcher: dispatcherFor(opts), headers, signal: opts.signal });
   } catch (err) {
-    throw new RemoteError(
-      `profile URL ${redact(url)} could not be fetched: ${(err as Error).message}`,
-      undefined,
-      "REMOTE",
-      {
-        cause: err,
-      },
-    );
+    throw new RemoteError(`${what} could not be fetched: ${(err as Error).message}`, undefined, "REMOTE", {
+      cause: err,
+    });
   }
   if (res.statusCode !== 200) {
     await res.body.dump();
-    throw new RemoteError(
-      `profile URL ${redact(url)} could not be fetched: HTTP ${res.statusCode}`,
-      res.statusCode,
-    );
+    throw new RemoteError(`${what} could not be fetched: HTTP ${res.statusCode}`, res.statusCode);
   }
-  const what = `profile URL ${redact(url)}`;
   refuseDeclaredLength(res, MAX_DOWNLOAD_BYTES, what);
   const tmp = `${dest}.part`;
   const hasher = new Hasher(MAX_DOWNLOAD_BYTES, what);
@@ -187,21 +183,16 @@ export async function download(
   } catch (err) {
     await rm(tmp, { force: true });
     if (err instanceof IntegrityError) throw err;
-    throw new RemoteError(
-      `profile URL ${redact(url)}: download failed: ${(err as Error).message}`,
-      undefined,
-      "REMOTE",
-      {
-        cause: err,
-      },
-    );
+    throw new RemoteError(`${what}: download failed: ${(err as Error).message}`, undefined, "REMOTE", {
+      cause: err,
+    });
   }
   const sha256 = hasher.h.digest("hex") as Sha256Hex;
   if (opts.expectSha256 && opts.expectSha256 !== sha256) {
     await rm(tmp, { force: true });
     throw new IntegrityError(
       "DIGEST_MISMATCH",
-      `profile ${redact(url)} has sha256 ${sha256}, but it is pinned to sha256 ${opts.expectSha256}`,
+      `${opts.what ?? "profile"} ${redact(url)} has sha256 ${sha256}, but it is pinned to sha256 ${opts.expectSha256}`,
       redact(url),
     );
   }
