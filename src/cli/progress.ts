@@ -1,4 +1,5 @@
 import { type Progress, StreamProgress, silentProgress } from "../pipeline/progress.js";
+import { forTerminal } from "./terminal.js";
 
 export type ClosableProgress = Progress & { close(err?: unknown): Promise<void> };
 
@@ -16,12 +17,30 @@ export async function progressFor(
       import("listr2"),
       import("../pipeline/progress.js"),
     ]);
-    return new ListrProgress(phases, listr);
+    return safeForTerminal(new ListrProgress(phases, listr));
   }
   const plain = new StreamProgress(process.stderr, { plain: true });
-  return Object.assign(plain, {
-    close: async () => {
-      plain.finish();
-    },
-  });
+  return safeForTerminal(
+    Object.assign(plain, {
+      close: async () => {
+        plain.finish();
+      },
+    }),
+  );
+}
+
+/**
+ * Progress lines quote source URLs, names and remote messages: each passes through forTerminal
+ * (secrets redacted, control characters escaped) before any display sees it.
+ */
+function safeForTerminal(p: ClosableProgress): ClosableProgress {
+  return {
+    phase: (name, total) => p.phase(forTerminal(name), total),
+    resolved: (name, digest) => p.resolved(forTerminal(name), forTerminal(digest)),
+    bytes: (item, n) => p.bytes(forTerminal(item), n),
+    itemDone: (name) => p.itemDone(forTerminal(name)),
+    info: (message) => p.info(forTerminal(message)),
+    finish: () => p.finish(),
+    close: (err) => p.close(err),
+  };
 }

@@ -178,7 +178,13 @@ function normalizeProfiles(raw: RawBundleConfig, dir: string, problems: ConfigPr
       if (p.sha256 !== undefined) out.sha256 = p.sha256;
       return out;
     }
-    if ("path" in p) return { type: "path", path: path.resolve(dir, p.path), ...name };
+    if ("path" in p) {
+      const out: ProfileSource = { type: "path", path: path.resolve(dir, p.path), ...name };
+      if (p.allow_dependencies_from) {
+        out.allowDependenciesFrom = p.allow_dependencies_from.map((d) => path.resolve(dir, d));
+      }
+      return out;
+    }
     return { type: "oci", reference: parseReference(p.oci.replace(/^oci:\/\//, "")), ...name };
   });
 }

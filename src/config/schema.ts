@@ -124,6 +124,12 @@ const urlProfile = z.strictObject({
 });
 const pathProfile = z.strictObject({
   path: nonEmpty("path").describe("Profile folder or archive, relative to the config file"),
+  allow_dependencies_from: z
+    .array(nonEmpty("allow_dependencies_from entry"))
+    .describe(
+      "Folders outside the config file's folder that this profile's path: and local git: dependencies may come from, relative to the config file",
+    )
+    .optional(),
   name: profileName,
 });
 const ociProfile = z.strictObject({

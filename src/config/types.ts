@@ -46,7 +46,13 @@ export type ProfileSource =
       name?: string;
     }
   | { type: "url"; url: string; sha256?: string; name?: string }
-  | { type: "path"; path: string; name?: string }
+  | {
+      type: "path";
+      path: string;
+      name?: string;
+      /** Absolute folders outside the config's folder that local dependencies may come from. */
+      allowDependenciesFrom?: string[];
+    }
   | {
       type: "supermarket";
       /** `owner/name`, without the `supermarket://` scheme. */

@@ -47,19 +47,10 @@ export const ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name";
 export const ANNOTATION_CONTAINERD_NAME = "io.containerd.image.name";
 export const ANNOTATION_TITLE = "org.opencontainers.image.title";
 
-const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
+// The digest parser lives in digest.ts; re-exported here for the many callers that import it from here.
+import { assertDigest, digestHex } from "./digest.js";
 
-/** airgap handles sha256 only; other algorithms are refused rather than trusted unchecked. */
-export function assertDigest(digest: string, what = "digest"): string {
-  if (!DIGEST_RE.test(digest)) {
-    throw new IntegrityError("MALFORMED", `${what} "${digest}" is not a sha256 digest`, digest);
-  }
-  return digest;
-}
-
-export function digestHex(digest: string): string {
-  return assertDigest(digest).slice("sha256:".length);
-}
+export { assertDigest, digestHex };
 
 export function formatPlatform(p: Platform | undefined): string {
   if (!p) return "";

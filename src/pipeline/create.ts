@@ -23,12 +23,13 @@ import {
   type Descriptor,
   type ImageIndex,
 } from "../oci/descriptor.js";
-import { sha256Hex } from "../oci/digest.js";
+import { digestHex, sha256Hex } from "../oci/digest.js";
 import { isManifestLike, MediaType } from "../oci/mediatypes.js";
 import { formatReference, parseReference } from "../oci/reference.js";
 import { RegistryClient } from "../oci/registry/client.js";
 import type { ProfileEntry, ProfileInventoryRecord } from "../profiles/index.js";
 import { planFiles } from "../sources/files/index.js";
+import { redactDeep, redactSecrets } from "../redact.js";
 import { type ResolvedImage, resolveImage } from "../sources/images.js";
 import { type CopyEvent, type CosignTagKind, copyGraph } from "../store/copy.js";
 import { ANNOTATION_REPOSITORY, ANNOTATION_SUBJECT, OciLayoutStore } from "../store/layout.js";
@@ -364,7 +365,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     let carried = ordered;
     if (opts.since) {
       const base = await readBundleSummary(opts.since);
-      const inBase = (d: Descriptor) => base.sizes.get(`blobs/sha256/${d.digest.slice(7)}`) === d.size;
+      const inBase = (d: Descriptor) => base.sizes.get(`blobs/sha256/${digestHex(d.digest)}`) === d.size;
       const omitted = ordered.filter((d) => !isManifestLike(d.mediaType) && inBase(d));
       carried = ordered.filter((d) => !omitted.includes(d));
       since = {
@@ -376,17 +377,21 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
       };
     }
 
-    const inventory: Inventory = {
+    // Config URLs may carry credentials (used for fetching); the inventory crosses the gap, so every
+    // string in it, the embedded config text included, is redacted, and the recorded sha256 is of
+    // the text as recorded.
+    const configText = redactSecrets(opts.configText);
+    const inventory: Inventory = redactDeep({
       format: INVENTORY_FORMAT,
       tool: { name: "cinc-airgap", version: VERSION },
       created: new Date().toISOString(),
       metadata: config.metadata,
-      config: { file: config.file, sha256: sha256Hex(opts.configText), text: opts.configText },
+      config: { file: config.file, sha256: sha256Hex(configText), text: configText },
       platforms: opts.platforms && opts.platforms.length > 0 ? opts.platforms : config.platforms,
       items,
       totals: { items: items.length, blobs: carried.length, bytes: carried.reduce((n, d) => n + d.size, 0) },
       ...(since ? { since } : {}),
-    };
+    } satisfies Inventory);
     const files = bundleFiles(cache, carried, roots, inventory, opts.sign);
     let written = 0;
     const output = await writeBundle(files, opts.output, {
@@ -457,7 +462,11 @@ function profileEntry(p: ProfileSource): ProfileEntry {
     case "url":
       return { url: p.url, ...(p.sha256 ? { sha256: p.sha256 } : {}), ...(p.name ? { name: p.name } : {}) };
     case "path":
-      return { path: p.path, ...(p.name ? { name: p.name } : {}) };
+      return {
+        path: p.path,
+        ...(p.name ? { name: p.name } : {}),
+        ...(p.allowDependenciesFrom ? { allow_dependencies_from: p.allowDependenciesFrom } : {}),
+      };
     case "supermarket":
       return {
         supermarket: `supermarket://${p.supermarket}`,
@@ -643,7 +652,7 @@ function bundleFiles(
   const sums = Buffer.from(
     formatChecksums([
       ...small.map((f) => ({ path: f.path, sha256: sha256Hex(f.bytes) })),
-      ...blobs.map((d) => ({ path: `blobs/sha256/${d.digest.slice(7)}`, sha256: d.digest.slice(7) })),
+      ...blobs.map((d) => ({ path: `blobs/sha256/${digestHex(d.digest)}`, sha256: digestHex(d.digest) })),
     ]),
   );
   const head: BundleFile[] = [];
@@ -665,7 +674,7 @@ function bundleFiles(
   for (const f of small) head.push({ path: f.path, size: f.bytes.length, source: { bytes: f.bytes } });
   for (const d of blobs) {
     head.push({
-      path: `blobs/sha256/${d.digest.slice(7)}`,
+      path: `blobs/sha256/${digestHex(d.digest)}`,
       size: d.size,
       source: { file: cache.blobPath(d.digest) },
     });

@@ -15,9 +15,12 @@ import { lstat, mkdir, open, readdir, readlink, realpath, stat } from "node:fs/p
 import { dirname, join, posix, relative, resolve, sep } from "node:path";
 import { Readable, Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { crc32, createGzip, createInflateRaw, constants as zc } from "node:zlib";
+import { promisify } from "node:util";
+import { crc32, createGunzip, createGzip, constants as zc } from "node:zlib";
 import * as tar from "tar";
+import yauzl from "yauzl";
 import { AirgapError, IntegrityError } from "../errors.js";
+import type { Sha256Hex } from "../oci/digest.js";
 
 export type ArchiveKind = "tar.gz" | "zip";
 
@@ -36,128 +39,178 @@ export async function sniffArchive(file: string): Promise<ArchiveKind | undefine
 }
 
 /**
- * A path inside an archive that is safe to write under the destination, or undefined to skip it.
- * Mirrors InSpec's TarProvider filter (no `..` segment, no PaxHeader entries) and also refuses
- * absolute paths rather than writing outside the destination.
+ * Limits on extracting an archive that came from outside (every profile archive: downloaded,
+ * fetched from a registry, or a local file that may itself have been downloaded). They bound the
+ * disk and CPU a hostile archive can take: a 52-byte zip must not abort the process, a 66 KB zip of
+ * overlapping entries must not write gigabytes.
  */
-function safeEntryPath(name: string): string | undefined {
-  const n = name.replace(/\\/g, "/").replace(/^(\.\/)+/, "");
-  if (n === "" || n.startsWith("/") || /^[a-zA-Z]:/.test(n)) return undefined;
+export const ARCHIVE_LIMITS = {
+  /** Uncompressed bytes of one archive (tar stream or the sum of zip entries): 2 GiB. */
+  maxTotalBytes: 2 * 1024 ** 3,
+  /** Entries (files, folders, links) of one archive. */
+  maxEntries: 50_000,
+  /** Uncompressed : compressed, checked once more than `ratioGraceBytes` have come out. */
+  maxRatio: 200,
+  /** Below this many uncompressed bytes the ratio is not checked (tiny archives compress well). */
+  ratioGraceBytes: 1024 ** 2,
+} as const;
+
+export type ArchiveLimits = { [K in keyof typeof ARCHIVE_LIMITS]: number };
+
+const MiB = 1024 ** 2;
+const describeBytes = (n: number) => (n >= MiB ? `${(n / MiB).toFixed(0)} MiB` : `${n} bytes`);
+
+/** Counts what an extraction produces and refuses, naming the limit and the source, once past a limit. */
+class ExtractionBudget {
+  private entries = 0;
+  private bytes = 0;
+  constructor(
+    private readonly label: string,
+    readonly compressedSize: number,
+    readonly limits: ArchiveLimits,
+  ) {}
+
+  private refuse(what: string): never {
+    throw new IntegrityError("MALFORMED", `${this.label}: archive refused: ${what}`, this.label);
+  }
+
+  addEntry(): void {
+    if (++this.entries > this.limits.maxEntries) {
+      this.refuse(`more than ${this.limits.maxEntries} entries (limit maxEntries)`);
+    }
+  }
+
+  /** `n` more uncompressed bytes; `compressedSoFar` defaults to the whole archive. */
+  addBytes(n: number, compressedSoFar = this.compressedSize): void {
+    this.bytes += n;
+    if (this.bytes > this.limits.maxTotalBytes) {
+      this.refuse(`more than ${describeBytes(this.limits.maxTotalBytes)} uncompressed (limit maxTotalBytes)`);
+    }
+    if (
+      this.bytes > this.limits.ratioGraceBytes &&
+      this.bytes > this.limits.maxRatio * Math.max(compressedSoFar, 1)
+    ) {
+      this.refuse(
+        `${describeBytes(this.bytes)} uncompressed from ${describeBytes(compressedSoFar)} compressed, more than ${this.limits.maxRatio}:1 (limit maxRatio)`,
+      );
+    }
+  }
+}
+
+/**
+ * A path inside an archive normalized to `a/b/c`, or why it may not be written under the
+ * destination: absolute, a drive letter, a `..` segment (InSpec's TarProvider skips those
+ * silently; airgap refuses the whole archive, since no honest profile archive has them).
+ */
+function entryPath(name: string): { rel: string } | { escape: string } {
+  const n = name.replace(/\\/g, "/");
+  if (n.startsWith("/") || /^[a-zA-Z]:/.test(n)) return { escape: "is an absolute path" };
   const parts = n.split("/").filter((p) => p !== "" && p !== ".");
-  if (parts.some((p) => p === "..")) return undefined;
-  if (n.includes("PaxHeader/") || n === "pax_global_header") return undefined;
-  return parts.join("/");
+  if (parts.some((p) => p === "..")) return { escape: "has a .. segment" };
+  return { rel: parts.join("/") };
+}
+
+function pathEscape(label: string, name: string, why: string): IntegrityError {
+  return new IntegrityError(
+    "PATH_ESCAPE",
+    `${label}: archive entry ${JSON.stringify(name)} ${why}; refusing to extract`,
+    label,
+  );
+}
+
+/** Does a link at `rel` pointing at `target` stay inside the archive's root? */
+function linkStaysInside(rel: string, target: string): boolean {
+  if (target.startsWith("/") || /^[a-zA-Z]:/.test(target) || target.includes("\\")) return false;
+  const resolved = posix.normalize(posix.join(posix.dirname(rel), target));
+  return resolved !== ".." && !resolved.startsWith("../");
 }
 
 /**
  * Extract the regular files of a profile archive into `dest`, as InSpec's TarProvider/ZipProvider
- * `extract` does (folders only as parents of files; links and devices dropped).
+ * `extract` does (folders only as parents of files; links and devices dropped), within
+ * ARCHIVE_LIMITS. An entry that would land outside `dest` (absolute, `..`, a link pointing out)
+ * refuses the whole archive. On error `dest` may hold part of the archive: callers extract into a
+ * scratch folder they remove.
  */
-export async function extractArchive(file: string, dest: string, label: string = file): Promise<void> {
+export async function extractArchive(
+  file: string,
+  dest: string,
+  label: string = file,
+  limits: ArchiveLimits = ARCHIVE_LIMITS,
+): Promise<void> {
   const kind = await sniffArchive(file);
+  const { size } = await stat(file);
+  const budget = new ExtractionBudget(label, size, limits);
   await mkdir(dest, { recursive: true });
-  if (kind === "tar.gz") {
-    try {
-      await tar.x({
-        file,
-        cwd: dest,
-        preserveOwner: false,
-        strict: true,
-        filter: (path, entry) => {
-          const type = (entry as tar.ReadEntry).type;
-          return (
-            (type === "File" || type === "OldFile" || type === "ContiguousFile") &&
-            safeEntryPath(path) !== undefined
-          );
-        },
-      });
-    } catch (err) {
-      throw new IntegrityError(
-        "MALFORMED",
-        `${label} is not a readable .tar.gz archive: ${(err as Error).message}`,
-        label,
-        {
-          cause: err,
-        },
-      );
-    }
-    return;
-  }
-  if (kind === "zip") {
-    await extractZip(file, dest, label);
-    return;
-  }
+  if (kind === "tar.gz") return await extractTarGz(file, dest, label, budget);
+  if (kind === "zip") return await extractZip(file, dest, label, budget);
   throw new IntegrityError("MALFORMED", `${label} is neither a .tar.gz nor a .zip profile archive`, label);
 }
 
-interface ZipEntry {
-  name: string;
-  method: number;
-  crc: number;
-  compressedSize: number;
-  size: number;
-  localOffset: number;
-  isDir: boolean;
-  isSymlink: boolean;
-}
-
-async function readZipDirectory(file: string, label: string): Promise<ZipEntry[]> {
-  const fh = await open(file, "r");
-  try {
-    const { size } = await fh.stat();
-    const tailLen = Math.min(size, 65_557);
-    const tail = Buffer.alloc(tailLen);
-    await fh.read(tail, 0, tailLen, size - tailLen);
-    let eocd = -1;
-    for (let i = tailLen - 22; i >= 0; i--) {
-      if (tail.readUInt32LE(i) === 0x06054b50) {
-        eocd = i;
-        break;
+/**
+ * tar.gz through node-tar's Unpack, fed by our own gunzip so every uncompressed byte is counted
+ * against the budget before node-tar sees it. node-tar already strips absolute paths and skips `..`
+ * (with a warning); the filter refuses them instead and keeps regular files only, so no link or
+ * device is ever created.
+ */
+async function extractTarGz(
+  file: string,
+  dest: string,
+  label: string,
+  budget: ExtractionBudget,
+): Promise<void> {
+  let refused: Error | undefined;
+  const source = createReadStream(file);
+  let compressedRead = 0;
+  source.on("data", (b) => {
+    compressedRead += (b as Buffer).length;
+  });
+  const counter = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      try {
+        budget.addBytes(chunk.length, compressedRead);
+        cb(null, chunk);
+      } catch (err) {
+        cb(err as Error);
       }
-    }
-    if (eocd < 0)
-      throw new IntegrityError("MALFORMED", `${label}: zip end of central directory not found`, label);
-    const count = tail.readUInt16LE(eocd + 10);
-    const cdSize = tail.readUInt32LE(eocd + 12);
-    const cdOffset = tail.readUInt32LE(eocd + 16);
-    if (cdOffset === 0xffffffff || count === 0xffff) {
-      throw new IntegrityError("MALFORMED", `${label}: zip64 archives are not supported for profiles`, label);
-    }
-    const cd = Buffer.alloc(cdSize);
-    await fh.read(cd, 0, cdSize, cdOffset);
-    const entries: ZipEntry[] = [];
-    let p = 0;
-    for (let i = 0; i < count; i++) {
-      if (cd.readUInt32LE(p) !== 0x02014b50)
-        throw new IntegrityError("MALFORMED", `${label}: corrupt zip directory`, label);
-      const versionMadeBy = cd.readUInt16LE(p + 4);
-      const method = cd.readUInt16LE(p + 10);
-      const crc = cd.readUInt32LE(p + 16);
-      const compressedSize = cd.readUInt32LE(p + 20);
-      const usize = cd.readUInt32LE(p + 24);
-      const nameLen = cd.readUInt16LE(p + 28);
-      const extraLen = cd.readUInt16LE(p + 30);
-      const commentLen = cd.readUInt16LE(p + 32);
-      const external = cd.readUInt32LE(p + 38);
-      const localOffset = cd.readUInt32LE(p + 42);
-      const name = cd.subarray(p + 46, p + 46 + nameLen).toString("utf8");
-      const unixMode = versionMadeBy >> 8 === 3 ? external >>> 16 : 0;
-      entries.push({
-        name,
-        method,
-        crc,
-        compressedSize,
-        size: usize,
-        localOffset,
-        isDir: name.endsWith("/"),
-        isSymlink: (unixMode & 0o170000) === 0o120000,
-      });
-      p += 46 + nameLen + extraLen + commentLen;
-    }
-    return entries;
-  } finally {
-    await fh.close();
+    },
+  });
+  const unpack = new tar.Unpack({
+    cwd: dest,
+    preserveOwner: false,
+    strict: true,
+    filter: (path, entry) => {
+      if (refused) return false;
+      try {
+        budget.addEntry();
+        const e = entry as tar.ReadEntry;
+        const p = entryPath(path);
+        if ("escape" in p) throw pathEscape(label, path, p.escape);
+        if ((e.type === "SymbolicLink" || e.type === "Link") && !linkStaysInside(p.rel, e.linkpath ?? "")) {
+          throw pathEscape(label, path, `is a link to ${JSON.stringify(e.linkpath)}, outside the archive`);
+        }
+        if (p.rel.includes("PaxHeader/") || p.rel === "pax_global_header") return false;
+        return e.type === "File" || e.type === "OldFile" || e.type === "ContiguousFile";
+      } catch (err) {
+        refused = err as Error;
+        counter.destroy(refused);
+        return false;
+      }
+    },
+  });
+  try {
+    await pipeline(source, createGunzip(), counter, unpack as unknown as NodeJS.WritableStream);
+  } catch (err) {
+    if (refused) throw refused;
+    if (err instanceof IntegrityError) throw err;
+    throw new IntegrityError(
+      "MALFORMED",
+      `${label} is not a readable .tar.gz archive: ${(err as Error).message}`,
+      label,
+      { cause: err },
+    );
   }
+  if (refused) throw refused;
 }
 
 class Crc32Check extends Transform {
@@ -165,7 +218,6 @@ class Crc32Check extends Transform {
   private n = 0;
   constructor(
     private readonly want: number,
-    private readonly wantSize: number,
     private readonly what: string,
   ) {
     super();
@@ -176,11 +228,11 @@ class Crc32Check extends Transform {
     cb(null, chunk);
   }
   override _flush(cb: TransformCallback): void {
-    if (this.n !== this.wantSize || this.crc >>> 0 !== this.want >>> 0) {
+    if (this.crc >>> 0 !== this.want >>> 0) {
       cb(
         new IntegrityError(
           "CHECKSUM_MISMATCH",
-          `${this.what}: CRC-32 or size does not match the zip directory`,
+          `${this.what}: CRC-32 does not match the zip directory`,
           this.what,
         ),
       );
@@ -190,38 +242,146 @@ class Crc32Check extends Transform {
   }
 }
 
-async function extractZip(file: string, dest: string, label: string): Promise<void> {
-  const entries = await readZipDirectory(file, label);
-  const fh = await open(file, "r");
-  try {
-    for (const e of entries) {
-      if (e.isDir || e.isSymlink) continue;
-      const rel = safeEntryPath(e.name);
-      if (!rel) continue;
-      const local = Buffer.alloc(30);
-      await fh.read(local, 0, 30, e.localOffset);
-      if (local.readUInt32LE(0) !== 0x04034b50) {
-        throw new IntegrityError("MALFORMED", `${label}: corrupt zip entry ${e.name}`, label);
+const openZip = promisify<string, yauzl.Options, yauzl.ZipFile>(yauzl.open);
+
+/** yauzl's own refusals (bad offsets, sizes, names) as integrity errors naming the source. */
+function zipError(label: string, err: unknown): IntegrityError {
+  if (err instanceof IntegrityError) return err;
+  const msg = (err as Error).message;
+  const code = /invalid relative path|absolute path/.test(msg) ? "PATH_ESCAPE" : "MALFORMED";
+  return new IntegrityError(code, `${label} is not a readable .zip archive: ${msg}`, label, { cause: err });
+}
+
+/** Every central-directory entry, read lazily one by one (the count is capped as they come). */
+async function zipEntries(zip: yauzl.ZipFile, budget: ExtractionBudget): Promise<yauzl.Entry[]> {
+  const entries: yauzl.Entry[] = [];
+  await new Promise<void>((done, fail) => {
+    zip.on("entry", (e: yauzl.Entry) => {
+      try {
+        budget.addEntry();
+      } catch (err) {
+        fail(err);
+        return;
       }
-      const dataStart = e.localOffset + 30 + local.readUInt16LE(26) + local.readUInt16LE(28);
-      const out = join(dest, ...rel.split("/"));
-      await mkdir(dirname(out), { recursive: true });
-      const raw =
-        e.compressedSize === 0
-          ? Readable.from([])
-          : createReadStream(file, { start: dataStart, end: dataStart + e.compressedSize - 1 });
-      const check = new Crc32Check(e.crc, e.size, `${label}!${e.name}`);
-      if (e.method === 0) await pipeline(raw, check, createWriteStream(out));
-      else if (e.method === 8) await pipeline(raw, createInflateRaw(), check, createWriteStream(out));
-      else
+      entries.push(e);
+      zip.readEntry();
+    });
+    zip.on("end", () => done());
+    zip.on("error", fail);
+    zip.readEntry();
+  });
+  return entries;
+}
+
+/**
+ * Entries whose data ranges overlap share compressed bytes: the trick behind small zips that
+ * expand to gigabytes. No zip writer produces them.
+ */
+function checkNoOverlap(entries: yauzl.Entry[], label: string): void {
+  const byOffset = [...entries].sort((a, b) => a.relativeOffsetOfLocalHeader - b.relativeOffsetOfLocalHeader);
+  for (let i = 1; i < byOffset.length; i++) {
+    const prev = byOffset[i - 1]!;
+    const cur = byOffset[i]!;
+    // a local header is at least 30 bytes plus the file name before the data
+    const prevEnd = prev.relativeOffsetOfLocalHeader + 30 + prev.fileName.length + prev.compressedSize;
+    if (cur.relativeOffsetOfLocalHeader < prevEnd) {
+      throw new IntegrityError(
+        "MALFORMED",
+        `${label}: archive refused: zip entries ${JSON.stringify(prev.fileName)} and ${JSON.stringify(cur.fileName)} overlap`,
+        label,
+      );
+    }
+  }
+}
+
+async function readSmall(stream: Readable, max: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of stream) {
+    n += (c as Buffer).length;
+    if (n > max) break;
+    chunks.push(c as Buffer);
+  }
+  stream.destroy();
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+async function extractZip(
+  file: string,
+  dest: string,
+  label: string,
+  budget: ExtractionBudget,
+): Promise<void> {
+  let zip: yauzl.ZipFile;
+  try {
+    zip = await openZip(file, {
+      lazyEntries: true,
+      autoClose: false,
+      validateEntrySizes: true,
+      decodeStrings: true,
+      strictFileNames: false,
+    });
+  } catch (err) {
+    throw zipError(label, err);
+  }
+  try {
+    const entries = await zipEntries(zip, budget).catch((err: unknown) => {
+      throw zipError(label, err);
+    });
+    checkNoOverlap(entries, label);
+    // declared sizes first: a bomb is refused before a byte is written (validateEntrySizes holds
+    // every entry to its declared size while it streams)
+    const declared = new ExtractionBudget(label, budget.compressedSize, budget.limits);
+    for (const e of entries) declared.addBytes(e.uncompressedSize);
+    const openStream = promisify(zip.openReadStream.bind(zip)) as (e: yauzl.Entry) => Promise<Readable>;
+    const seen = new Set<string>();
+    for (const e of entries) {
+      const p = entryPath(e.fileName);
+      if ("escape" in p) throw pathEscape(label, e.fileName, p.escape);
+      if (e.fileName.endsWith("/") || p.rel === "") continue;
+      if (seen.has(p.rel)) {
         throw new IntegrityError(
           "MALFORMED",
-          `${label}: zip entry ${e.name} uses unsupported method ${e.method}`,
+          `${label}: zip entry ${JSON.stringify(e.fileName)} appears twice`,
           label,
         );
+      }
+      seen.add(p.rel);
+      const unixMode = e.versionMadeBy >> 8 === 3 ? e.externalFileAttributes >>> 16 : 0;
+      const fileType = unixMode & 0o170000;
+      if (fileType === 0o120000) {
+        const target = await readSmall(
+          await openStream(e).catch((err: unknown) => Promise.reject(zipError(label, err))),
+          4096,
+        );
+        if (!linkStaysInside(p.rel, target)) {
+          throw pathEscape(label, e.fileName, `is a link to ${JSON.stringify(target)}, outside the archive`);
+        }
+        continue; // links inside the archive are dropped, as InSpec's ZipProvider does
+      }
+      if (fileType !== 0 && fileType !== 0o100000) continue;
+      const out = join(dest, ...p.rel.split("/"));
+      await mkdir(dirname(out), { recursive: true });
+      const what = `${label}!${e.fileName}`;
+      const counter = new Transform({
+        transform(chunk: Buffer, _e, cb) {
+          try {
+            budget.addBytes(chunk.length);
+            cb(null, chunk);
+          } catch (err) {
+            cb(err as Error);
+          }
+        },
+      });
+      try {
+        const raw = await openStream(e);
+        await pipeline(raw, counter, new Crc32Check(e.crc32, what), createWriteStream(out));
+      } catch (err) {
+        throw zipError(label, err);
+      }
     }
   } finally {
-    await fh.close();
+    zip.close();
   }
 }
 
@@ -393,14 +553,14 @@ export async function packProfile(root: string, dest: string, signal?: AbortSign
 export async function sha256File(
   file: string,
   signal?: AbortSignal,
-): Promise<{ sha256: string; size: number }> {
+): Promise<{ sha256: Sha256Hex; size: number }> {
   const h = createHash("sha256");
   let size = 0;
   for await (const chunk of createReadStream(file, { signal })) {
     h.update(chunk as Buffer);
     size += (chunk as Buffer).length;
   }
-  return { sha256: h.digest("hex"), size };
+  return { sha256: h.digest("hex") as Sha256Hex, size };
 }
 
 /**

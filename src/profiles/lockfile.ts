@@ -14,6 +14,9 @@
  * Key order and sequence indentation follow Ruby's `to_yaml` (Psych), which CINC Auditor reads back.
  */
 import { Document, parse as parseYaml } from "yaml";
+import { IntegrityError } from "../errors.js";
+import { parseSha256Hex } from "../oci/digest.js";
+import { GIT_COMMIT_RE } from "../sources/profiles/git.js";
 import { ProfileError } from "./metadata.js";
 
 export const LOCKFILE_VERSION = 1;
@@ -71,5 +74,36 @@ export function parseLockfile(text: string, where = "inspec.lock"): Lockfile {
       "PROFILE_INVALID",
     );
   }
-  return { lockfile_version: 1, depends: (doc.depends ?? []) as LockEntry[] };
+  const depends = doc.depends ?? [];
+  if (!Array.isArray(depends))
+    throw new ProfileError(`${where}: depends must be a list`, where, "PROFILE_INVALID");
+  for (const [i, e] of depends.entries()) checkLockEntry(e, `${where} depends[${i}]`);
+  return { lockfile_version: 1, depends: depends as LockEntry[] };
+}
+
+/** A lock entry's pins are content names that may become vendor/ folder names: checked, never trusted. */
+function checkLockEntry(e: unknown, at: string): void {
+  if (!e || typeof e !== "object" || Array.isArray(e)) {
+    throw new ProfileError(`${at} is not a mapping`, at, "PROFILE_INVALID");
+  }
+  const entry = e as { resolved_source?: unknown; dependencies?: unknown };
+  const src = entry.resolved_source;
+  if (!src || typeof src !== "object") {
+    throw new ProfileError(`${at} has no resolved_source`, at, "PROFILE_INVALID");
+  }
+  const s = src as Record<string, unknown>;
+  if ("sha256" in s) parseSha256Hex(s.sha256, `${at} resolved_source sha256`);
+  if ("git" in s && !(typeof s.ref === "string" && GIT_COMMIT_RE.test(s.ref))) {
+    throw new IntegrityError(
+      "MALFORMED",
+      `${at} resolved_source ref ${JSON.stringify(String(s.ref).slice(0, 80))} is not a full git commit id`,
+      at,
+    );
+  }
+  if (entry.dependencies !== undefined) {
+    if (!Array.isArray(entry.dependencies)) {
+      throw new ProfileError(`${at}: dependencies must be a list`, at, "PROFILE_INVALID");
+    }
+    for (const [i, d] of entry.dependencies.entries()) checkLockEntry(d, `${at} dependencies[${i}]`);
+  }
 }

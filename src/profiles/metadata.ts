@@ -2,16 +2,17 @@
  * inspec.yml: the parts airgap needs (name, version, depends), read as InSpec v6.8.24 reads them
  * (lib/inspec/metadata.rb: `depends` is a list of hashes whose keys pick the fetcher).
  */
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { AirgapError } from "../errors.js";
+import { AirgapError, IntegrityError } from "../errors.js";
+import { parseSha256Hex, type Sha256Hex } from "../oci/digest.js";
 import { constraintList, parseConstraint, parseVersion } from "./version.js";
 
 /** Where a profile or a dependency comes from, before pinning. */
 export type ProfileSource =
   | { kind: "git"; git: string; branch?: string; tag?: string; ref?: string; relative_path?: string }
-  | { kind: "url"; url: string; sha256?: string; username?: string; password?: string }
+  | { kind: "url"; url: string; sha256?: Sha256Hex; username?: string; password?: string }
   | { kind: "path"; path: string }
   | { kind: "supermarket"; supermarket: string; supermarket_url?: string; version?: string }
   | { kind: "oci"; oci: string }
@@ -62,7 +63,9 @@ export function dependencySource(raw: Record<string, unknown>, where: string): P
   if (raw.url !== undefined) {
     const out: ProfileSource = { kind: "url", url: String(raw.url) };
     const sha = s("sha256");
-    if (sha) out.sha256 = sha.toLowerCase();
+    // InSpec compares the pin case-insensitively; anything but 64 hex digits is refused here, before
+    // the value can reach the download cache, where it names a file.
+    if (sha) out.sha256 = parseSha256Hex(sha.toLowerCase(), `${where}: sha256 of ${String(raw.url)}`);
     if (s("username")) out.username = s("username");
     if (s("password")) out.password = s("password");
     return out;
@@ -149,12 +152,24 @@ export function parseMetadata(text: string, where: string): ProfileMetadata {
   return out;
 }
 
+/** Largest inspec.yml read (real ones are a few KiB; the file may come from an untrusted archive). */
+export const MAX_METADATA_BYTES = 1024 ** 2;
+
 export async function readMetadata(profileRoot: string, label: string): Promise<ProfileMetadata> {
   const file = join(profileRoot, "inspec.yml");
   let text: string;
   try {
+    const { size } = await stat(file);
+    if (size > MAX_METADATA_BYTES) {
+      throw new IntegrityError(
+        "MALFORMED",
+        `${label}: inspec.yml has ${size} bytes, more than the ${MAX_METADATA_BYTES}-byte limit`,
+        label,
+      );
+    }
     text = await readFile(file, "utf8");
   } catch (err) {
+    if (err instanceof IntegrityError) throw err;
     throw new ProfileError(
       `${label} has no inspec.yml at its root; is it a CINC Auditor profile?`,
       label,

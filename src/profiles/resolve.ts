@@ -15,8 +15,11 @@
  * relative_path is also vendored under its commit (see `vendorAliases`).
  */
 import { chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
-import { ConfigError } from "../errors.js";
+import { dirname, join, resolve } from "node:path";
+import { ConfigError, IntegrityError } from "../errors.js";
+import { isSha256Hex, parseSha256Hex } from "../oci/digest.js";
+import { type Confinement, checkDependencySource, realRoots } from "../sources/profiles/confine.js";
+import { GIT_COMMIT_RE } from "../sources/profiles/git.js";
 import {
   DEFAULT_SUPERMARKET_URL,
   type FetchContext,
@@ -40,7 +43,7 @@ import { satisfiesAll } from "./version.js";
 export type ProfileEntry =
   | { git: string; branch?: string; tag?: string; ref?: string; relative_path?: string; name?: string }
   | { url: string; sha256?: string; name?: string }
-  | { path: string; name?: string }
+  | { path: string; name?: string; allow_dependencies_from?: string[] }
   | { supermarket: string; version?: string; url?: string; name?: string }
   | { oci: string; name?: string };
 
@@ -114,7 +117,7 @@ export function sourceFromEntry(entry: ProfileEntry): ProfileSource {
   }
   if ("url" in entry) {
     const s: ProfileSource = { kind: "url", url: entry.url };
-    if (entry.sha256) s.sha256 = entry.sha256.toLowerCase();
+    if (entry.sha256) s.sha256 = parseSha256Hex(entry.sha256.toLowerCase(), `sha256 of profile ${entry.url}`);
     return s;
   }
   if ("path" in entry) return { kind: "path", path: entry.path };
@@ -122,6 +125,10 @@ export function sourceFromEntry(entry: ProfileEntry): ProfileSource {
   throw new ConfigError(
     `profile entry ${JSON.stringify(entry)} has no source (git, url, path, supermarket or oci)`,
   );
+}
+
+function contentOf(f: FetchedProfile): string {
+  return f.contentRoot ?? f.vendorDir;
 }
 
 function describeSource(s: ProfileSource): string {
@@ -193,7 +200,12 @@ export class ProfileResolverSession {
   }
 
   /** Resolve the dependency tree below `parent`. */
-  async resolveDeps(parent: Fetched, chain: ChainLink[], state: Resolution): Promise<DependencyNode[]> {
+  async resolveDeps(
+    parent: Fetched,
+    trust: Confinement,
+    chain: ChainLink[],
+    state: Resolution,
+  ): Promise<DependencyNode[]> {
     const seen = new Set<string>();
     const nodes: DependencyNode[] = [];
     const where =
@@ -218,7 +230,17 @@ export class ProfileResolverSession {
           "PROFILE_UNSUPPORTED",
         );
       }
+      await checkDependencySource(spec.source, trust, {
+        profile: parent.profileName,
+        dependency: spec.name ?? describeSource(spec.source),
+        cwd: parent.root,
+      });
       const dep = await this.fetch(spec.source, parent.root);
+      // a path dependency is part of its parent's content and keeps its trust; anything fetched is remote
+      const depTrust: Confinement =
+        spec.source.kind === "path"
+          ? { local: trust.local, roots: [...trust.roots, ...(await realRoots([contentOf(dep)]))] }
+          : { local: false, roots: await realRoots([contentOf(dep)]) };
       const name = spec.name ?? dep.profileName;
       const path = [...chain.map((l) => l.name), name];
       if (chain.some((l) => l.identity === dep.identity)) {
@@ -236,7 +258,12 @@ export class ProfileResolverSession {
         );
       }
       this.record(dep, name, state, path);
-      const children = await this.resolveDeps(dep, [...chain, { identity: dep.identity, name }], state);
+      const children = await this.resolveDeps(
+        dep,
+        depTrust,
+        [...chain, { identity: dep.identity, name }],
+        state,
+      );
       nodes.push({
         name,
         profileName: dep.profileName,
@@ -284,8 +311,20 @@ export class ProfileResolverSession {
     const source = sourceFromEntry(entry);
     const top = await this.fetch(source, configDir);
     const state = new Resolution();
+    const trust: Confinement =
+      "path" in entry
+        ? {
+            local: true,
+            roots: await realRoots([
+              configDir,
+              contentOf(top),
+              ...(entry.allow_dependencies_from ?? []).map((d) => resolve(configDir, d)),
+            ]),
+          }
+        : { local: false, roots: await realRoots([contentOf(top)]) };
     const dependencies = await this.resolveDeps(
       top,
+      trust,
       [{ identity: top.identity, name: top.profileName }],
       state,
     );
@@ -300,7 +339,10 @@ export class ProfileResolverSession {
     const lockfile = renderLockfile(dependencies.map(toLockEntry));
     await writeFile(join(dir, "inspec.lock"), lockfile);
     for (const [key, dep] of state.vendor) {
-      await copyTree(dep.vendorDir, join(dir, "vendor", key, ...(dep.vendorUnder ? [dep.vendorUnder] : [])));
+      await copyTree(
+        dep.vendorDir,
+        join(vendorPath(dir, key, dep.label), ...(dep.vendorUnder ? [dep.vendorUnder] : [])),
+      );
     }
     await vendorAliases(dir, state);
     const fileName = `${base}.tar.gz`;
@@ -334,8 +376,23 @@ async function vendorAliases(dir: string, state: Resolution): Promise<void> {
   for (const [commit, keys] of state.byCommit) {
     if (keys.size !== 1 || state.vendor.has(commit)) continue;
     const dep = state.vendor.get([...keys][0]!)!;
-    await copyTree(dep.vendorDir, join(dir, "vendor", commit, dep.vendorUnder));
+    await copyTree(dep.vendorDir, join(vendorPath(dir, commit, dep.label), dep.vendorUnder));
   }
+}
+
+/**
+ * vendor/<key>/ of a vendored profile. Keys are content names (a sha256 or a git commit); anything
+ * else is refused before it can name a folder.
+ */
+function vendorPath(dir: string, key: string, label: string): string {
+  if (!isSha256Hex(key) && !GIT_COMMIT_RE.test(key)) {
+    throw new IntegrityError(
+      "MALFORMED",
+      `${label}: vendor cache key ${JSON.stringify(key.slice(0, 80))} is neither a sha256 nor a git commit`,
+      label,
+    );
+  }
+  return join(dir, "vendor", key);
 }
 
 function toLockEntry(n: DependencyNode): LockEntry {

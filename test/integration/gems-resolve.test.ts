@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { GemSpec } from "../../src/config/types.js";
-import { AirgapError, IntegrityError } from "../../src/errors.js";
+import { IntegrityError } from "../../src/errors.js";
 import {
   GemError,
   type GemSourceFile,
@@ -194,14 +194,16 @@ describe("gems from a compact index", () => {
     expect(installed).toEqual(expected);
   });
 
-  it("takes the platform build when the entry names a platform", async () => {
+  it("takes the platform build when the entry names a platform, and never shows credentials in the source", async () => {
+    const withCredentials = upstreamUrl.replace("http://", "http://reader:s3cret@");
     const gems = await resolveGems(
-      [{ ...spec("fixture-leaf", "< 1", upstreamUrl), platform: "x86_64-linux" }],
+      [{ ...spec("fixture-leaf", "< 1", withCredentials), platform: "x86_64-linux" }],
       { workDir: path.join(work, "resolve-platform") },
     );
     expect(summary(gems)).toEqual(["fixture-leaf-0.9.0-x86_64-linux"]);
     const built = await readFile(path.join(builtDir, "fixture-leaf-0.9.0-x86_64-linux.gem"));
     expect(gems[0]?.sha256).toBe(sha256(built));
+    expect(gems[0]?.source).toBe(upstreamUrl);
     const files = gemSourceFiles(gems).map((f) => f.path);
     expect(files).toContain("gems/fixture-leaf-0.9.0-x86_64-linux.gem");
     expect(files).toContain("quick/Marshal.4.8/fixture-leaf-0.9.0-x86_64-linux.gemspec.rz");
@@ -219,6 +221,24 @@ describe("gems from a compact index", () => {
     expect((err as IntegrityError).exitCode).toBe(3);
     expect((err as Error).message).toContain("fixture-leaf-0.9.0");
     expect((err as Error).message).toContain("compact index");
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it("refuses a gemspec.rz that is not the gem's, leaving no file behind", async () => {
+    const swappedUrl = await serve("swapped-spec", gemSourceFiles(upstream));
+    const quick = path.join(httpRoot, uid, "swapped-spec", "quick", "Marshal.4.8");
+    await copyFile(
+      path.join(quick, "fixture-leaf-1.5.0.gemspec.rz"),
+      path.join(quick, "fixture-leaf-0.9.0.gemspec.rz"),
+    );
+    const dir = path.join(work, "resolve-swapped");
+    const err = await resolveGems([spec("fixture-leaf", "< 1", swappedUrl)], { workDir: dir }).catch(
+      (e) => e,
+    );
+    expect(err).toBeInstanceOf(IntegrityError);
+    expect((err as Error).message).toMatch(
+      /fixture-leaf-0\.9\.0\.gemspec\.rz is not the gemspec of gem fixture-leaf 0\.9\.0/,
+    );
     expect(readdirSync(dir)).toEqual([]);
   });
 
@@ -288,7 +308,7 @@ describe("gems from a compact index", () => {
     const big = await resolveGems([spec("fixture-huge", undefined, badUrl)], {
       workDir: path.join(work, "resolve-big"),
     }).catch((e) => e);
-    expect(big).toBeInstanceOf(AirgapError);
-    expect((big as Error).message).toContain("is larger than 16777216 bytes");
+    expect(big).toBeInstanceOf(IntegrityError);
+    expect((big as Error).message).toContain("is larger than the 16777216-byte limit");
   });
 });

@@ -6,6 +6,17 @@ import type { ByteSource } from "./tar-format.js";
 
 const CHUNK = 1024 * 1024;
 
+/**
+ * Every count asked of a byte source is a whole, non-negative, exact number: a fraction or NaN
+ * would make a read return nothing and its caller spin forever. The tar parser already refuses
+ * such headers; this keeps any other path from spinning.
+ */
+function checkCount(n: number, label: string, what: string): void {
+  if (!Number.isSafeInteger(n) || n < 0) {
+    throw new IntegrityError("MALFORMED", `${label}: invalid byte count ${n} for ${what}`, label);
+  }
+}
+
 /** Sequential bytes from a stream, read in exact amounts. */
 export class StreamByteSource implements ByteSource {
   private readonly it: AsyncIterator<Buffer>;
@@ -13,16 +24,38 @@ export class StreamByteSource implements ByteSource {
   private done = false;
   offset = 0;
 
+  /** `signal` interrupts a read waiting for input (a stalled pipe), so cancellation is always heard. */
   constructor(
     input: AsyncIterable<Buffer>,
     private readonly label: string,
+    private readonly signal?: AbortSignal,
   ) {
     this.it = input[Symbol.asyncIterator]();
   }
 
+  private next(): Promise<IteratorResult<Buffer>> {
+    const signal = this.signal;
+    if (!signal) return this.it.next();
+    signal.throwIfAborted();
+    return new Promise((resolve, reject) => {
+      const onAbort = () => reject(signal.reason);
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.it.next().then(
+        (r) => {
+          signal.removeEventListener("abort", onAbort);
+          resolve(r);
+        },
+        (err: unknown) => {
+          signal.removeEventListener("abort", onAbort);
+          reject(err);
+        },
+      );
+    });
+  }
+
   private async fill(): Promise<boolean> {
     if (this.done) return false;
-    const r = await this.it.next();
+    const r = await this.next();
     if (r.done) {
       this.done = true;
       return false;
@@ -34,6 +67,8 @@ export class StreamByteSource implements ByteSource {
 
   /** Up to n bytes (at least one), or null at EOF. */
   async readUpTo(n: number): Promise<Buffer | null> {
+    checkCount(n, this.label, "a read");
+    if (n === 0) throw new IntegrityError("MALFORMED", `${this.label}: a read of zero bytes`, this.label);
     while (this.buf.length === 0) if (!(await this.fill())) return null;
     const out = this.buf.length <= n ? this.buf : this.buf.subarray(0, n);
     this.buf = this.buf.subarray(out.length);
@@ -42,6 +77,7 @@ export class StreamByteSource implements ByteSource {
   }
 
   async readBlock(n: number, what: string): Promise<Buffer | null> {
+    checkCount(n, this.label, what);
     while (this.buf.length < n) {
       if (!(await this.fill())) {
         if (this.buf.length === 0) return null;
@@ -59,6 +95,7 @@ export class StreamByteSource implements ByteSource {
   }
 
   async skip(n: number, what: string): Promise<void> {
+    checkCount(n, this.label, what);
     let left = n;
     while (left > 0) {
       const b = await this.readUpTo(left);
@@ -81,10 +118,13 @@ export class StreamByteSource implements ByteSource {
     }
   }
 
-  /** Stops reading the input (e.g. when the consumer gave up early). */
+  /**
+   * Stops reading the input (e.g. when the consumer gave up early). Does not wait for the input's
+   * own cleanup: a generator parked on a stalled read would finish only when bytes arrive.
+   */
   async close(): Promise<void> {
     this.done = true;
-    await this.it.return?.();
+    this.it.return?.()?.catch(() => {});
   }
 }
 
@@ -198,6 +238,7 @@ export class FileByteSource implements ByteSource {
   ) {}
 
   async readBlock(n: number, what: string): Promise<Buffer | null> {
+    checkCount(n, this.label, what);
     if (this.offset >= this.file.size) return null;
     if (this.offset + n > this.file.size) {
       throw new IntegrityError("TRUNCATED", `${this.label} is truncated: it ends inside ${what}`, this.label);
@@ -208,6 +249,7 @@ export class FileByteSource implements ByteSource {
   }
 
   async skip(n: number, what: string): Promise<void> {
+    checkCount(n, this.label, what);
     if (this.offset + n > this.file.size) {
       throw new IntegrityError("TRUNCATED", `${this.label} is truncated: it ends inside ${what}`, this.label);
     }

@@ -209,7 +209,7 @@ async function* tarEntries(
   label: string,
   signal?: AbortSignal,
 ): AsyncGenerator<BundleEntry> {
-  const src = new StreamByteSource(input, label);
+  const src = new StreamByteSource(input, label, signal);
   try {
     for await (const h of tarHeaders(src, label)) {
       signal?.throwIfAborted();
@@ -290,8 +290,15 @@ class StreamTarReader implements BundleReader {
   async *entries(signal?: AbortSignal): AsyncIterable<BundleEntry> {
     if (this.once && this.used) throw new AirgapError(`${this.label} can be read only once`, "NOT_SEEKABLE");
     this.used = true;
-    const tar = await untarInput(this.rawInput(), this.label, this.compress);
-    yield* tarEntries(tar, this.label, signal);
+    const raw = this.rawInput();
+    try {
+      const tar = await untarInput(raw, this.label, this.compress);
+      yield* tarEntries(tar, this.label, signal);
+    } finally {
+      // Once reading is over (finished, failed or cancelled), so is the raw input: a stalled stdin
+      // or pipe left open would keep the process alive after the command has ended.
+      if (!raw.destroyed) raw.destroy();
+    }
   }
 
   async list(): Promise<{ path: string; size: number }[]> {

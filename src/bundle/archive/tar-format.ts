@@ -57,6 +57,117 @@ export interface TarFileHeader {
   dataOffset: number;
 }
 
+/** The largest entry size, and any other number of a header, a reader accepts: exact in a double. */
+export const MAX_TAR_NUMBER = Number.MAX_SAFE_INTEGER;
+
+/** The numeric fields of a ustar header: name, offset, length. */
+const USTAR_NUMBERS = [
+  ["mode", 100, 8],
+  ["uid", 108, 8],
+  ["gid", 116, 8],
+  ["size", 124, 12],
+  ["mtime", 136, 12],
+  ["checksum", 148, 8],
+  ["devmajor", 329, 8],
+  ["devminor", 337, 8],
+] as const;
+
+/**
+ * One ustar numeric field, strictly: octal digits, optionally led by spaces and ended by NULs or
+ * spaces (all that POSIX, GNU and BSD tar write), or GNU base-256 for a positive number. Anything
+ * else (a sign, a fraction, a stray letter, a negative base-256) is not a number we trust.
+ */
+function ustarNumber(block: Buffer, offset: number, length: number): number | undefined {
+  const field = block.subarray(offset, offset + length);
+  if (field[0] === 0x80) {
+    let n = 0n;
+    for (const b of field.subarray(1)) n = (n << 8n) | BigInt(b);
+    return n <= BigInt(MAX_TAR_NUMBER) ? Number(n) : undefined;
+  }
+  const text = field.toString("latin1");
+  const m = /^ *([0-7]*)[ \0]*$/.exec(text);
+  if (!m) return undefined;
+  const n = m[1] ? Number.parseInt(m[1], 8) : 0;
+  return n <= MAX_TAR_NUMBER ? n : undefined;
+}
+
+/** The ustar numbers of a header block, each checked; the first bad one is named. */
+function checkUstarNumbers(block: Buffer, where: () => string): { size: number } {
+  const values: Record<string, number> = {};
+  for (const [name, offset, length] of USTAR_NUMBERS) {
+    const n = ustarNumber(block, offset, length);
+    if (n === undefined) {
+      const raw = JSON.stringify(
+        block
+          .subarray(offset, offset + length)
+          .toString("latin1")
+          .replace(/\0+$/, ""),
+      );
+      throw new IntegrityError(
+        "MALFORMED",
+        `${where()}: the ${name} field ${raw} is not a valid tar number`,
+        where(),
+      );
+    }
+    values[name] = n;
+  }
+  return { size: values.size! };
+}
+
+const PAX_INTEGERS = new Set(["size", "uid", "gid"]);
+/** POSIX allows fractional seconds in PAX times (GNU tar writes them); nothing else is a fraction. */
+const PAX_TIMES = new Set(["mtime", "atime", "ctime"]);
+
+interface PaxFields {
+  path?: string;
+  size?: number;
+}
+
+/**
+ * A PAX extended header, strictly: every record `LEN key=value\n` with LEN its exact byte length;
+ * size, uid and gid non-negative integers up to MAX_TAR_NUMBER; times decimal; GNU sparse records
+ * refused (such an entry's body is not its content).
+ */
+function parsePax(body: Buffer, where: string): PaxFields {
+  const out: PaxFields = {};
+  let at = 0;
+  while (at < body.length) {
+    const space = body.indexOf(0x20, at);
+    const lenText = space > at ? body.subarray(at, space).toString("latin1") : "";
+    const len = /^[1-9][0-9]{0,8}$/.test(lenText) ? Number(lenText) : Number.NaN;
+    if (!Number.isInteger(len) || at + len > body.length || body[at + len - 1] !== 0x0a) {
+      if (body.subarray(at).every((b) => b === 0)) break; // NUL padding after the last record
+      throw new IntegrityError("MALFORMED", `${where}: malformed PAX record at byte ${at}`);
+    }
+    const record = body.subarray(space + 1, at + len - 1).toString("utf8");
+    at += len;
+    const eq = record.indexOf("=");
+    if (eq <= 0)
+      throw new IntegrityError("MALFORMED", `${where}: malformed PAX record ${JSON.stringify(record)}`);
+    const key = record.slice(0, eq);
+    const value = record.slice(eq + 1);
+    if (PAX_INTEGERS.has(key)) {
+      const n = /^[0-9]{1,16}$/.test(value) ? Number(value) : Number.NaN;
+      if (!(n <= MAX_TAR_NUMBER)) {
+        throw new IntegrityError(
+          "MALFORMED",
+          `${where}: PAX ${key}=${JSON.stringify(value)} is not a whole number of at most ${MAX_TAR_NUMBER}`,
+        );
+      }
+      if (key === "size") out.size = n;
+    } else if (PAX_TIMES.has(key)) {
+      if (!/^-?[0-9]{1,16}(\.[0-9]{1,9})?$/.test(value)) {
+        throw new IntegrityError("MALFORMED", `${where}: PAX ${key}=${JSON.stringify(value)} is not a time`);
+      }
+    } else if (key === "path") {
+      out.path = value;
+    } else if (key.startsWith("GNU.sparse.")) {
+      throw new IntegrityError("MALFORMED", `${where}: GNU sparse entries are not supported in a bundle`);
+    }
+  }
+  return out;
+}
+
 function truncated(label: string, what: string): IntegrityError {
   return new IntegrityError("TRUNCATED", `${label} is truncated: it ends inside ${what}`, label);
 }
@@ -68,8 +179,8 @@ function truncated(label: string, what: string): IntegrityError {
  * the bundle once extracted (PATH_ESCAPE); anything unknown is MALFORMED.
  */
 export async function* tarHeaders(src: ByteSource, label: string): AsyncGenerator<TarFileHeader> {
-  let ex: { path?: string; size?: number } = {};
-  let gex: { size?: number } = {};
+  let ex: PaxFields = {};
+  let gex: PaxFields = {};
   let sawEntry = false;
   const seen = new Set<string>();
   for (;;) {
@@ -110,25 +221,34 @@ export async function* tarHeaders(src: ByteSource, label: string): AsyncGenerato
       );
     }
     sawEntry = true;
+    const headerAt = src.offset - BLOCK;
+    const ustar = checkUstarNumbers(block, () =>
+      // the entry's name as the archive gives it, for the message
+      ex.path !== undefined || h.path
+        ? `${label} entry ${JSON.stringify(ex.path ?? h.path)}`
+        : `${label} header at offset ${headerAt}`,
+    );
     const rawPath = ex.path ?? h.path ?? "";
-    const size = ex.size ?? gex.size ?? h.size ?? 0;
+    const size = ex.size ?? gex.size ?? ustar.size;
     const type = h.type;
-    const readMeta = async (): Promise<string> => {
-      if (size > MAX_META) {
+    // metadata sizes come from the ustar header itself, never from an earlier PAX record
+    const readMeta = async (): Promise<Buffer> => {
+      if (ustar.size > MAX_META) {
         throw new IntegrityError(
           "MALFORMED",
-          `${label}: ${size}-byte tar metadata entry is too large`,
+          `${label}: ${ustar.size}-byte tar metadata entry is too large`,
           label,
         );
       }
-      const body = await src.readBlock(size + padLength(size), "a metadata entry");
+      const body = await src.readBlock(ustar.size + padLength(ustar.size), "a metadata entry");
       if (!body) throw truncated(label, "a metadata entry");
-      return body.subarray(0, size).toString("utf8");
+      return body.subarray(0, ustar.size);
     };
+    const metaWhere = `${label}: the extended header at offset ${headerAt}`;
     switch (type) {
       case "ExtendedHeader":
       case "OldExtendedHeader": {
-        const p = Pax.parse(await readMeta(), undefined, false);
+        const p = parsePax(await readMeta(), metaWhere);
         ex = {
           ...ex,
           ...(p.path !== undefined && { path: p.path }),
@@ -137,13 +257,13 @@ export async function* tarHeaders(src: ByteSource, label: string): AsyncGenerato
         continue;
       }
       case "GlobalExtendedHeader": {
-        const p = Pax.parse(await readMeta(), undefined, true);
+        const p = parsePax(await readMeta(), metaWhere);
         if (p.size !== undefined) gex = { size: p.size };
         continue;
       }
       case "NextFileHasLongPath":
       case "OldGnuLongPath":
-        ex = { ...ex, path: (await readMeta()).replace(/\0.*$/s, "") };
+        ex = { ...ex, path: (await readMeta()).toString("utf8").replace(/\0.*$/s, "") };
         continue;
       case "NextFileHasLongLinkpath":
         await readMeta();

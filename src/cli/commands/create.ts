@@ -4,7 +4,7 @@ import { loadBundleConfig } from "../../config/load.js";
 import { UsageError } from "../../errors.js";
 import { createBundle, defaultCacheDir } from "../../pipeline/create.js";
 import { makeSigner } from "../../pipeline/signing.js";
-import { humanBytes, printJson } from "../output.js";
+import { humanBytes, printJson, printLine } from "../output.js";
 import { progressFor } from "../progress.js";
 import { assertOutputFree, outputTarget } from "./target.js";
 
@@ -90,8 +90,9 @@ export async function runCreate(flags: CreateFlags): Promise<void> {
     const out = process.stdout;
     if (flags.dryRun) out.write("plan (nothing pulled):\n");
     for (const p of flags.dryRun ? result.plan : []) {
-      out.write(
-        `  ${p.kind}  ${p.name}  ${p.digest}  ${p.platforms.join(",") || "-"}  ${humanBytes(p.size)}  ${p.cached ? "cached" : `${humanBytes(p.size - p.cachedBytes)} to pull`}\n`,
+      printLine(
+        `  ${p.kind}  ${p.name}  ${p.digest}  ${p.platforms.join(",") || "-"}  ${humanBytes(p.size)}  ${p.cached ? "cached" : `${humanBytes(p.size - p.cachedBytes)} to pull`}`,
+        out,
       );
     }
     if (!flags.dryRun && result.inventory) {

@@ -1,6 +1,6 @@
 import type { InventoryItem } from "../../bundle/inventory.js";
 import { readBundleSummary } from "../../bundle/summary.js";
-import { humanBytes, printJson } from "../output.js";
+import { humanBytes, printJson, printLine } from "../output.js";
 
 interface Change {
   name: string;
@@ -48,10 +48,11 @@ export async function runDiff(oldInput: string, newInput: string, flags: { json?
     return;
   }
   const out = process.stdout;
-  for (const c of added) out.write(`+ ${c.kind} ${c.name} ${c.new}\n`);
-  for (const c of removed) out.write(`- ${c.kind} ${c.name} ${c.old}\n`);
-  for (const c of changed) out.write(`~ ${c.kind} ${c.name} ${c.old} → ${c.new}\n`);
-  out.write(
-    `${added.length} added, ${removed.length} removed, ${changed.length} changed, ${unchanged.length} unchanged; ${newOnly.length} blobs (${humanBytes(newBytes)}) in ${newInput} are not in ${oldInput}\n`,
+  for (const c of added) printLine(`+ ${c.kind} ${c.name} ${c.new}`, out);
+  for (const c of removed) printLine(`- ${c.kind} ${c.name} ${c.old}`, out);
+  for (const c of changed) printLine(`~ ${c.kind} ${c.name} ${c.old} → ${c.new}`, out);
+  printLine(
+    `${added.length} added, ${removed.length} removed, ${changed.length} changed, ${unchanged.length} unchanged; ${newOnly.length} blobs (${humanBytes(newBytes)}) in ${newInput} are not in ${oldInput}`,
+    out,
   );
 }

@@ -3,7 +3,7 @@ import type { RegistryConfig } from "../../config/types.js";
 import { writeClusterConfig } from "../../pipeline/cluster-config.js";
 import { importBundle } from "../../pipeline/import.js";
 import { parseRegistryTarget } from "../../targets/mapping.js";
-import { humanBytes, printJson } from "../output.js";
+import { humanBytes, printJson, printLine } from "../output.js";
 import { progressFor } from "../progress.js";
 import { printReport, publicKeyFrom, requireSignatureFrom } from "./verify.js";
 
@@ -88,7 +88,7 @@ export async function runImport(input: string, flags: ImportFlags): Promise<void
       process.exitCode = 3;
       return;
     }
-    for (const w of result.verify.warnings) process.stderr.write(`warning: ${w}\n`);
+    for (const w of result.verify.warnings) printLine(`warning: ${w}`);
     if (flags.dryRun) {
       if (flags.json) {
         printJson({
@@ -102,8 +102,9 @@ export async function runImport(input: string, flags: ImportFlags): Promise<void
         });
       } else {
         for (const i of result.images) {
-          process.stdout.write(
-            `${i.exists ? "exists" : "push  "}  ${i.source}  →  ${i.target}  ${i.digest}\n`,
+          printLine(
+            `${i.exists ? "exists" : "push  "}  ${i.source}  →  ${i.target}  ${i.digest}`,
+            process.stdout,
           );
         }
         process.stdout.write(
@@ -122,8 +123,8 @@ export async function runImport(input: string, flags: ImportFlags): Promise<void
     const s = result.stats;
     for (const p of result.profiles ?? []) {
       if (!flags.json) {
-        process.stderr.write(
-          `profile ${p.name} ${p.version}: ${p.url ? `${p.url}${p.uploaded ? "" : " (already there)"}` : "no --artifacts given"}; OCI artifact ${p.artifact}\n`,
+        printLine(
+          `profile ${p.name} ${p.version}: ${p.url ? `${p.url}${p.uploaded ? "" : " (already there)"}` : "no --artifacts given"}; OCI artifact ${p.artifact}`,
         );
       }
     }

@@ -1,6 +1,6 @@
 import type { InventoryItem } from "../../bundle/inventory.js";
 import { readBundleSummary } from "../../bundle/summary.js";
-import { humanBytes, printJson } from "../output.js";
+import { forTerminal, humanBytes, printJson } from "../output.js";
 
 interface Row {
   kind: string;
@@ -78,19 +78,22 @@ export async function runInspect(input: string, flags: { json?: boolean }): Prom
   }
   const out = process.stdout;
   out.write(
-    `${inventory.metadata.name} ${inventory.metadata.version}  (created ${inventory.created} by ${inventory.tool.name} ${inventory.tool.version})\n\n`,
+    `${forTerminal(`${inventory.metadata.name} ${inventory.metadata.version}  (created ${inventory.created} by ${inventory.tool.name} ${inventory.tool.version})`)}\n\n`,
   );
   const table = [["KIND", "NAME", "DIGEST", "PLATFORMS", "SIZE", "SHARED", "CARRIED"]];
   for (const r of rows) {
-    table.push([
-      r.kind,
-      r.name,
-      r.digest.slice(0, 19),
-      r.platforms.join(",") || "-",
-      humanBytes(r.size),
-      humanBytes(r.sharedBytes),
-      String(r.carried),
-    ]);
+    // cells are made terminal-safe before widths are measured, so escapes keep the columns straight
+    table.push(
+      [
+        r.kind,
+        r.name,
+        String(r.digest).slice(0, 19),
+        r.platforms.join(",") || "-",
+        humanBytes(r.size),
+        humanBytes(r.sharedBytes),
+        String(r.carried),
+      ].map((c) => forTerminal(String(c))),
+    );
   }
   const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
   for (const row of table)
@@ -101,6 +104,6 @@ export async function runInspect(input: string, flags: { json?: boolean }): Prom
         .trimEnd()}\n`,
     );
   out.write(
-    `\n${inventory.totals.items} items, ${inventory.totals.blobs} blobs, ${humanBytes(uniqueBytes)} unique content, ${humanBytes(totalFiles)} in ${sizes.size} files\n`,
+    `\n${forTerminal(`${inventory.totals.items}`)} items, ${inventory.totals.blobs} blobs, ${humanBytes(uniqueBytes)} unique content, ${humanBytes(totalFiles)} in ${sizes.size} files\n`,
   );
 }

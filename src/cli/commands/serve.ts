@@ -2,6 +2,7 @@ import { openBundle } from "../../bundle/archive/reader.js";
 import { verifyBundle } from "../../bundle/verify.js";
 import { UsageError } from "../../errors.js";
 import { serveBundle } from "../../pipeline/serve.js";
+import { printLine } from "../output.js";
 import { printReport, publicKeyFrom, requireSignatureFrom } from "./verify.js";
 
 export interface ServeFlags {
@@ -33,7 +34,7 @@ export async function runServe(input: string, flags: ServeFlags): Promise<void> 
     process.exitCode = 3;
     return;
   }
-  for (const w of report.warnings) process.stderr.write(`warning: ${w}\n`);
+  for (const w of report.warnings) printLine(`warning: ${w}`);
   const host = m[1]!.replace(/^\[|\]$/g, "");
   const server = await serveBundle({
     reader,

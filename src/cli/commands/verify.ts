@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { type VerifyReport, verifyBundle } from "../../bundle/verify.js";
 import { UsageError } from "../../errors.js";
-import { humanBytes, printJson } from "../output.js";
+import { humanBytes, printJson, printLine } from "../output.js";
 
 export interface VerifyFlags {
   key?: string;
@@ -35,8 +35,8 @@ export async function publicKeyFrom(flags: {
 }
 
 export function printReport(report: VerifyReport, input: string): void {
-  for (const w of report.warnings) process.stderr.write(`warning: ${w}\n`);
-  for (const p of report.problems) process.stderr.write(`FAIL ${p.code} ${p.item}: ${p.message}\n`);
+  for (const w of report.warnings) printLine(`warning: ${w}`);
+  for (const p of report.problems) printLine(`FAIL ${p.code} ${p.item}: ${p.message}`);
   const sig = {
     verified: "signature verified",
     invalid: "signature INVALID",
@@ -48,8 +48,8 @@ export function printReport(report: VerifyReport, input: string): void {
   const verdict = report.ok
     ? "OK"
     : `FAILED (${report.problems.length} problem${report.problems.length === 1 ? "" : "s"})`;
-  process.stderr.write(
-    `${input}: ${verdict}; ${sig}; ${report.files} files, ${report.blobs} blobs, ${humanBytes(report.bytes)} checked in ${report.seconds.toFixed(1)}s\n`,
+  printLine(
+    `${input}: ${verdict}; ${sig}; ${report.files} files, ${report.blobs} blobs, ${humanBytes(report.bytes)} checked in ${report.seconds.toFixed(1)}s`,
   );
 }
 

@@ -6,6 +6,8 @@ import { isIP } from "node:net";
 import type { Readable } from "node:stream";
 import { connect as tlsConnect } from "node:tls";
 import { Agent, type Dispatcher } from "undici";
+import { readCapped } from "../../net/body.js";
+import { followRedirect, type Hop, RedirectRefused } from "../../net/follow.js";
 import { HostAuth, type HttpText } from "./auth.js";
 import { type CredentialOptions, lookupCredential } from "./credentials.js";
 import { errorFromNetwork, errorFromResponse, RegistryError, type RequestContext, where } from "./errors.js";
@@ -34,10 +36,15 @@ export interface SendOptions {
   signal?: AbortSignal | undefined;
   /** Statuses that are answers, not errors (default: 2xx). Others throw a RegistryError. */
   ok?: (status: number) => boolean;
-  /** Follow redirects (default true); a redirect to another host never carries Authorization. */
+  /**
+   * Follow redirects (default true) by the rules of net/follow.ts: a redirect to another origin
+   * carries no credential header, https never turns into http.
+   */
   followRedirects?: boolean;
   /** Send without registry auth (token service requests). */
   noAuth?: boolean;
+  /** The body is a credential (a refresh-token form): never sent to another origin. */
+  credentialBody?: boolean;
 }
 
 export interface SendResult {
@@ -49,6 +56,8 @@ export interface SendResult {
 }
 
 export const MAX_REDIRECTS = 5;
+/** A token answer is a few KiB; anything past this is refused rather than held in memory. */
+export const MAX_TOKEN_RESPONSE = 1024 * 1024;
 
 export interface HostSharedOptions extends TlsOptions, CredentialOptions {
   userAgent: string;
@@ -133,6 +142,7 @@ export class RegistryHost {
       () => lookupCredential(registry, shared),
       this.tokenHttp,
       shared.userAgent,
+      { registryUrl: new URL(this.baseUrl), plainHttpAllowed: this.plainHttpAllowed },
     );
   }
 
@@ -159,19 +169,31 @@ export class RegistryHost {
     s.add(repository);
   }
 
+  /** A host the user named plain-HTTP or insecure: the only http:// target an https request may reach. */
+  private readonly plainHttpAllowed = (host: string): boolean => {
+    const { tls } = this.agents.get(host);
+    return tls.plainHTTP || tls.insecure;
+  };
+
   private readonly tokenHttp: HttpText = async (method, url, headers, body, signal) => {
     const res = await this.send({
       method,
       url,
       headers,
-      ...(body !== undefined ? { body } : {}),
+      ...(body !== undefined ? { body, credentialBody: true } : {}),
       scopes: [],
       ctx: { registry: this.registry, subject: "token request" },
       signal,
       ok: () => true,
       noAuth: true,
     });
-    return { status: res.status, headers: res.headers, text: await res.body.text() };
+    const from = new URL(res.url);
+    const text = await readCapped(
+      res.body,
+      MAX_TOKEN_RESPONSE,
+      `the token answer of ${from.origin}${from.pathname} for registry ${this.registry}`,
+    );
+    return { status: res.status, headers: res.headers, text };
   };
 
   private async dispatch(
@@ -237,19 +259,26 @@ export class RegistryHost {
     const noAuth = o.noAuth === true;
     const ok = o.ok ?? ((s: number) => s >= 200 && s < 300);
     const replayable = !isStream(o.body);
-    let url = new URL(o.url, this.baseUrl);
-    const ctxOf = (): RequestContext => ({ ...o.ctx, method: o.method, url: url.toString() });
+    // What is sent next: redirects change it only through followRedirect (net/follow.ts).
+    let hop: Hop<SendOptions["body"]> = {
+      method: o.method,
+      url: new URL(o.url, this.baseUrl),
+      headers: { "user-agent": this.shared.userAgent, ...o.headers },
+      body: o.body,
+      ...(o.credentialBody ? { credentialBody: true } : {}),
+    };
+    const ctxOf = (): RequestContext => ({ ...o.ctx, method: o.method, url: hop.url.toString() });
     const registryOrigin = new URL(this.baseUrl).origin;
     let attempt = 0;
     let redirects = 0;
     let authRetried = false;
-    let method = o.method;
-    let body = o.body;
 
     for (;;) {
       signal?.throwIfAborted();
+      const { url, body } = hop;
+      const method = hop.method as Method;
       const onRegistry = url.origin === registryOrigin;
-      const headers: Record<string, string> = { "user-agent": this.shared.userAgent, ...o.headers };
+      const headers: Record<string, string> = { ...hop.headers };
       let sentAuth: string | undefined;
       if (onRegistry && !noAuth) {
         sentAuth = await this.auth.header(o.scopes, signal);
@@ -297,10 +326,11 @@ export class RegistryHost {
         }
         if (!replayable)
           throw errorFromResponse(ctxOf(), status, "", "cannot follow a redirect with a streamed body");
-        url = new URL(loc, url);
-        if (status === 303) {
-          method = "GET";
-          body = undefined;
+        try {
+          hop = followRedirect(hop, new URL(loc, url), status, { plainHttpAllowed: this.plainHttpAllowed });
+        } catch (err) {
+          if (!(err instanceof RedirectRefused)) throw err;
+          throw new RegistryError(`${err.message} [${where(ctxOf())}]`, ctxOf(), status, [], err.code);
         }
         continue;
       }

@@ -7,6 +7,7 @@
 import { createReadStream } from "node:fs";
 import type { FileSpec, RegistryConfig } from "../../config/types.js";
 import { IntegrityError, RemoteError, UsageError } from "../../errors.js";
+import { isSha256Hex, type Sha256Hex } from "../../oci/digest.js";
 import { ArtifactType } from "../../oci/mediatypes.js";
 import {
   backoffDelay,
@@ -26,7 +27,6 @@ export const ANNOTATION_FILE_PLATFORM = "io.cinc-airgap.file.platform";
 export const ANNOTATION_OCI_SOURCE = "org.opencontainers.image.source";
 
 const PLACEHOLDER = /\{(os|arch|variant)\}/;
-const HEX64 = /^[a-f0-9]{64}$/;
 
 /** One download: a file for one platform. */
 export interface PlannedFile {
@@ -36,7 +36,7 @@ export interface PlannedFile {
   /** The URL with placeholders expanded (may carry user:password, never written anywhere). */
   url: string;
   /** The sha256 the config pins (64 lowercase hex); absent only with allowUnpinned. */
-  sha256?: string;
+  sha256?: Sha256Hex;
 }
 
 /** `linux/arm/v7` → `linux-arm-v7`: the platform as a tag and path-friendly name. */
@@ -58,8 +58,8 @@ export function expandUrl(template: string, platform: string): string | undefine
   return missing ? undefined : url;
 }
 
-function assertSha256(value: string, where: string): string {
-  if (!HEX64.test(value)) {
+function assertSha256(value: string, where: string): Sha256Hex {
+  if (!isSha256Hex(value)) {
     throw new UsageError(`${where}: sha256 "${value}" is not 64 lowercase hexadecimal characters`);
   }
   return value;

@@ -6,12 +6,15 @@
  * requirements cannot both hold the error names both and who asked, and the user settles it by adding
  * a `gems:` entry that pins one of the gems.
  */
-import { mkdir } from "node:fs/promises";
+import { mkdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { inflateSync } from "node:zlib";
 import pLimit from "p-limit";
 import type { GemSpec } from "../../config/types.js";
-import { AirgapError, IntegrityError, RemoteError } from "../../errors.js";
-import { download, type HttpOptions, httpGetText, redact } from "../profiles/http.js";
+import { AirgapError, ConfigError, IntegrityError, RemoteError } from "../../errors.js";
+import type { RetryPolicy } from "../../oci/registry/retry.js";
+import { redactSecrets } from "../../redact.js";
+import type { HttpOptions } from "../profiles/http.js";
 import {
   CompactIndexFormatError,
   type InfoEntry,
@@ -20,6 +23,7 @@ import {
   parseInfo,
   versionAndPlatform,
 } from "./compact-index.js";
+import { downloadTo, type Fetched, getText } from "./fetch.js";
 import {
   compareGemVersions,
   formatGemConstraint,
@@ -58,7 +62,7 @@ export interface ResolvedGem {
   gemspec: { file: string; sha256: string; size: number };
   /** Runtime dependencies, as the index lists them; requirement as RubyGems writes it (">= 1.0, < 2"). */
   dependencies: { name: string; requirement: string }[];
-  /** Names of the carried gems that depend on this one; empty for a gem the config asks for. */
+  /** Names of the carried gems that depend on this one (none for a gem only the config asks for). */
   requiredBy: string[];
   /**
    * Gems this one needs that the target provides: its `provided:` dependencies and, as the index
@@ -79,10 +83,22 @@ export interface ResolveGemsContext {
   http?: HttpOptions;
   /** Parallel index reads and downloads; default 4. */
   concurrency?: number;
+  /** How often and how patiently to try again after a dropped connection, 5xx or 429. */
+  retry?: RetryPolicy;
+}
+
+/** How gem servers are reached. */
+interface Net {
+  http: HttpOptions;
+  retry?: RetryPolicy;
 }
 
 /** An info file larger than this is refused (rubygems.org's largest are a few hundred KiB). */
 export const MAX_INFO_BYTES = 16 * 1024 * 1024;
+/** A .gemspec.rz larger than this is refused (the index vouches for nothing there; real ones are KiBs). */
+export const MAX_GEMSPEC_BYTES = 16 * 1024 * 1024;
+/** A .gem larger than this is refused while it streams, before its checksum could be compared. */
+export const MAX_GEM_BYTES = 2 * 1024 * 1024 * 1024;
 /** Re-decisions before resolution gives up; only requirement cycles between versions get near it. */
 const MAX_STEPS = 10_000;
 
@@ -103,6 +119,11 @@ function normalizeSource(url: string): string {
   return url.replace(/\/+$/, "");
 }
 
+/** A URL fit for messages and the inventory: no credentials, no trailing slash. */
+function shown(url: string): string {
+  return normalizeSource(redactSecrets(url));
+}
+
 function fullName(name: string, e: InfoEntry): string {
   return `${name}-${versionAndPlatform(e.version, e.platform)}`;
 }
@@ -118,6 +139,8 @@ export async function resolveGems(
   if (specs.length === 0) return [];
   const http: HttpOptions = { ...ctx.http };
   if (ctx.signal) http.signal = ctx.signal;
+  const net: Net = { http };
+  if (ctx.retry) net.retry = ctx.retry;
   const limit = pLimit(ctx.concurrency ?? 4);
 
   const requested = new Set(specs.map((s) => s.name));
@@ -127,22 +150,15 @@ export async function resolveGems(
   const origins = new Map<string, Origin>();
   const reqs = new Map<string, Requirement[]>();
   for (const spec of specs) {
-    if (!isGemName(spec.name))
-      throw new GemError(`gems: "${spec.name}" is not a gem name`, spec.name, "GEM_CONFIG");
+    if (!isGemName(spec.name)) throw new ConfigError(`gems: "${spec.name}" is not a gem name`);
     if (spec.platform !== undefined && !isGemPlatform(spec.platform)) {
-      throw new GemError(
-        `gems: ${spec.name}: "${spec.platform}" is not a gem platform`,
-        spec.name,
-        "GEM_CONFIG",
-      );
+      throw new ConfigError(`gems: ${spec.name}: "${spec.platform}" is not a gem platform`);
     }
     let constraints: GemConstraint[];
     try {
       constraints = parseGemRequirement(spec.version ?? "");
     } catch (err) {
-      throw new GemError(`gems: ${spec.name}: ${(err as Error).message}`, spec.name, "GEM_CONFIG", {
-        cause: err,
-      });
+      throw new ConfigError(`gems: ${spec.name}: ${(err as Error).message}`, undefined, { cause: err });
     }
     if (!origins.has(spec.name)) {
       const origin: Origin = { source: normalizeSource(spec.source) };
@@ -159,17 +175,17 @@ export async function resolveGems(
     if (infos.has(name)) return;
     const origin = origins.get(name) as Origin;
     const neededBy = describeNeeders(reqs.get(name) ?? []);
-    const entries = await fetchInfo(name, origin.source, http);
+    const entries = await fetchInfo(name, origin.source, net);
     if (entries === null) {
       throw new GemError(
-        `gem ${name} (${neededBy}) is not in the gem source ${redact(origin.source)}: ${redact(origin.source)}/info/${name} answered HTTP 404`,
+        `gem ${name} (${neededBy}) is not in the gem source ${shown(origin.source)}: ${shown(origin.source)}/info/${name} answered HTTP 404`,
         name,
         "GEM_NOT_FOUND",
       );
     }
     if (entries.length === 0) {
       throw new GemError(
-        `gem ${name} (${neededBy}) has no versions in the gem source ${redact(origin.source)}`,
+        `gem ${name} (${neededBy}) has no versions in the gem source ${shown(origin.source)}`,
         name,
         "GEM_NOT_FOUND",
       );
@@ -288,7 +304,7 @@ export async function resolveGems(
         requiredBy.set(dep.name, new Set());
         walk.push(dep.name);
       }
-      if (!requested.has(dep.name)) requiredBy.get(dep.name)?.add(name);
+      requiredBy.get(dep.name)?.add(name);
     }
   }
 
@@ -298,36 +314,45 @@ export async function resolveGems(
       origin: origins.get(name) as Origin,
     })),
     provided,
-    (name, source) => limit(() => fetchInfo(name, source, http)),
+    (name, source) => limit(() => fetchInfo(name, source, net)),
   );
 
   await mkdir(ctx.workDir, { recursive: true });
   const names = [...requiredBy.keys()].sort();
-  return await Promise.all(
+  const settled = await Promise.allSettled(
     names.map((name) =>
       limit(async () => {
         const entry = chosen.get(name) as InfoEntry;
         const origin = origins.get(name) as Origin;
         const needers = [...(requiredBy.get(name) ?? [])].sort();
-        const gem = await fetchGem(name, entry, origin.source, needers, ctx.workDir, http);
+        const gem = await fetchGem(name, entry, origin.source, needers, ctx.workDir, net);
         const tree = new Set(entry.dependencies.flatMap((d) => providedTrees.get(d.name) ?? []));
         if (tree.size > 0) gem.providedTree = [...tree].sort();
         return gem;
       }),
     ),
   );
+  const failed = settled.find((r) => r.status === "rejected");
+  if (failed) {
+    // no half-downloaded set: a caller that retries starts clean
+    await Promise.all(
+      settled.flatMap((r) =>
+        r.status === "fulfilled"
+          ? [rm(r.value.file, { force: true }), rm(r.value.gemspec.file, { force: true })]
+          : [],
+      ),
+    );
+    throw failed.reason;
+  }
+  return settled.map((r) => (r as PromiseFulfilledResult<ResolvedGem>).value);
 }
 
 /** The entries of `SOURCE/info/NAME`, or null when the source does not have the gem (HTTP 404/410). */
-async function fetchInfo(name: string, source: string, http: HttpOptions): Promise<InfoEntry[] | null> {
+async function fetchInfo(name: string, source: string, net: Net): Promise<InfoEntry[] | null> {
   const url = `${source}/info/${name}`;
   let text: string;
   try {
-    text = await httpGetText(url, {
-      ...http,
-      maxBytes: MAX_INFO_BYTES,
-      what: `compact index of gem ${name}`,
-    });
+    text = await getText(url, { ...net, maxBytes: MAX_INFO_BYTES, what: `compact index of gem ${name}` });
   } catch (err) {
     if (err instanceof RemoteError && (err.status === 404 || err.status === 410)) return null;
     throw err;
@@ -338,7 +363,7 @@ async function fetchInfo(name: string, source: string, http: HttpOptions): Promi
     if (err instanceof CompactIndexFormatError) {
       throw new IntegrityError(
         "MALFORMED",
-        `${redact(url)} is not a compact index info file: ${err.message}`,
+        `${shown(url)} is not a compact index info file: ${err.message}`,
         name,
         {
           cause: err,
@@ -419,7 +444,7 @@ function conflictError(
   all: readonly InfoEntry[],
   origin: Origin,
 ): GemError {
-  const source = redact(origin.source);
+  const source = shown(origin.source);
   if (candidates.length === 0) {
     const platforms = [...new Set(all.map((e) => e.platform))].join(", ");
     return new GemError(
@@ -466,33 +491,76 @@ function conflictError(
   );
 }
 
+/**
+ * The index vouches for nothing in a .gemspec.rz, so at least make sure it is what RubyGems will
+ * take it for: a deflated Marshal dump of a Gem::Specification that names this gem and version.
+ */
+async function checkGemspec(file: string, name: string, version: string, url: string): Promise<void> {
+  let marshal: Buffer;
+  try {
+    marshal = inflateSync(await readFile(file), { maxOutputLength: MAX_GEMSPEC_BYTES * 4 });
+  } catch (err) {
+    throw new IntegrityError(
+      "MALFORMED",
+      `${shown(url)} is not a deflated gemspec: ${(err as Error).message}`,
+      name,
+      {
+        cause: err,
+      },
+    );
+  }
+  const isSpec =
+    marshal[0] === 4 &&
+    marshal[1] === 8 &&
+    marshal.includes("Gem::Specification") &&
+    marshal.includes(name) &&
+    marshal.includes(version);
+  if (!isSpec) {
+    throw new IntegrityError(
+      "MALFORMED",
+      `${shown(url)} is not the gemspec of gem ${name} ${version} (a Marshal-dumped Gem::Specification naming both)`,
+      name,
+    );
+  }
+}
+
 async function fetchGem(
   name: string,
   entry: InfoEntry,
   source: string,
   requiredBy: string[],
   workDir: string,
-  http: HttpOptions,
+  net: Net,
 ): Promise<ResolvedGem> {
   const full = fullName(name, entry);
   const gemUrl = `${source}/gems/${full}.gem`;
-  const gem = await download(gemUrl, join(workDir, `${full}.gem`), {
-    ...http,
-    expectSha256: entry.checksum,
+  const gemFile = join(workDir, `${full}.gem`);
+  const gem = await downloadTo(gemUrl, gemFile, {
+    ...net,
     what: `gem ${full}`,
-    pinnedBy: `the compact index ${redact(source)}/info/${name}`,
+    maxBytes: MAX_GEM_BYTES,
+    expect: { sha256: entry.checksum, vouchedBy: `the compact index ${shown(source)}/info/${name}` },
   });
   // RubyGems' installer reads the spec from here before it downloads the .gem
   const specUrl = `${source}/quick/Marshal.4.8/${full}.gemspec.rz`;
-  const spec = await download(specUrl, join(workDir, `${full}.gemspec.rz`), {
-    ...http,
-    what: `gemspec of gem ${full}`,
-  });
+  let spec: Fetched;
+  try {
+    spec = await downloadTo(specUrl, join(workDir, `${full}.gemspec.rz`), {
+      ...net,
+      what: `gemspec of gem ${full}`,
+      maxBytes: MAX_GEMSPEC_BYTES,
+    });
+    await checkGemspec(spec.path, name, entry.version, specUrl);
+  } catch (err) {
+    await rm(gem.path, { force: true });
+    await rm(join(workDir, `${full}.gemspec.rz`), { force: true });
+    throw err;
+  }
   const resolved: ResolvedGem = {
     name,
     version: entry.version,
     platform: entry.platform,
-    source,
+    source: shown(source),
     sha256: gem.sha256,
     size: gem.size,
     file: gem.path,

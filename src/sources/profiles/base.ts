@@ -42,6 +42,11 @@ export interface FetchedProfile {
   vendorUnder: string;
   /** The profile root (the folder holding inspec.yml). */
   root: string;
+  /**
+   * Everything this source fetched (a git checkout, an extracted archive): a remote profile's
+   * `path:` dependencies must stay inside it. Default: vendorDir.
+   */
+  contentRoot?: string;
   /** Stable identity of the pinned content, for cycle detection and de-duplication. */
   identity: string;
   /** The source as a user would name it, for messages. */

@@ -7,10 +7,11 @@
  *   is left out: `inspec archive` drops dot names, so it never reaches a profile archive anyway.
  */
 import { createHash } from "node:crypto";
-import { existsSync, statSync } from "node:fs";
-import { basename, join, normalize } from "node:path";
-import { ConfigError } from "../../errors.js";
+import { existsSync, realpathSync, statSync } from "node:fs";
+import { basename, join, normalize, sep } from "node:path";
+import { ConfigError, IntegrityError } from "../../errors.js";
 import { ProfileError, type ProfileSource } from "../../profiles/metadata.js";
+import { redactSecrets } from "../../redact.js";
 import { type FetchedProfile, ProfileResolver } from "./base.js";
 import { checkoutCommit, normalizeRemote, pinRef, redactUrl, resolveShortSha } from "./git.js";
 
@@ -53,6 +54,17 @@ export class GitResolver extends ProfileResolver<GitSource> {
       );
     }
     const root = rel ? join(dir, rel) : dir;
+    if (rel && existsSync(root)) {
+      // a committed symbolic link as relative_path (or inside it) must not lead out of the checkout
+      const [realRoot, realDir] = [realpathSync(root), realpathSync(dir)];
+      if (realRoot !== realDir && !realRoot.startsWith(realDir + sep)) {
+        throw new IntegrityError(
+          "PATH_ESCAPE",
+          `git source ${redactUrl(source.git)}: relative_path "${source.relative_path}" is a link leading out of the repository`,
+          redactUrl(source.git),
+        );
+      }
+    }
     if (!existsSync(root) || !statSync(root).isDirectory()) {
       throw new ProfileError(
         `Cannot find relative path '${source.relative_path}' within profile in git repo specified by '${redactUrl(source.git)}' (commit ${commit})`,
@@ -60,7 +72,8 @@ export class GitResolver extends ProfileResolver<GitSource> {
         "PROFILE_NOT_FOUND",
       );
     }
-    const pinned: FetchedProfile["pinned"] = { git: source.git, ref: commit };
+    // recorded in inspec.lock, annotations and bundle.json: credentials in the URL are not
+    const pinned: FetchedProfile["pinned"] = { git: redactSecrets(source.git), ref: commit };
     // InSpec records relative_path exactly as written, and hashes it as written for the key
     if (source.relative_path) pinned.relative_path = source.relative_path;
     return {
@@ -69,6 +82,7 @@ export class GitResolver extends ProfileResolver<GitSource> {
       vendorDir: root,
       vendorUnder: rel ? basename(rel) : "",
       root,
+      contentRoot: dir,
       identity: `git:${source.git}@${commit}:${rel ?? ""}`,
       label: `${redactUrl(source.git)}@${commit.slice(0, 12)}${rel ? `:${rel}` : ""}`,
     };

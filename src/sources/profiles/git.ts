@@ -10,7 +10,8 @@ import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { rootCertificates } from "node:tls";
-import { AirgapError, ConfigError, RemoteError } from "../../errors.js";
+import { AirgapError, ConfigError, IntegrityError, RemoteError } from "../../errors.js";
+import { redactSecrets } from "../../redact.js";
 
 export interface GitOptions {
   /** Extra trusted CA (PEM file) for HTTPS remotes, added to the machine's roots for the child git. */
@@ -26,11 +27,12 @@ export interface GitResult {
   code: number;
 }
 
-function redactUrl(s: string): string {
-  return s.replace(/(\w+:\/\/)([^/@\s]+)@/g, "$1***@");
-}
+const redactUrl = redactSecrets;
 
 const bundles = new Map<string, Promise<string>>();
+
+/** Most bytes of output kept from one git command (stdout and stderr together). */
+export const MAX_GIT_OUTPUT = 8 * 1024 ** 2;
 
 /**
  * GIT_SSL_CAINFO replaces git's trust store, so the extra CA is written together with Node's roots
@@ -80,8 +82,21 @@ export async function runGit(args: string[], opts: GitOptions & { cwd?: string }
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on("data", (b: Buffer) => out.push(b));
-    child.stderr.on("data", (b: Buffer) => err.push(b));
+    let kept = 0;
+    let tooMuch = false;
+    // git's answers (ls-remote lines, rev-parse, messages) are small; a remote that makes git print
+    // more is stopped rather than buffered
+    const keep = (into: Buffer[]) => (b: Buffer) => {
+      kept += b.length;
+      if (kept > MAX_GIT_OUTPUT) {
+        if (!tooMuch) child.kill("SIGKILL");
+        tooMuch = true;
+        return;
+      }
+      into.push(b);
+    };
+    child.stdout.on("data", keep(out));
+    child.stderr.on("data", keep(err));
     child.on("error", (e: NodeJS.ErrnoException) => {
       if (e.code === "ENOENT") {
         fail(
@@ -92,13 +107,23 @@ export async function runGit(args: string[], opts: GitOptions & { cwd?: string }
         );
       } else fail(e);
     });
-    child.on("close", (code) =>
+    child.on("close", (code) => {
+      if (tooMuch) {
+        fail(
+          new IntegrityError(
+            "MALFORMED",
+            `git ${redactUrl(args.join(" "))} printed more than ${MAX_GIT_OUTPUT} bytes; stopped`,
+            redactUrl(args.join(" ")),
+          ),
+        );
+        return;
+      }
       done({
         stdout: Buffer.concat(out).toString("utf8"),
         stderr: Buffer.concat(err).toString("utf8"),
         code: code ?? 1,
-      }),
-    );
+      });
+    });
   });
 }
 
@@ -122,6 +147,8 @@ export function normalizeRemote(remote: string, cwd: string): string {
 }
 
 const SHA_RE = /^[0-9a-f]{40}$/;
+/** A full commit id as git prints it: SHA-1 (40 hex) or SHA-256 (64 hex) object format. */
+export const GIT_COMMIT_RE = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
 
 /**
  * The commit a branch, tag or ref names on the remote. Like InSpec's parse_ls_remote, a peeled
@@ -153,6 +180,13 @@ export async function pinRef(
       find(`refs/tags/${name}`) ??
       find(`refs/heads/${name}`) ??
       find(`${name}^{}`);
+  }
+  if (sha !== undefined && !GIT_COMMIT_RE.test(sha)) {
+    throw new RemoteError(
+      `git source ${redactUrl(remote)}: ls-remote answered ${JSON.stringify(sha.slice(0, 80))}, which is not a commit id`,
+      undefined,
+      "GIT",
+    );
   }
   if (!sha) {
     const what = want.branch ? `branch ${name}` : want.tag ? `tag ${name}` : name ? `ref ${name}` : "HEAD";

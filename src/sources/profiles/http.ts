@@ -10,6 +10,10 @@ import { pipeline } from "node:stream/promises";
 import { rootCertificates } from "node:tls";
 import { Agent, type Dispatcher, interceptors, request } from "undici";
 import { ConfigError, IntegrityError, RemoteError } from "../../errors.js";
+import type { Sha256Hex } from "../../oci/digest.js";
+import { ARCHIVE_LIMITS } from "../../profiles/archive.js";
+import { redactSecrets } from "../../redact.js";
+import { readBounded } from "../../store/streams.js";
 
 export interface HttpOptions {
   /** Extra trusted CA (PEM file), added to the machine's roots. */
@@ -53,18 +57,7 @@ function dispatcherFor(opts: HttpOptions): Dispatcher {
   return d;
 }
 
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.username || u.password) {
-      u.username = "***";
-      u.password = "";
-    }
-    return u.toString();
-  } catch {
-    return url;
-  }
-}
+const redact = redactSecrets;
 
 /** Userinfo in the URL becomes Basic auth, as InSpec's url fetcher does. */
 function splitUserinfo(url: string, headers: Record<string, string>): string {
@@ -88,10 +81,15 @@ export async function httpGetJson(url: string, opts: HttpOptions = {}): Promise<
       cause: err,
     });
   }
-  const text = await res.body.text();
-  if (res.statusCode !== 200)
+  if (res.statusCode !== 200) {
+    await res.body.dump();
     throw new RemoteError(`GET ${redact(url)}: HTTP ${res.statusCode}`, res.statusCode);
-  if (text.length > 8 * 1024 * 1024) throw new RemoteError(`GET ${redact(url)}: answer too large`);
+  }
+  refuseDeclaredLength(res, MAX_JSON_BYTES, `GET ${redact(url)}`);
+  // counted as it arrives: the request is aborted as soon as the answer passes the limit
+  const text = (await readBounded(res.body, MAX_JSON_BYTES, `GET ${redact(url)}: the answer`)).toString(
+    "utf8",
+  );
   try {
     return JSON.parse(text);
   } catch (err) {
@@ -99,19 +97,52 @@ export async function httpGetJson(url: string, opts: HttpOptions = {}): Promise<
   }
 }
 
+/** Largest JSON answer (a Supermarket tool record is a few KiB). */
+export const MAX_JSON_BYTES = 8 * 1024 ** 2;
+/** Largest profile archive download: no archive may expand past ARCHIVE_LIMITS.maxTotalBytes either. */
+export const MAX_DOWNLOAD_BYTES = ARCHIVE_LIMITS.maxTotalBytes;
+
+function refuseDeclaredLength(res: Dispatcher.ResponseData, max: number, what: string): void {
+  const declared = Number(res.headers["content-length"]);
+  if (Number.isFinite(declared) && declared > max) {
+    res.body.destroy();
+    throw new IntegrityError(
+      "MALFORMED",
+      `${what}: the server announces ${declared} bytes, more than the ${max}-byte limit`,
+      what,
+    );
+  }
+}
+
 class Hasher extends Transform {
   readonly h = createHash("sha256");
   size = 0;
+  constructor(
+    private readonly max: number,
+    private readonly what: string,
+  ) {
+    super();
+  }
   override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
-    this.h.update(chunk);
     this.size += chunk.length;
+    if (this.size > this.max) {
+      cb(
+        new IntegrityError(
+          "MALFORMED",
+          `${this.what}: more than the ${this.max}-byte limit arrived`,
+          this.what,
+        ),
+      );
+      return;
+    }
+    this.h.update(chunk);
     cb(null, chunk);
   }
 }
 
 export interface Downloaded {
   path: string;
-  sha256: string;
+  sha256: Sha256Hex;
   size: number;
   contentType?: string;
 }
@@ -124,57 +155,44 @@ export async function download(
   url: string,
   dest: string,
   opts: HttpOptions & {
-    expectSha256?: string;
-    /** What the URL is, for messages ("profile URL" when not given). */
+    expectSha256?: Sha256Hex;
+    /** What the URL is, for messages: "profile URL" when not given. */
     what?: string;
-    /** Who vouches for `expectSha256`, for the mismatch message ("the config" when not given). */
-    pinnedBy?: string;
   } = {},
 ): Promise<Downloaded> {
-  const what = opts.what ?? "profile URL";
+  const what = `${opts.what ?? "profile URL"} ${redact(url)}`;
   const headers: Record<string, string> = { ...opts.headers };
   const target = splitUserinfo(url, headers);
   let res: Dispatcher.ResponseData;
   try {
     res = await request(target, { dispatcher: dispatcherFor(opts), headers, signal: opts.signal });
   } catch (err) {
-    throw new RemoteError(
-      `${what} ${redact(url)} could not be fetched: ${(err as Error).message}`,
-      undefined,
-      "REMOTE",
-      {
-        cause: err,
-      },
-    );
+    throw new RemoteError(`${what} could not be fetched: ${(err as Error).message}`, undefined, "REMOTE", {
+      cause: err,
+    });
   }
   if (res.statusCode !== 200) {
     await res.body.dump();
-    throw new RemoteError(
-      `${what} ${redact(url)} could not be fetched: HTTP ${res.statusCode}`,
-      res.statusCode,
-    );
+    throw new RemoteError(`${what} could not be fetched: HTTP ${res.statusCode}`, res.statusCode);
   }
+  refuseDeclaredLength(res, MAX_DOWNLOAD_BYTES, what);
   const tmp = `${dest}.part`;
-  const hasher = new Hasher();
+  const hasher = new Hasher(MAX_DOWNLOAD_BYTES, what);
   try {
     await pipeline(res.body, hasher, createWriteStream(tmp), { signal: opts.signal });
   } catch (err) {
     await rm(tmp, { force: true });
-    throw new RemoteError(
-      `${what} ${redact(url)}: download failed: ${(err as Error).message}`,
-      undefined,
-      "REMOTE",
-      {
-        cause: err,
-      },
-    );
+    if (err instanceof IntegrityError) throw err;
+    throw new RemoteError(`${what}: download failed: ${(err as Error).message}`, undefined, "REMOTE", {
+      cause: err,
+    });
   }
-  const sha256 = hasher.h.digest("hex");
-  if (opts.expectSha256 && opts.expectSha256.toLowerCase() !== sha256) {
+  const sha256 = hasher.h.digest("hex") as Sha256Hex;
+  if (opts.expectSha256 && opts.expectSha256 !== sha256) {
     await rm(tmp, { force: true });
     throw new IntegrityError(
       "DIGEST_MISMATCH",
-      `${opts.what ?? "profile"} ${redact(url)} has sha256 ${sha256}, but ${opts.pinnedBy ?? "the config"} pins sha256 ${opts.expectSha256.toLowerCase()}`,
+      `${opts.what ?? "profile"} ${redact(url)} has sha256 ${sha256}, but it is pinned to sha256 ${opts.expectSha256}`,
       redact(url),
     );
   }
@@ -185,14 +203,17 @@ export async function download(
   return out;
 }
 
+export { redact };
+
 /**
- * GET a text document (an index file), refusing one larger than `maxBytes` while it streams.
- * `what` names it in messages. A 404 is a RemoteError with status 404, so callers can say what is missing.
+ * GET `url` with the TLS, redirect and credential handling above, for callers that read (and
+ * bound, and verify) the body themselves. An answer other than 200 is a RemoteError carrying the
+ * status; `what` names the thing fetched in messages.
  */
-export async function httpGetText(
+export async function httpGet(
   url: string,
-  opts: HttpOptions & { maxBytes: number; what: string },
-): Promise<string> {
+  opts: HttpOptions & { what: string },
+): Promise<Dispatcher.ResponseData> {
   const headers: Record<string, string> = { ...opts.headers };
   const target = splitUserinfo(url, headers);
   let res: Dispatcher.ResponseData;
@@ -215,34 +236,5 @@ export async function httpGetText(
       res.statusCode,
     );
   }
-  const declared = Number(res.headers["content-length"]);
-  if (Number.isFinite(declared) && declared > opts.maxBytes) {
-    res.body.destroy();
-    throw new RemoteError(`${opts.what} ${redact(url)} is larger than ${opts.maxBytes} bytes (${declared})`);
-  }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of res.body) {
-      size += (chunk as Buffer).length;
-      if (size > opts.maxBytes) {
-        res.body.destroy();
-        throw new RemoteError(`${opts.what} ${redact(url)} is larger than ${opts.maxBytes} bytes`);
-      }
-      chunks.push(chunk as Buffer);
-    }
-  } catch (err) {
-    if (err instanceof RemoteError) throw err;
-    throw new RemoteError(
-      `${opts.what} ${redact(url)}: download failed: ${(err as Error).message}`,
-      undefined,
-      "REMOTE",
-      {
-        cause: err,
-      },
-    );
-  }
-  return Buffer.concat(chunks).toString("utf8");
+  return res;
 }
-
-export { redact };

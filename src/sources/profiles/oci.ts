@@ -9,11 +9,13 @@ import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { ConfigError, IntegrityError } from "../../errors.js";
 import { ANNOTATION_TITLE, type ImageManifest, parseManifest } from "../../oci/descriptor.js";
+import { digestHex } from "../../oci/digest.js";
 import { ArtifactType, MAX_MANIFEST_BYTES } from "../../oci/mediatypes.js";
 import { parseReference } from "../../oci/reference.js";
 import type { ProfileSource } from "../../profiles/metadata.js";
 import { readBounded } from "../../store/streams.js";
 import { type FetchedProfile, ProfileResolver } from "./base.js";
+import { MAX_DOWNLOAD_BYTES } from "./http.js";
 import { fromArchive } from "./url.js";
 
 type OciSource = Extract<ProfileSource, { kind: "oci" }>;
@@ -38,13 +40,20 @@ export class OciResolver extends ProfileResolver<OciSource> {
       manifest.layers.find((l) => l.mediaType === ArtifactType.cincProfile) ??
       manifest.layers.find((l) => l.annotations?.[ANNOTATION_TITLE]?.endsWith(".tar.gz"));
     if (!layer) throw new IntegrityError("MALFORMED", `${text} has no profile (.tar.gz) layer`, text);
+    if (!Number.isSafeInteger(layer.size) || layer.size < 0 || layer.size > MAX_DOWNLOAD_BYTES) {
+      throw new IntegrityError(
+        "MALFORMED",
+        `${text}: profile layer of ${layer.size} bytes is larger than the ${MAX_DOWNLOAD_BYTES}-byte limit`,
+        text,
+      );
+    }
     const dir = await this.scratch("oci");
     const file = join(dir, "profile.tar.gz");
     await pipeline(await store.fetch(layer, this.ctx.signal), createWriteStream(file), {
       signal: this.ctx.signal,
     });
     const { vendorDir, root } = await fromArchive(file, join(dir, "x"), text);
-    const sha256 = layer.digest.slice("sha256:".length);
+    const sha256 = digestHex(layer.digest, `profile layer of ${text}`);
     return {
       pinned: { oci: text, digest: manifestDesc.digest },
       cacheKey: sha256,

@@ -7,8 +7,10 @@ import { existsSync } from "node:fs";
 import { copyFile, mkdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { ConfigError } from "../../errors.js";
+import { digestPath, type Sha256Hex } from "../../oci/digest.js";
 import { commonPrefix, extractArchive, listFiles, sha256File } from "../../profiles/archive.js";
 import type { ProfileSource } from "../../profiles/metadata.js";
+import { redactSecrets } from "../../redact.js";
 import { type FetchedProfile, ProfileResolver } from "./base.js";
 import { type GitOptions, pinRef } from "./git.js";
 import { download, redact } from "./http.js";
@@ -107,13 +109,7 @@ export async function transformUrl(target: string, defaultRef: DefaultRef): Prom
   return target;
 }
 
-function withoutUserinfo(url: string): string {
-  const u = new URL(url);
-  if (!u.username && !u.password) return url;
-  u.username = "";
-  u.password = "";
-  return u.toString();
-}
+const withoutUserinfo = redactSecrets;
 
 /** A fetched profile from an archive file already on disk and verified. */
 export async function fromArchive(
@@ -138,14 +134,16 @@ export class UrlResolver extends ProfileResolver<UrlSource> {
     url: string,
     dest: string,
     headers: Record<string, string>,
-    expectSha256: string | undefined,
-  ): Promise<{ path: string; sha256: string }> {
+    expectSha256: Sha256Hex | undefined,
+  ): Promise<{ path: string; sha256: Sha256Hex }> {
     const cacheDir = this.ctx.cacheDir ? join(this.ctx.cacheDir, "sha256") : undefined;
     if (cacheDir && expectSha256) {
-      const cached = join(cacheDir, expectSha256.toLowerCase());
+      // digestPath re-checks the pin: only 64 hex digits may name a file in the cache
+      const cached = digestPath(cacheDir, expectSha256, "sha256 pin");
       if (existsSync(cached)) {
         const { sha256 } = await sha256File(cached, this.ctx.signal);
-        if (sha256 === expectSha256.toLowerCase()) return { path: cached, sha256 };
+        if (sha256 === expectSha256) return { path: cached, sha256 };
+        // a damaged cache entry: only ever a file named by a validated digest inside the cache
         await rm(cached, { force: true });
       }
     }
@@ -157,9 +155,10 @@ export class UrlResolver extends ProfileResolver<UrlSource> {
     });
     if (cacheDir) {
       await mkdir(cacheDir, { recursive: true });
+      const target = digestPath(cacheDir, dl.sha256, "downloaded sha256");
       const tmp = join(cacheDir, `.${dl.sha256}.${process.pid}`);
       await copyFile(dl.path, tmp);
-      await rename(tmp, join(cacheDir, dl.sha256));
+      await rename(tmp, target);
     }
     return dl;
   }
