@@ -36,7 +36,6 @@ import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
-import semver from "semver";
 import * as tar from "tar";
 import { IntegrityError } from "../../errors.js";
 import {
@@ -47,6 +46,7 @@ import {
 } from "./chart-yaml.js";
 import { ChartError } from "./errors.js";
 import { HelmIgnore } from "./helmignore.js";
+import { satisfiesHelm } from "./versions.js";
 
 /** Helm's limit on a whole chart (loader.MaxDecompressedChartSize). */
 export const MAX_CHART_BYTES = 100 * 1024 * 1024;
@@ -121,11 +121,6 @@ function labelOf(ctx: PackageContext, abs: string): string {
   if (ctx.label) return ctx.label(abs);
   const rel = relative(ctx.boundary, abs).split(sep).join("/");
   return rel === "" ? "." : rel;
-}
-
-/** Helm writes constraints as Masterminds semver: `>= 1.2, < 2` (comma = and). */
-export function helmRange(constraint: string): string {
-  return constraint.replace(/\s*,\s*/g, " ").trim();
 }
 
 interface ChartFile {
@@ -310,7 +305,7 @@ export async function packageChartDir(
         "CHART_INVALID",
       );
     }
-    if (dep.version && !semver.satisfies(fetched.version, helmRange(dep.version))) {
+    if (dep.version && !satisfiesHelm(fetched.version, dep.version)) {
       throw new ChartError(
         `${label}/Chart.yaml: dependency ${dep.name} wants version ${dep.version}, but ${repository} holds ${fetched.version}`,
         label,
