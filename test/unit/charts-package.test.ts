@@ -207,6 +207,13 @@ describe("packaging a chart folder", () => {
     );
   });
 
+  it("refuses a values.schema.json that is not JSON, as helm package does", async () => {
+    const dir = await fresh({ "c/Chart.yaml": minimalChart("c"), "c/values.schema.json": "{ nope" });
+    await expect(packageChartDir(path.join(dir, "c"), ctx(dir))).rejects.toThrow(
+      "c/values.schema.json is not valid JSON",
+    );
+  });
+
   it("refuses a folder without Chart.yaml, naming it", async () => {
     const dir = await fresh({ "notachart/values.yaml": "a: 1\n" });
     const err = await packageChartDir(path.join(dir, "notachart"), ctx(dir)).catch((e: unknown) => e);

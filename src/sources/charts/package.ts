@@ -194,6 +194,15 @@ async function listChartFiles(root: string, ctx: PackageContext, label: string):
   return out;
 }
 
+function isJson(data: Buffer): boolean {
+  try {
+    JSON.parse(data.toString("utf8"));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function entryOrder(a: string, b: string): number {
   const ia = FIRST.indexOf(a);
   const ib = FIRST.indexOf(b);
@@ -341,8 +350,13 @@ export async function packageChartDir(
     for (const f of files) {
       const dest = join(top, ...f.rel.split("/"));
       await mkdir(dirname(dest), { recursive: true });
-      const data = await readFile(f.abs);
-      await writeFile(dest, data.subarray(0, 3).equals(BOM) ? data.subarray(3) : data);
+      const raw = await readFile(f.abs);
+      const data = raw.subarray(0, 3).equals(BOM) ? raw.subarray(3) : raw;
+      if (f.rel === "values.schema.json" && !isJson(data)) {
+        // helm package refuses it too ("Invalid JSON in values.schema.json")
+        throw new ChartError(`${label}/values.schema.json is not valid JSON`, label, "CHART_INVALID");
+      }
+      await writeFile(dest, data);
       await chmod(dest, 0o644);
       entries.push(f.rel);
     }
