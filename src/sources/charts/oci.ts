@@ -122,6 +122,6 @@ export function ociChartPuller(
         `${label}:${tag}`,
       );
     }
-    return { file, name: dep.name, version, sha256: hash.h.digest("hex") };
+    return { file, name: dep.name, version, sha256: hash.h.digest("hex"), manifestDigest: desc.digest };
   };
 }

@@ -82,6 +82,8 @@ export interface FetchedDependency {
   name: string;
   version: string;
   sha256: string;
+  /** For charts pulled from a registry: the manifest they were pulled by. */
+  manifestDigest?: string;
 }
 
 export interface PackageContext {
