@@ -4,7 +4,7 @@
  * served by nginx, and a chart folder next to the config file.
  */
 import { createHash } from "node:crypto";
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -333,6 +333,22 @@ describe("charts from a Helm repository", () => {
     ]);
     const tree = await readChartArchive(r.file, "app");
     expect(tree.subcharts.map((s) => s.metadata.version)).toEqual(["0.1.0"]);
+  });
+
+  it("accepts a config folder reached through a symbolic link", async () => {
+    const real = path.join(work, "cfg-real");
+    await writeTree(real, { "charts/plain/Chart.yaml": minimalChart("plain", "0.3.0") });
+    await symlink(real, path.join(work, "cfg-link"));
+    const r = await resolveChart(
+      { type: "path", path: path.join(work, "cfg-link/charts/plain"), images: "auto" },
+      { workDir: path.join(work, "path-c"), configDir: path.join(work, "cfg-link") },
+    );
+    expect(r).toMatchObject({
+      name: "plain",
+      version: "0.3.0",
+      pinned: { path: "charts/plain" },
+      images: [],
+    });
   });
 
   it("refuses a chart folder outside the config folder", async () => {

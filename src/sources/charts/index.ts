@@ -219,12 +219,15 @@ async function resolveInto(spec: ChartSource, ctx: ChartContext, scratch: string
       boundary = await realpath(ctx.configDir);
       boundaryName = `the config folder ${ctx.configDir}`;
       chartDir = resolve(ctx.configDir, spec.path);
-      if (!inside(boundary, chartDir) && !inside(resolve(ctx.configDir), chartDir)) {
+      if (!inside(resolve(ctx.configDir), chartDir)) {
         throw new ConfigError(
           `chart ${source}: ${spec.path} is outside the config folder ${ctx.configDir}; charts on disk must live below it`,
         );
       }
-      pinned = { path: relative(ctx.configDir, chartDir).split(sep).join("/") || "." };
+      const rel = relative(resolve(ctx.configDir), chartDir);
+      // checked against the real path of the config folder, so a symbolic link above it changes nothing
+      chartDir = join(boundary, rel);
+      pinned = { path: rel.split(sep).join("/") || "." };
       label = (abs) => relative(boundary, abs).split(sep).join("/") || ".";
     }
     const outDir = join(scratch, "packaged");
