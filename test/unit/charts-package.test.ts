@@ -3,17 +3,21 @@
  * file:// dependencies built first into charts/DEP-VERSION.tgz, .helmignore, reproducible bytes, and
  * refusal of cycles, escapes and folders that are not charts.
  */
+
+import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { promisify } from "node:util";
 import * as tar from "tar";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { exitCodeOf } from "../../src/errors.js";
 import { type PackageContext, packageChartDir } from "../../src/sources/charts/package.js";
 import { minimalChart, scannerChartFiles, writeTree } from "../helpers/charts.js";
 
+const run = promisify(execFile);
 let root: string;
 
 interface Listed {
@@ -142,6 +146,25 @@ describe("packaging a chart folder", () => {
     expect(first.size).toBe(bytes.length);
     expect(bytes.subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b]));
     expect(bytes.readUInt32LE(4)).toBe(0);
+  });
+
+  it("is read by GNU tar and gzip as a plain, owner-less, 1970-dated archive", async () => {
+    const dir = await fresh(scannerChartFiles());
+    const out = await packageChartDir(path.join(dir, "helm-charts/common-scanner"), ctx(dir));
+    await run("gzip", ["-t", out.file]);
+    const { stdout } = await run("tar", ["-tvzf", out.file], {
+      env: { ...process.env, TZ: "UTC", LC_ALL: "C" },
+    });
+    const lines = stdout
+      .trim()
+      .split("\n")
+      .map((l) => l.replace(/\s+/g, " "));
+    expect(lines).toEqual([
+      expect.stringMatching(/^-rw-r--r-- 0\/0 \d+ 1970-01-01 00:00 common-scanner\/Chart\.yaml$/),
+      expect.stringMatching(/^-rw-r--r-- 0\/0 \d+ 1970-01-01 00:00 common-scanner\/values\.yaml$/),
+      expect.stringMatching(/ common-scanner\/charts\/scanner-infrastructure-0\.1\.0\.tgz$/),
+      expect.stringMatching(/ common-scanner\/templates\/configmap-scripts\.yaml$/),
+    ]);
   });
 
   it("names the top folder after Chart.yaml's name, not the folder's", async () => {
