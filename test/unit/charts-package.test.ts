@@ -302,6 +302,39 @@ describe("packaging a chart folder", () => {
     );
   });
 
+  it("reads an apiVersion v1 chart's dependencies from requirements.yaml", async () => {
+    const dir = await fresh({
+      "old/Chart.yaml": "apiVersion: v1\nname: old\nversion: 1.0.0\n",
+      "old/requirements.yaml":
+        "dependencies:\n  - name: lib\n    version: ~1.0\n    repository: file://../lib\n",
+      "lib/Chart.yaml": minimalChart("lib", "1.0.3"),
+    });
+    const out = await packageChartDir(path.join(dir, "old"), ctx(dir));
+    expect((await list(out.file)).map((e) => e.path)).toEqual([
+      "old/Chart.yaml",
+      "old/charts/lib-1.0.3.tgz",
+      "old/requirements.yaml",
+    ]);
+  });
+
+  it("carries a chart used under two aliases once, recording both keys", async () => {
+    const dir = await fresh({
+      "app/Chart.yaml": minimalChart("app", "1.0.0", [
+        { name: "lib", repository: "file://../lib", alias: "first" },
+        { name: "lib", repository: "file://../lib", alias: "second" },
+      ]),
+      "lib/Chart.yaml": minimalChart("lib", "1.0.0"),
+    });
+    const built: string[] = [];
+    const out = await packageChartDir(path.join(dir, "app"), ctx(dir, { built }));
+    expect(built).toEqual(["lib-1.0.0", "app-1.0.0"]);
+    expect(out.dependencies.map((d) => [d.name, d.key])).toEqual([
+      ["lib", "first"],
+      ["lib", "second"],
+    ]);
+    expect((await list(out.file)).map((e) => e.path)).toEqual(["app/Chart.yaml", "app/charts/lib-1.0.0.tgz"]);
+  });
+
   it("replaces a stale vendored copy of a dependency in charts/", async () => {
     const dir = await fresh({
       "app/Chart.yaml": minimalChart("app", "1.0.0", [{ name: "lib", repository: "file://../lib" }]),
