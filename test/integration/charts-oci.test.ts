@@ -130,6 +130,7 @@ describe("Helm charts in an OCI registry", () => {
       name: "lib",
       version: "2.0.0+build.1",
       sha256: pushed.get("2.0.0+build.1")!.chart.sha256,
+      pinned: { digest: pushed.get("2.0.0+build.1")!.artifact.manifestDescriptor.digest },
     });
     expect(await readFile(r.file)).toEqual(await readFile(pushed.get("2.0.0+build.1")!.chart.file));
   });

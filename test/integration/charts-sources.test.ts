@@ -4,8 +4,7 @@
  * served by nginx, and a chart folder next to the config file.
  */
 import { createHash } from "node:crypto";
-import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -336,6 +335,22 @@ describe("charts from a Helm repository", () => {
     expect(tree.subcharts.map((s) => s.metadata.version)).toEqual(["0.1.0"]);
   });
 
+  it("accepts a config folder reached through a symbolic link", async () => {
+    const real = path.join(work, "cfg-real");
+    await writeTree(real, { "charts/plain/Chart.yaml": minimalChart("plain", "0.3.0") });
+    await symlink(real, path.join(work, "cfg-link"));
+    const r = await resolveChart(
+      { type: "path", path: path.join(work, "cfg-link/charts/plain"), images: "auto" },
+      { workDir: path.join(work, "path-c"), configDir: path.join(work, "cfg-link") },
+    );
+    expect(r).toMatchObject({
+      name: "plain",
+      version: "0.3.0",
+      pinned: { path: "charts/plain" },
+      images: [],
+    });
+  });
+
   it("refuses a chart folder outside the config folder", async () => {
     const elsewhere = await mkdtemp(path.join(tmpdir(), "airgap-charts-elsewhere-"));
     try {
@@ -349,7 +364,7 @@ describe("charts from a Helm repository", () => {
           },
         ),
       ).rejects.toThrow(/is outside the config folder/);
-      expect(existsSync(path.join(work, "path-b"))).toBe(true);
+      expect(await readdir(path.join(work, "path-b"))).toEqual([]);
     } finally {
       await rm(elsewhere, { recursive: true, force: true });
     }

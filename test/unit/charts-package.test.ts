@@ -3,17 +3,21 @@
  * file:// dependencies built first into charts/DEP-VERSION.tgz, .helmignore, reproducible bytes, and
  * refusal of cycles, escapes and folders that are not charts.
  */
+
+import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { promisify } from "node:util";
 import * as tar from "tar";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { exitCodeOf } from "../../src/errors.js";
 import { type PackageContext, packageChartDir } from "../../src/sources/charts/package.js";
 import { minimalChart, scannerChartFiles, writeTree } from "../helpers/charts.js";
 
+const run = promisify(execFile);
 let root: string;
 
 interface Listed {
@@ -144,6 +148,25 @@ describe("packaging a chart folder", () => {
     expect(bytes.readUInt32LE(4)).toBe(0);
   });
 
+  it("is read by GNU tar and gzip as a plain, owner-less, 1970-dated archive", async () => {
+    const dir = await fresh(scannerChartFiles());
+    const out = await packageChartDir(path.join(dir, "helm-charts/common-scanner"), ctx(dir));
+    await run("gzip", ["-t", out.file]);
+    const { stdout } = await run("tar", ["-tvzf", out.file], {
+      env: { ...process.env, TZ: "UTC", LC_ALL: "C" },
+    });
+    const lines = stdout
+      .trim()
+      .split("\n")
+      .map((l) => l.replace(/\s+/g, " "));
+    expect(lines).toEqual([
+      expect.stringMatching(/^-rw-r--r-- 0\/0 \d+ 1970-01-01 00:00 common-scanner\/Chart\.yaml$/),
+      expect.stringMatching(/^-rw-r--r-- 0\/0 \d+ 1970-01-01 00:00 common-scanner\/values\.yaml$/),
+      expect.stringMatching(/ common-scanner\/charts\/scanner-infrastructure-0\.1\.0\.tgz$/),
+      expect.stringMatching(/ common-scanner\/templates\/configmap-scripts\.yaml$/),
+    ]);
+  });
+
   it("names the top folder after Chart.yaml's name, not the folder's", async () => {
     const dir = await fresh({
       "src/chart/Chart.yaml": minimalChart("renamed", "2.0.0"),
@@ -204,6 +227,13 @@ describe("packaging a chart folder", () => {
     const dir = await fresh({ "c/Chart.yaml": minimalChart("c"), "c/.helmignore": "keep\n**/x\n" });
     await expect(packageChartDir(path.join(dir, "c"), ctx(dir))).rejects.toThrow(
       /c\/\.helmignore:2: double-star \(\*\*\) syntax is not supported/,
+    );
+  });
+
+  it("refuses a values.schema.json that is not JSON, as helm package does", async () => {
+    const dir = await fresh({ "c/Chart.yaml": minimalChart("c"), "c/values.schema.json": "{ nope" });
+    await expect(packageChartDir(path.join(dir, "c"), ctx(dir))).rejects.toThrow(
+      "c/values.schema.json is not valid JSON",
     );
   });
 
@@ -270,6 +300,39 @@ describe("packaging a chart folder", () => {
     await expect(packageChartDir(path.join(dir, "app"), ctx(dir))).rejects.toThrow(
       "app/Chart.yaml: dependency lib wants version ^2.0.0, but file://../lib holds 1.4.0",
     );
+  });
+
+  it("reads an apiVersion v1 chart's dependencies from requirements.yaml", async () => {
+    const dir = await fresh({
+      "old/Chart.yaml": "apiVersion: v1\nname: old\nversion: 1.0.0\n",
+      "old/requirements.yaml":
+        "dependencies:\n  - name: lib\n    version: ~1.0\n    repository: file://../lib\n",
+      "lib/Chart.yaml": minimalChart("lib", "1.0.3"),
+    });
+    const out = await packageChartDir(path.join(dir, "old"), ctx(dir));
+    expect((await list(out.file)).map((e) => e.path)).toEqual([
+      "old/Chart.yaml",
+      "old/charts/lib-1.0.3.tgz",
+      "old/requirements.yaml",
+    ]);
+  });
+
+  it("carries a chart used under two aliases once, recording both keys", async () => {
+    const dir = await fresh({
+      "app/Chart.yaml": minimalChart("app", "1.0.0", [
+        { name: "lib", repository: "file://../lib", alias: "first" },
+        { name: "lib", repository: "file://../lib", alias: "second" },
+      ]),
+      "lib/Chart.yaml": minimalChart("lib", "1.0.0"),
+    });
+    const built: string[] = [];
+    const out = await packageChartDir(path.join(dir, "app"), ctx(dir, { built }));
+    expect(built).toEqual(["lib-1.0.0", "app-1.0.0"]);
+    expect(out.dependencies.map((d) => [d.name, d.key])).toEqual([
+      ["lib", "first"],
+      ["lib", "second"],
+    ]);
+    expect((await list(out.file)).map((e) => e.path)).toEqual(["app/Chart.yaml", "app/charts/lib-1.0.0.tgz"]);
   });
 
   it("replaces a stale vendored copy of a dependency in charts/", async () => {

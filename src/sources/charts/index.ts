@@ -7,7 +7,7 @@
  * `oci` charts are OCI artifacts already: the registry client copies them; `pullOci` is only used
  * when given (for top-level oci charts and oci:// dependencies).
  */
-import { mkdir, mkdtemp, realpath, stat } from "node:fs/promises";
+import { mkdir, mkdtemp, realpath, rm, stat } from "node:fs/promises";
 import { join, normalize, relative, resolve, sep } from "node:path";
 import type { ChartSource } from "../../config/types.js";
 import { ConfigError, IntegrityError } from "../../errors.js";
@@ -118,6 +118,16 @@ async function treeOf(file: string, name: string, version: string, label: string
 export async function resolveChart(spec: ChartSource, ctx: ChartContext): Promise<ResolvedChart> {
   await mkdir(ctx.workDir, { recursive: true });
   const scratch = await mkdtemp(join(ctx.workDir, "chart-"));
+  try {
+    return await resolveInto(spec, ctx, scratch);
+  } catch (err) {
+    // nothing of a chart that failed stays behind in the work folder
+    await rm(scratch, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+async function resolveInto(spec: ChartSource, ctx: ChartContext, scratch: string): Promise<ResolvedChart> {
   const source = describeChartSource(spec, ctx.configDir);
   const http = httpOptions(ctx);
   const indexCache = ctx.indexCache ?? new Map<string, Promise<string>>();
@@ -170,7 +180,7 @@ export async function resolveChart(spec: ChartSource, ctx: ChartContext): Promis
     const r = await pullOci({ name: chartName, version: spec.version, repository });
     ({ name, version, file, sha256 } = r);
     size = (await stat(file)).size;
-    pinned = { oci: spec.oci, digest: `sha256:${sha256}` };
+    pinned = { oci: spec.oci, digest: r.manifestDigest ?? `sha256:${sha256}` };
     tree = await treeOf(file, name, version, `chart ${spec.oci}`);
     metadata = tree.metadata.raw;
   } else {
@@ -209,12 +219,15 @@ export async function resolveChart(spec: ChartSource, ctx: ChartContext): Promis
       boundary = await realpath(ctx.configDir);
       boundaryName = `the config folder ${ctx.configDir}`;
       chartDir = resolve(ctx.configDir, spec.path);
-      if (!inside(boundary, chartDir) && !inside(resolve(ctx.configDir), chartDir)) {
+      if (!inside(resolve(ctx.configDir), chartDir)) {
         throw new ConfigError(
           `chart ${source}: ${spec.path} is outside the config folder ${ctx.configDir}; charts on disk must live below it`,
         );
       }
-      pinned = { path: relative(ctx.configDir, chartDir).split(sep).join("/") || "." };
+      const rel = relative(resolve(ctx.configDir), chartDir);
+      // checked against the real path of the config folder, so a symbolic link above it changes nothing
+      chartDir = join(boundary, rel);
+      pinned = { path: rel.split(sep).join("/") || "." };
       label = (abs) => relative(boundary, abs).split(sep).join("/") || ".";
     }
     const outDir = join(scratch, "packaged");
@@ -229,6 +242,8 @@ export async function resolveChart(spec: ChartSource, ctx: ChartContext): Promis
       label,
     });
     ({ name, version, file, sha256, size, dependencies } = packaged);
+    // the checkout is no longer needed once the chart is packaged
+    if (spec.type === "git") await rm(join(scratch, "checkout"), { recursive: true, force: true });
     if (spec.type === "path") pinned.sha256 = sha256;
     wantImages = spec.images === "auto";
     tree = await treeOf(file, name, version, `chart ${source}`);

@@ -22,7 +22,7 @@ import { readChartArchive } from "./archive.js";
 import type { ChartDependency } from "./chart-yaml.js";
 import { ChartError } from "./errors.js";
 import type { FetchedDependency } from "./package.js";
-import { helmRange } from "./package.js";
+import { maxSatisfyingHelm } from "./versions.js";
 
 /** A repository to read charts from; `listTags` is needed for version ranges. */
 export type OciChartRepository = ReadOnlyStore & { listTags?: (signal?: AbortSignal) => Promise<string[]> };
@@ -77,7 +77,7 @@ export function ociChartPuller(
       const versions = (await store.listTags(signal))
         .map((t) => t.replace(/_/g, "+"))
         .filter((t) => semver.valid(t));
-      const best = semver.maxSatisfying(versions, helmRange(constraint));
+      const best = maxSatisfyingHelm(versions, constraint);
       if (!best) {
         throw new ChartError(
           `chart ${label}: no version satisfies "${constraint}"; the repository has ${versions.sort(semver.rcompare).join(", ") || "no versions"}`,
@@ -122,6 +122,6 @@ export function ociChartPuller(
         `${label}:${tag}`,
       );
     }
-    return { file, name: dep.name, version, sha256: hash.h.digest("hex") };
+    return { file, name: dep.name, version, sha256: hash.h.digest("hex"), manifestDigest: desc.digest };
   };
 }

@@ -36,7 +36,6 @@ import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
-import semver from "semver";
 import * as tar from "tar";
 import { IntegrityError } from "../../errors.js";
 import {
@@ -47,6 +46,7 @@ import {
 } from "./chart-yaml.js";
 import { ChartError } from "./errors.js";
 import { HelmIgnore } from "./helmignore.js";
+import { satisfiesHelm } from "./versions.js";
 
 /** Helm's limit on a whole chart (loader.MaxDecompressedChartSize). */
 export const MAX_CHART_BYTES = 100 * 1024 * 1024;
@@ -82,6 +82,8 @@ export interface FetchedDependency {
   name: string;
   version: string;
   sha256: string;
+  /** For charts pulled from a registry: the manifest they were pulled by. */
+  manifestDigest?: string;
 }
 
 export interface PackageContext {
@@ -121,11 +123,6 @@ function labelOf(ctx: PackageContext, abs: string): string {
   if (ctx.label) return ctx.label(abs);
   const rel = relative(ctx.boundary, abs).split(sep).join("/");
   return rel === "" ? "." : rel;
-}
-
-/** Helm writes constraints as Masterminds semver: `>= 1.2, < 2` (comma = and). */
-export function helmRange(constraint: string): string {
-  return constraint.replace(/\s*,\s*/g, " ").trim();
 }
 
 interface ChartFile {
@@ -197,6 +194,15 @@ async function listChartFiles(root: string, ctx: PackageContext, label: string):
   };
   await walk(root, "");
   return out;
+}
+
+function isJson(data: Buffer): boolean {
+  try {
+    JSON.parse(data.toString("utf8"));
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function entryOrder(a: string, b: string): number {
@@ -310,7 +316,7 @@ export async function packageChartDir(
         "CHART_INVALID",
       );
     }
-    if (dep.version && !semver.satisfies(fetched.version, helmRange(dep.version))) {
+    if (dep.version && !satisfiesHelm(fetched.version, dep.version)) {
       throw new ChartError(
         `${label}/Chart.yaml: dependency ${dep.name} wants version ${dep.version}, but ${repository} holds ${fetched.version}`,
         label,
@@ -346,8 +352,13 @@ export async function packageChartDir(
     for (const f of files) {
       const dest = join(top, ...f.rel.split("/"));
       await mkdir(dirname(dest), { recursive: true });
-      const data = await readFile(f.abs);
-      await writeFile(dest, data.subarray(0, 3).equals(BOM) ? data.subarray(3) : data);
+      const raw = await readFile(f.abs);
+      const data = raw.subarray(0, 3).equals(BOM) ? raw.subarray(3) : raw;
+      if (f.rel === "values.schema.json" && !isJson(data)) {
+        // helm package refuses it too ("Invalid JSON in values.schema.json")
+        throw new ChartError(`${label}/values.schema.json is not valid JSON`, label, "CHART_INVALID");
+      }
+      await writeFile(dest, data);
       await chmod(dest, 0o644);
       entries.push(f.rel);
     }

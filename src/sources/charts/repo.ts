@@ -11,7 +11,7 @@ import { IntegrityError, RemoteError } from "../../errors.js";
 import { download, type HttpOptions, redact } from "../profiles/http.js";
 import { parseYamlMapping } from "./chart-yaml.js";
 import { ChartError } from "./errors.js";
-import { helmRange } from "./package.js";
+import { maxSatisfyingHelm, validHelmRange } from "./versions.js";
 
 /** index.yaml of large public repositories runs to tens of MiB; past this it is refused, not parsed. */
 export const MAX_INDEX_BYTES = 64 * 1024 * 1024;
@@ -95,22 +95,16 @@ export function selectVersion(entries: IndexEntry[], constraint: string, what: s
   const valid = entries.filter((e) => semver.valid(e.version));
   const exact = valid.find((e) => e.version === constraint || e.version === constraint.replace(/^v/, ""));
   if (exact) return exact;
-  let range: string | null = null;
-  try {
-    range = semver.validRange(helmRange(constraint));
-  } catch {
-    range = null;
-  }
-  if (!range) {
+  if (!validHelmRange(constraint)) {
     throw new ChartError(
       `${what}: version "${constraint}" is neither a version nor a semver range`,
       what,
       "CHART_INVALID",
     );
   }
-  const best = semver.maxSatisfying(
+  const best = maxSatisfyingHelm(
     valid.map((e) => e.version),
-    range,
+    constraint,
   );
   if (!best) {
     const have = valid
