@@ -191,6 +191,44 @@ describe("charts in a bundle", () => {
     ]);
   });
 
+  it("a bundle on a pipe imports the same way: values file, Helm repository on WebDAV read back", async () => {
+    const tar = path.join(work, "bundle.tar");
+    const c = await create(path.join(work, "bundle.config.yaml"), tar);
+    expect(c.code, c.stderr).toBe(0);
+    const user = needEnv("AIRGAP_TEST_DAV_USER");
+    const password = needEnv("AIRGAP_TEST_DAV_PASSWORD");
+    const dav = `${needEnv("AIRGAP_TEST_DAV_URL")}/${uid}/`;
+    const out = path.join(work, "out-pipe");
+    const r = await runCli(
+      [
+        "bundle",
+        "import",
+        "-",
+        "--registry",
+        `${registry}/${uid}-pipe`,
+        "--plain-http",
+        "--key",
+        keys.pub,
+      ].concat(["--artifacts", dav, "--out", out, "--json"]),
+      {
+        env: { AIRGAP_ARTIFACTS_USER: user, AIRGAP_ARTIFACTS_PASSWORD: password },
+        input: await readFile(tar),
+      },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const chart = (JSON.parse(r.stdout) as { charts: { sha256: string; url: string; repository: string }[] })
+      .charts[0]!;
+    expect(chart.url).toBe(`${dav}charts/scanner-0.3.0.tgz`);
+    const auth = { authorization: `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}` };
+    const tgz = await fetch(chart.url, { headers: auth });
+    expect(sha256(Buffer.from(await tgz.arrayBuffer()))).toBe(chart.sha256);
+    const index = await fetch(`${chart.repository}/index.yaml`, { headers: auth });
+    expect(await index.text()).toContain(chart.sha256);
+    const values = await readFile(path.join(out, "values", "scanner.yaml"), "utf8");
+    expect(values).toContain(`${uid}-pipe/${appRepo}`);
+    expect(values).toContain(`@${appDigest}`);
+  });
+
   it("an oci:// chart is copied as it is (same manifest digest) and diff names what changed", async () => {
     const config = path.join(work, "oci.config.yaml");
     await writeFile(
