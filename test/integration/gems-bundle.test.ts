@@ -149,6 +149,47 @@ describe("gems in a bundle", () => {
     ).toEqual(["0.9.0", "1.2.0"]);
   });
 
+  it("diff shows a gem at another version as one change", async () => {
+    const config = path.join(work, "older.config.yaml");
+    await writeFile(
+      config,
+      (await readFile(path.join(work, "bundle.config.yaml"), "utf8")).replace('"~> 1.0"', '"1.0.0"'),
+    );
+    const older = path.join(work, "older");
+    const c = await runCli([
+      "bundle",
+      "create",
+      "-c",
+      config,
+      "-o",
+      older,
+      "--cache",
+      path.join(work, "cache"),
+    ]);
+    expect(c.code, c.stderr).toBe(0);
+    const d = await runCli(["bundle", "diff", older, bundleDir, "--json"]);
+    expect(d.code, d.stderr).toBe(0);
+    const diff = JSON.parse(d.stdout) as {
+      added: unknown[];
+      removed: unknown[];
+      changed: { kind: string; name: string; oldVersion: string; newVersion: string }[];
+      unchanged: string[];
+    };
+    expect(diff.added).toEqual([]);
+    expect(diff.removed).toEqual([]);
+    expect(diff.changed).toEqual([
+      expect.objectContaining({
+        kind: "gem",
+        name: "localhost/gems/fixture-mid",
+        oldVersion: "1.0.0",
+        newVersion: "1.2.0",
+      }),
+    ]);
+    expect(diff.unchanged).toEqual(["localhost/gems/fixture-leaf:0.9.0"]);
+    const text = await runCli(["bundle", "diff", older, bundleDir]);
+    expect(text.stdout).toContain("~ gem localhost/gems/fixture-mid 1.0.0 → 1.2.0");
+  });
+
   it("import publishes a gem source that gem install takes, and the same files to S3", async () => {
     const user = needEnv("AIRGAP_TEST_DAV_USER");
     const password = needEnv("AIRGAP_TEST_DAV_PASSWORD");

@@ -7,6 +7,34 @@ interface Change {
   kind: string;
   old?: string;
   new?: string;
+  /** Charts and gems are named by version: a new version of one is a change from the old version. */
+  oldVersion?: string;
+  newVersion?: string;
+}
+
+/** Kinds whose root name is `REPOSITORY:VERSION`, one version per bundle. */
+const VERSIONED = new Set(["chart", "gem"]);
+
+const repositoryOf = (name: string) => name.slice(0, name.lastIndexOf(":"));
+const tagOf = (name: string) => name.slice(name.lastIndexOf(":") + 1);
+
+/** A removed and an added chart (or gem) of the same repository are one item at a new version. */
+function pairVersions(added: Change[], removed: Change[], changed: Change[]): void {
+  for (const a of [...added]) {
+    if (!VERSIONED.has(a.kind)) continue;
+    const r = removed.find((x) => x.kind === a.kind && repositoryOf(x.name) === repositoryOf(a.name));
+    if (!r) continue;
+    added.splice(added.indexOf(a), 1);
+    removed.splice(removed.indexOf(r), 1);
+    changed.push({
+      name: repositoryOf(a.name),
+      kind: a.kind,
+      old: r.old!,
+      new: a.new!,
+      oldVersion: tagOf(r.name),
+      newVersion: tagOf(a.name),
+    });
+  }
 }
 
 /** Compare two bundles by their inventories: items added, removed and changed, and the bytes that differ. */
@@ -28,6 +56,7 @@ export async function runDiff(oldInput: string, newInput: string, flags: { json?
   }
   for (const [name, item] of oldItems)
     if (!newItems.has(name)) removed.push({ name, kind: item.kind, old: item.digest });
+  pairVersions(added, removed, changed);
   const blobs = (sizes: Map<string, number>) =>
     new Map([...sizes].filter(([p]) => p.startsWith("blobs/sha256/")));
   const oldBlobs = blobs(a.sizes);
@@ -50,7 +79,10 @@ export async function runDiff(oldInput: string, newInput: string, flags: { json?
   const out = process.stdout;
   for (const c of added) printLine(`+ ${c.kind} ${c.name} ${c.new}`, out);
   for (const c of removed) printLine(`- ${c.kind} ${c.name} ${c.old}`, out);
-  for (const c of changed) printLine(`~ ${c.kind} ${c.name} ${c.old} → ${c.new}`, out);
+  for (const c of changed) {
+    const versions = c.oldVersion ? ` ${c.oldVersion} → ${c.newVersion}` : "";
+    printLine(`~ ${c.kind} ${c.name}${versions} ${c.old} → ${c.new}`, out);
+  }
   printLine(
     `${added.length} added, ${removed.length} removed, ${changed.length} changed, ${unchanged.length} unchanged; ${newOnly.length} blobs (${humanBytes(newBytes)}) in ${newInput} are not in ${oldInput}`,
     out,
