@@ -17,7 +17,15 @@ import { parse as parseYaml } from "yaml";
 import { helmRepositoryIndex } from "../../src/sources/charts/index.js";
 import { runCli } from "../helpers/cli.js";
 import { needEnv } from "../helpers/env.js";
-import { closeFixtures, getManifest, plainTarget, pushImage, uniqueRepo } from "../helpers/fixtures.js";
+import {
+  closeFixtures,
+  cosignTag,
+  getManifest,
+  plainTarget,
+  pushCosignSignature,
+  pushImage,
+  uniqueRepo,
+} from "../helpers/fixtures.js";
 import { generateKey, PASSWORD } from "./import-helpers.js";
 
 const uid = `cb-${process.pid}-${Date.now().toString(36)}`;
@@ -229,7 +237,9 @@ describe("charts in a bundle", () => {
     expect(values).toContain(`@${appDigest}`);
   });
 
-  it("an oci:// chart is copied as it is (same manifest digest) and diff names what changed", async () => {
+  it("an oci:// chart is copied as it is (same manifest digest, its signature carried) and diff names what changed", async () => {
+    const signed = await getManifest(plainTarget(), `${uid}/charts/scanner`, "0.3.0");
+    const signature = await pushCosignSignature(plainTarget(), `${uid}/charts/scanner`, signed.digest);
     const config = path.join(work, "oci.config.yaml");
     await writeFile(
       config,
@@ -258,6 +268,17 @@ charts:
       items: ChartItemJson[];
     };
     expect(first.items.find((i) => i.kind === "chart")!.digest).toBe(chart.digest);
+    // the cosign signature tag travels with it, as a root of the chart's repository
+    const index = JSON.parse(await readFile(path.join(out, "index.json"), "utf8")) as {
+      manifests: { digest: string; annotations: Record<string, string> }[];
+    };
+    const sigRoot = index.manifests.find(
+      (m) =>
+        m.annotations["org.opencontainers.image.ref.name"] ===
+        `localhost/charts/scanner:${cosignTag(signed.digest)}`,
+    );
+    expect(sigRoot?.digest).toBe(signature.digest);
+    expect((chart as unknown as { blobs: string[] }).blobs).toContain(signature.digest);
     const d = await runCli(["bundle", "diff", bundleDir, out, "--json"]);
     expect(d.code, d.stderr).toBe(0);
     const diff = JSON.parse(d.stdout) as { removed: { kind: string }[]; unchanged: string[] };
