@@ -60,6 +60,12 @@ const FIXTURES: FixtureGem[] = [
   { name: "fixture-provided-child", version: "1.0.0" },
   { name: "fixture-dev", version: "1.0.0" },
   { name: "fixture-orphan", version: "1.0.0", runtime: { "fixture-absent": ["~> 1.0"] } },
+  // fixture-x 2.0.0 needs fixture-z >= 1, but fixture-y takes fixture-x < 2 and fixture-z < 1
+  { name: "fixture-x", version: "1.0.0" },
+  { name: "fixture-x", version: "2.0.0", runtime: { "fixture-z": [">= 1"] } },
+  { name: "fixture-y", version: "1.0.0", runtime: { "fixture-x": ["< 2"], "fixture-z": ["< 1"] } },
+  { name: "fixture-z", version: "0.5.0" },
+  { name: "fixture-z", version: "1.0.0" },
 ];
 
 let httpRoot: string;
@@ -192,6 +198,19 @@ describe("gems from a compact index", () => {
     const publishedUrl = await serve("published-2", gemSourceFiles(gems));
     const { installed } = gemInstall(publishedUrl, path.join(work, "installed-2"), "fixture-plugin");
     expect(installed).toEqual(expected);
+  });
+
+  it("forgets what a version it first picked asked for, once a later requirement moves it to another version", async () => {
+    const gems = await resolveGems(
+      [spec("fixture-x", undefined, upstreamUrl), spec("fixture-y", undefined, upstreamUrl)],
+      {
+        workDir: path.join(work, "resolve-moved"),
+      },
+    );
+    // fixture-x 2.0.0 came first and asked for fixture-z >= 1; fixture-y's "< 2" moved it to 1.0.0,
+    // so only fixture-y's "< 1" is left on fixture-z: no conflict
+    expect(summary(gems)).toEqual(["fixture-x-1.0.0", "fixture-y-1.0.0", "fixture-z-0.5.0"]);
+    expect(gems.find((g) => g.name === "fixture-x")?.requiredBy).toEqual([]);
   });
 
   it("takes the platform build when the entry names a platform, and never shows credentials in the source", async () => {

@@ -62,7 +62,7 @@ export interface ResolvedGem {
   gemspec: { file: string; sha256: string; size: number };
   /** Runtime dependencies, as the index lists them; requirement as RubyGems writes it (">= 1.0, < 2"). */
   dependencies: { name: string; requirement: string }[];
-  /** Names of the carried gems that depend on this one (none for a gem only the config asks for). */
+  /** Names of the carried gems that depend on this one; empty for a gem the config names. */
   requiredBy: string[];
   /**
    * Gems this one needs that the target provides: its `provided:` dependencies and, as the index
@@ -226,6 +226,10 @@ export async function resolveGems(
   };
 
   let steps = 0;
+  // Conflicts put off in a row: a conflict may only come from a requirement of a version that a
+  // gem still waiting in the queue is about to leave, so it is decided last; it is only an error
+  // once nothing else in the queue changes anything.
+  let putOff = 0;
   while (queue.length > 0) {
     if (++steps > MAX_STEPS) {
       throw new GemError(
@@ -246,6 +250,7 @@ export async function resolveGems(
       if (previous) {
         chosen.delete(name);
         retract(name, previous);
+        putOff = 0;
       }
       continue;
     }
@@ -253,6 +258,11 @@ export async function resolveGems(
     const allConstraints = onName.flatMap((r) => r.constraints);
     const allowPre = requirementAllowsPrerelease(allConstraints);
     const pick = candidates.find((c) => gemVersionMatches(c.version, allConstraints, allowPre));
+    if (!pick && putOff < queue.length) {
+      putOff++;
+      queue.push(name);
+      continue;
+    }
     if (!pick)
       throw conflictError(
         name,
@@ -264,6 +274,7 @@ export async function resolveGems(
     if (previous && previous.version === pick.version && previous.platform === pick.platform) continue;
     if (previous) retract(name, previous);
     chosen.set(name, pick);
+    putOff = 0;
     const by = fullName(name, pick);
     const origin = origins.get(name) as Origin;
     for (const dep of pick.dependencies) {
@@ -304,7 +315,7 @@ export async function resolveGems(
         requiredBy.set(dep.name, new Set());
         walk.push(dep.name);
       }
-      requiredBy.get(dep.name)?.add(name);
+      if (!requested.has(dep.name)) requiredBy.get(dep.name)?.add(name);
     }
   }
 
