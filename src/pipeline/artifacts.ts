@@ -112,8 +112,7 @@ export async function bundleFileItems(
   ctx: ArtifactContext,
 ): Promise<BundledArtifact[]> {
   const { config, cache, limit, warnings } = ctx;
-  const opts = ctx;
-  opts.progress.phase("files", 0);
+  ctx.progress.phase("files", 0);
   const workDir = await mkdtemp(join(cache.root, "files-work-"));
   try {
     return await Promise.all(
@@ -125,12 +124,12 @@ export async function bundleFileItems(
           let size = sha256 ? await cachedBlob(cache, sha256) : undefined;
           let path = sha256 ? cache.blobPath(`sha256:${sha256}`) : "";
           if (sha256 === undefined || size === undefined) {
-            opts.progress.info(`  fetching ${name}`);
+            ctx.progress.info(`  fetching ${name}`);
             const dl = await downloadFile(file, join(workDir, String(i)), {
-              ...httpOptionsFor(file.url, config.registries, opts.caFiles?.[0]),
-              ...(opts.signal ? { signal: opts.signal } : {}),
+              ...httpOptionsFor(file.url, config.registries, ctx.caFiles?.[0]),
+              ...(ctx.signal ? { signal: ctx.signal } : {}),
             });
-            opts.progress.bytes(name, dl.size);
+            ctx.progress.bytes(name, dl.size);
             ({ sha256, size, path } = dl);
             if (!file.sha256) {
               warnings.push(
@@ -143,10 +142,10 @@ export async function bundleFileItems(
             cache.repository(repository),
             fileArtifactSpec(record, path),
             {
-              ...(opts.signal ? { signal: opts.signal } : {}),
+              ...(ctx.signal ? { signal: ctx.signal } : {}),
             },
           );
-          opts.progress.itemDone(name);
+          ctx.progress.itemDone(name);
           return {
             name,
             repository,
