@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, rename, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { formatReference } from "../oci/reference.js";
+import { assertSafeSegment } from "../store/publish.js";
 import {
   type ImportedImage,
   renderContainerdHosts,
@@ -66,7 +67,11 @@ export async function writeClusterConfig(
   files.set("registries.conf", renderRegistriesConf(images, opts.registry, mirror));
   if (result.charts && result.charts.length > 0) {
     // One values file per chart, in the chart's own keys, replaces the generic values-airgap.yaml.
-    for (const c of result.charts) files.set(`values/${c.name}.yaml`, c.values);
+    for (const c of result.charts) {
+      // a chart's name becomes a file name: one that could leave values/ is refused
+      assertSafeSegment(c.name, "chart name");
+      files.set(`values/${c.name}.yaml`, c.values);
+    }
     const list = result.charts.map(({ name, version, sha256, artifact, oci, url, repository, images }) => ({
       name,
       version,
