@@ -31,6 +31,7 @@ export async function runCreate(flags: CreateFlags): Promise<void> {
   if (!flags.dryRun) assertOutputFree(output, Boolean(flags.force));
   const sign = flags.key && !flags.dryRun ? await makeSigner(flags.key) : undefined;
   const progress = await progressFor(flags.json || output.path === "-" || flags.dryRun ? "silent" : "auto", [
+    { key: "charts", title: "Resolve and package charts" },
     { key: "resolving", title: "Resolve images to digests" },
     { key: "pulling", title: "Pull into the cache" },
     { key: "profiles", title: "Resolve and vendor profiles" },
