@@ -11,9 +11,10 @@ import type { ChartItem, GemItem, InventoryItem } from "../bundle/inventory.js";
 import type { BundleConfig, ChartSource } from "../config/types.js";
 import { UsageError } from "../errors.js";
 import type { Descriptor } from "../oci/descriptor.js";
-import { ArtifactType } from "../oci/mediatypes.js";
+import { ArtifactType, isManifestLike } from "../oci/mediatypes.js";
 import type { RegistryClient } from "../oci/registry/client.js";
 import {
+  type OciChartRepository,
   ociChartPuller,
   type ResolvedChart,
   resolveChart,
@@ -32,6 +33,8 @@ import { type ResolvedGem, resolveGems } from "../sources/gems/index.js";
 import { copyGraph } from "../store/copy.js";
 import type { OciLayoutStore } from "../store/layout.js";
 import { type ArtifactSpec, storeArtifact } from "../store/oci-artifact.js";
+import type { RegistryStore } from "../store/registry.js";
+import type { Store } from "../store/store.js";
 import type { PlanItem } from "./create.js";
 import type { Progress } from "./progress.js";
 
@@ -302,8 +305,13 @@ export async function resolveChartEntries(
 ): Promise<ResolvedChartEntry[]> {
   ctx.progress.phase("charts", 0);
   const indexCache = new Map<string, Promise<string>>();
+  // an oci:// chart's layer lands in the cache as it is read, so the copy of its graph later finds it there
   const pullOci = ociChartPuller(
-    (registry, repository) => ctx.client.repository(registry, repository),
+    (registry, repository) =>
+      throughCache(
+        ctx.client.repository(registry, repository),
+        ctx.cache.repository(`${ARTIFACT_REPOSITORY_HOST}/charts/${repository.split("/").pop()}`),
+      ),
     ctx.signal,
   );
   const out: ResolvedChartEntry[] = [];
@@ -332,6 +340,26 @@ export async function resolveChartEntries(
     seen.set(chart.name, chart.version);
   }
   return out;
+}
+
+/**
+ * A source repository whose blobs are read through the cache: a blob the cache lacks is copied in
+ * (verified while it is written), then read from there. Manifests come from the source: the cache
+ * takes a manifest only after its children, which copyGraph places.
+ */
+function throughCache(src: RegistryStore, cache: Store): OciChartRepository {
+  return {
+    label: src.label,
+    resolve: (ref, signal) => src.resolve(ref, signal),
+    exists: (desc, signal) => src.exists(desc, signal),
+    referrers: (desc, signal) => src.referrers(desc, signal),
+    listTags: (signal) => src.listTags(signal),
+    fetch: async (desc, signal) => {
+      if (isManifestLike(desc.mediaType)) return await src.fetch(desc, signal);
+      if (!(await cache.exists(desc, signal))) await cache.push(desc, await src.fetch(desc, signal), signal);
+      return await cache.fetch(desc, signal);
+    },
+  };
 }
 
 export function chartPlanItem({ chart }: ResolvedChartEntry): PlanItem {

@@ -51,11 +51,10 @@ interface ChartItemJson {
   };
 }
 
-async function create(config: string, out: string) {
-  return await runCli(
-    ["bundle", "create", "-c", config, "-o", out, "--cache", path.join(work, "cache"), "--key", keys.key],
-    { env: { COSIGN_PASSWORD: PASSWORD } },
-  );
+async function create(config: string, out: string, cache = path.join(work, "cache")) {
+  return await runCli(["bundle", "create", "-c", config, "-o", out, "--cache", cache, "--key", keys.key], {
+    env: { COSIGN_PASSWORD: PASSWORD },
+  });
 }
 
 beforeAll(async () => {
@@ -255,7 +254,8 @@ charts:
 `,
     );
     const out = path.join(work, "bundle-oci");
-    const r = await create(config, out);
+    // a cold cache: the chart's layer is read once, into the cache, and the graph copy finds it there
+    const r = await create(config, out, path.join(work, "cache-oci"));
     expect(r.code, r.stderr).toBe(0);
     const inv = JSON.parse(await readFile(path.join(out, "bundle.json"), "utf8")) as {
       items: ChartItemJson[];
