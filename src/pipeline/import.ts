@@ -19,14 +19,18 @@ import { SequentialVerifier, type VerifyReport, verifyBundle } from "../bundle/v
 import type { RegistryConfig } from "../config/types.js";
 import { AirgapError, type IntegrityCode, IntegrityError, UsageError } from "../errors.js";
 import type { Descriptor, ImageIndex } from "../oci/descriptor.js";
-import { sha256Hex } from "../oci/digest.js";
+import { isSha256Hex, sha256Hex } from "../oci/digest.js";
 import { ArtifactType, MAX_MANIFEST_BYTES, MediaType } from "../oci/mediatypes.js";
 import { formatReference, parseReference, type Reference } from "../oci/reference.js";
 import { RegistryClient } from "../oci/registry/client.js";
 import { profileKey, publishProfiles } from "../profiles/publish.js";
 import { chartValuesOverride, type DiscoveredImage, helmRepositoryIndex } from "../sources/charts/index.js";
 import { gemSourceFiles } from "../sources/gems/index.js";
-import { type ArtifactRepositoryOptions, openArtifactRepository } from "../store/artifacts.js";
+import {
+  type ArtifactRepository,
+  type ArtifactRepositoryOptions,
+  openArtifactRepository,
+} from "../store/artifacts.js";
 import { BundleArchive, namedRoots, parseIndexJson, referrerRoots } from "../store/bundle.js";
 import { type CopyEvent, copyGraph } from "../store/copy.js";
 import { type PublishObject, publishObjects, smallObject } from "../store/publish.js";
@@ -322,6 +326,37 @@ export const CHART_REPOSITORY_PREFIX = "charts";
 
 /** The folder of the artifact repository that is a static gem source (`gem install --source URL/gems`). */
 export const GEM_SOURCE_PREFIX = "gems";
+/** In the gem source: every gem published there, so the next import keeps them in the index. */
+const GEM_INDEX_FILE = "airgap-gems.json";
+
+function gemFullName(g: { name: string; version: string; platform: string }): string {
+  return `${g.name}-${g.version}${g.platform === "ruby" ? "" : `-${g.platform}`}`;
+}
+
+/** The gems an earlier import published (an unreadable index is rebuilt from this import's gems). */
+async function readGemIndex(repo: ArtifactRepository, signal?: AbortSignal): Promise<GemItem["gem"][]> {
+  const bytes = repo.get ? await repo.get(`${GEM_SOURCE_PREFIX}/${GEM_INDEX_FILE}`, signal) : undefined;
+  if (!bytes) return [];
+  try {
+    const parsed = JSON.parse(bytes.toString("utf8")) as { gems?: unknown };
+    if (!Array.isArray(parsed.gems)) return [];
+    return parsed.gems.filter(
+      (g): g is GemItem["gem"] =>
+        typeof g === "object" &&
+        g !== null &&
+        typeof g.name === "string" &&
+        typeof g.version === "string" &&
+        typeof g.platform === "string" &&
+        isSha256Hex(g.sha256) &&
+        Number.isSafeInteger(g.size) &&
+        isSha256Hex(g.gemspec?.sha256) &&
+        Number.isSafeInteger(g.gemspec?.size) &&
+        Array.isArray(g.dependencies),
+    );
+  } catch {
+    return [];
+  }
+}
 
 /** Where a plain file of the bundle lands in the artifact repository. */
 export function fileKey(name: string, platform: string): string {
@@ -479,33 +514,56 @@ async function publishArtifactItems(
       byDigest.set(`sha256:${item.gem.sha256}`, item);
       byDigest.set(`sha256:${item.gem.gemspec.sha256}`, item);
     }
+    // Gems an earlier import published stay in the source: its index is read back and merged
+    // (this bundle's gem wins where both have the same name, version and platform).
+    const merged = new Map<string, GemItem["gem"]>();
+    for (const g of await readGemIndex(repo, opts.signal)) merged.set(gemFullName(g), g);
+    for (const item of gems) merged.set(gemFullName(item.gem), item.gem);
     const sourceFiles = gemSourceFiles(
-      gems.map((item) => ({
-        name: item.gem.name,
-        version: item.gem.version,
-        platform: item.gem.platform,
-        sha256: item.gem.sha256,
-        size: item.gem.size,
-        dependencies: item.gem.dependencies,
-        file: `sha256:${item.gem.sha256}`,
-        gemspec: { file: `sha256:${item.gem.gemspec.sha256}`, ...item.gem.gemspec },
-        ...(item.gem.providedTree ? { providedTree: item.gem.providedTree } : {}),
-        ...(item.gem.ruby ? { ruby: item.gem.ruby } : {}),
-        ...(item.gem.rubygems ? { rubygems: item.gem.rubygems } : {}),
+      [...merged.values()].map((g) => ({
+        name: g.name,
+        version: g.version,
+        platform: g.platform,
+        sha256: g.sha256,
+        size: g.size,
+        dependencies: g.dependencies,
+        file: `sha256:${g.sha256}`,
+        gemspec: { file: `sha256:${g.gemspec.sha256}`, ...g.gemspec },
+        ...(g.providedTree ? { providedTree: g.providedTree } : {}),
+        ...(g.ruby ? { ruby: g.ruby } : {}),
+        ...(g.rubygems ? { rubygems: g.rubygems } : {}),
       })),
     );
+    sourceFiles.push({
+      path: GEM_INDEX_FILE,
+      bytes: Buffer.from(
+        `${JSON.stringify({ gems: [...merged.values()].sort((a, b) => (gemFullName(a) < gemFullName(b) ? -1 : 1)) }, null, 2)}\n`,
+      ),
+      sha256: "",
+      size: 0,
+    });
+    const last = sourceFiles[sourceFiles.length - 1]!;
+    last.sha256 = sha256Hex(last.bytes!);
+    last.size = last.bytes!.length;
     const objects: PublishObject[] = sourceFiles.map((f) => {
       const key = `${GEM_SOURCE_PREFIX}/${f.path}`;
       if (f.bytes)
         return { key, sha256: f.sha256, size: f.size, contentType: "text/plain", content: f.bytes };
       const digest = f.file!;
+      const item = byDigest.get(digest);
       return {
         key,
         sha256: f.sha256,
         size: f.size,
         contentType: "application/octet-stream",
-        content: () =>
-          fetchBlob({ mediaType: "application/octet-stream", digest, size: f.size }, byDigest.get(digest)!),
+        content: () => {
+          if (!item) {
+            throw new UsageError(
+              `${repo.url(key)} is listed by ${repo.url(`${GEM_SOURCE_PREFIX}/${GEM_INDEX_FILE}`)} but is not there, and this bundle does not carry it: import the bundle that did again`,
+            );
+          }
+          return fetchBlob({ mediaType: "application/octet-stream", digest, size: f.size }, item);
+        },
       };
     });
     // gems first, the index files (names, versions, info/) last: the index only names gems that are there

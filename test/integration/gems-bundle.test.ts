@@ -240,6 +240,26 @@ describe("gems in a bundle", () => {
     const installed = gemInstall(source.toString(), path.join(work, "gem-home"), "fixture-mid");
     expect(installed.installed).toEqual(["fixture-leaf-0.9.0", "fixture-mid-1.2.0"]);
 
+    // a second bundle with another version joins the same source; the first one's gems stay installable
+    const again = await runCli(
+      [
+        "bundle",
+        "import",
+        path.join(work, "older"),
+        "--registry",
+        `${registry}/${uid}`,
+        "--plain-http",
+      ].concat(["--artifacts", dav, "--out", path.join(work, "out-older"), "--json"]),
+      { env: { AIRGAP_ARTIFACTS_USER: user, AIRGAP_ARTIFACTS_PASSWORD: password } },
+    );
+    expect(again.code, again.stderr).toBe(0);
+    const older = gemInstall(source.toString(), path.join(work, "gem-home-old"), "fixture-mid", {
+      version: "1.0.0",
+    });
+    expect(older.installed).toEqual(["fixture-leaf-0.9.0", "fixture-mid-1.0.0"]);
+    const newer = gemInstall(source.toString(), path.join(work, "gem-home-new"), "fixture-mid");
+    expect(newer.installed).toEqual(["fixture-leaf-0.9.0", "fixture-mid-1.2.0"]);
+
     // S3: the .gem files read back with their sha256
     const bucket = uid
       .toLowerCase()
