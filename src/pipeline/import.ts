@@ -24,7 +24,12 @@ import { ArtifactType, MAX_MANIFEST_BYTES, MediaType } from "../oci/mediatypes.j
 import { formatReference, parseReference, type Reference } from "../oci/reference.js";
 import { RegistryClient } from "../oci/registry/client.js";
 import { profileKey, publishProfiles } from "../profiles/publish.js";
-import { chartValuesOverride, type DiscoveredImage, helmRepositoryIndex } from "../sources/charts/index.js";
+import {
+  chartValuesOverride,
+  type DiscoveredImage,
+  helmRepositoryIndex,
+  type IndexedChart,
+} from "../sources/charts/index.js";
 import { gemSourceFiles } from "../sources/gems/index.js";
 import {
   type ArtifactRepository,
@@ -323,6 +328,33 @@ export interface PublishedArtifacts {
 
 /** The folder of the artifact repository that is a Helm repository (`helm repo add NAME URL/charts`). */
 export const CHART_REPOSITORY_PREFIX = "charts";
+/** In the Helm repository: every chart published there, so the next import keeps them in index.yaml. */
+const CHART_INDEX_FILE = "airgap-charts.json";
+
+/** The charts an earlier import published (an unreadable list is rebuilt from this import's charts). */
+async function readChartIndex(repo: ArtifactRepository, signal?: AbortSignal): Promise<IndexedChart[]> {
+  const bytes = repo.get
+    ? await repo.get(`${CHART_REPOSITORY_PREFIX}/${CHART_INDEX_FILE}`, signal)
+    : undefined;
+  if (!bytes) return [];
+  try {
+    const parsed = JSON.parse(bytes.toString("utf8")) as { charts?: unknown };
+    if (!Array.isArray(parsed.charts)) return [];
+    return parsed.charts.filter(
+      (c): c is IndexedChart =>
+        typeof c === "object" &&
+        c !== null &&
+        typeof c.name === "string" &&
+        typeof c.version === "string" &&
+        isSha256Hex(c.sha256) &&
+        typeof c.url === "string" &&
+        typeof c.chartYamlJson === "object" &&
+        c.chartYamlJson !== null,
+    );
+  } catch {
+    return [];
+  }
+}
 
 /** The folder of the artifact repository that is a static gem source (`gem install --source URL/gems`). */
 export const GEM_SOURCE_PREFIX = "gems";
@@ -591,19 +623,30 @@ async function publishArtifactItems(
           item,
         ),
     }));
-    const index = helmRepositoryIndex(
-      charts.map((item) => ({
+    // Charts an earlier import published stay in the repository's index (this bundle's win).
+    const listed = new Map<string, IndexedChart>();
+    for (const c of await readChartIndex(repo, opts.signal)) listed.set(`${c.name}\0${c.version}`, c);
+    for (const item of charts) {
+      listed.set(`${item.chart.name}\0${item.chart.version}`, {
         name: item.chart.name,
         version: item.chart.version,
         sha256: item.chart.sha256,
         url: `${item.chart.name}-${item.chart.version}.tgz`,
         chartYamlJson: item.chart.metadata,
-      })),
-      // the bundle's creation time: the same bundle gives the same index, so a re-import uploads nothing
-      new Date(inventory.created),
+      });
+    }
+    const all = [...listed.values()].sort((a, b) =>
+      a.name === b.name ? (a.version < b.version ? -1 : 1) : a.name < b.name ? -1 : 1,
     );
+    // the bundle's creation time: the same bundle gives the same index, so a re-import uploads nothing
+    const index = helmRepositoryIndex(all, new Date(inventory.created));
     objects.push(
       smallObject(`${CHART_REPOSITORY_PREFIX}/index.yaml`, Buffer.from(index), "application/yaml"),
+      smallObject(
+        `${CHART_REPOSITORY_PREFIX}/${CHART_INDEX_FILE}`,
+        Buffer.from(`${JSON.stringify({ charts: all }, null, 2)}\n`),
+        "application/json",
+      ),
     );
     const published = await publishObjects(objects, repo, { signal: opts.signal });
     const repository = repo.url(CHART_REPOSITORY_PREFIX);

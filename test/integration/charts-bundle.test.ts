@@ -236,6 +236,46 @@ describe("charts in a bundle", () => {
     expect(values).toContain(`@${appDigest}`);
   });
 
+  it("a new chart version: diff shows one change, and the Helm repository keeps both versions", async () => {
+    const chartYaml = path.join(work, "charts", "scanner", "Chart.yaml");
+    await writeFile(
+      chartYaml,
+      (await readFile(chartYaml, "utf8")).replace("version: 0.3.0", "version: 0.4.0"),
+    );
+    const out = path.join(work, "bundle-040");
+    const c = await create(path.join(work, "bundle.config.yaml"), out);
+    expect(c.code, c.stderr).toBe(0);
+    const d = await runCli(["bundle", "diff", bundleDir, out]);
+    expect(d.code, d.stderr).toBe(0);
+    expect(d.stdout).toContain("~ chart localhost/charts/scanner 0.3.0 → 0.4.0");
+    const user = needEnv("AIRGAP_TEST_DAV_USER");
+    const password = needEnv("AIRGAP_TEST_DAV_PASSWORD");
+    const dav = `${needEnv("AIRGAP_TEST_DAV_URL")}/${uid}/`;
+    const r = await runCli(
+      [
+        "bundle",
+        "import",
+        out,
+        "--registry",
+        `${registry}/${uid}-pipe`,
+        "--plain-http",
+        "--key",
+        keys.pub,
+      ].concat(["--artifacts", dav, "--out", path.join(work, "out-040"), "--json"]),
+      { env: { AIRGAP_ARTIFACTS_USER: user, AIRGAP_ARTIFACTS_PASSWORD: password } },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const auth = { authorization: `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}` };
+    const index = parseYaml(await (await fetch(`${dav}charts/index.yaml`, { headers: auth })).text()) as {
+      entries: Record<string, { version: string; urls: string[] }[]>;
+    };
+    expect(index.entries.scanner!.map((e) => e.version)).toEqual(["0.4.0", "0.3.0"]);
+    for (const e of index.entries.scanner!) {
+      const res = await fetch(`${dav}charts/${e.urls[0]}`, { headers: auth });
+      expect(res.status).toBe(200);
+    }
+  });
+
   it("an oci:// chart is copied as it is (same manifest digest, its signature carried) and diff names what changed", async () => {
     const signed = await getManifest(plainTarget(), `${uid}/charts/scanner`, "0.3.0");
     const signature = await pushCosignSignature(plainTarget(), `${uid}/charts/scanner`, signed.digest);
