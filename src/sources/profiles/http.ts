@@ -12,8 +12,8 @@ import { Agent, type Dispatcher, interceptors, request } from "undici";
 import { ConfigError, IntegrityError, RemoteError } from "../../errors.js";
 import type { Sha256Hex } from "../../oci/digest.js";
 import { ARCHIVE_LIMITS } from "../../profiles/archive.js";
-import { readBounded } from "../../store/streams.js";
 import { redactSecrets } from "../../redact.js";
+import { readBounded } from "../../store/streams.js";
 
 export interface HttpOptions {
   /** Extra trusted CA (PEM file), added to the machine's roots. */
