@@ -9,6 +9,8 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import type { Readable } from "node:stream";
 import { Readable as ReadableStream } from "node:stream";
+import { IntegrityError } from "../errors.js";
+import { parseSha256Hex } from "../oci/digest.js";
 import type { ArtifactRepository } from "../store/artifacts.js";
 
 export interface PublishableProfile {
@@ -41,9 +43,14 @@ export function profileKey(name: string, version: string): string {
   return `profiles/${name}/${version}/${name}-${version}.tar.gz`;
 }
 
+/** Name and version come from bundle.json: one path segment each, never a way out of profiles/. */
 function assertSafeSegment(s: string, what: string): void {
-  if (s === "" || s === "." || s === ".." || s.includes("/") || s.includes("\\")) {
-    throw new Error(`profile ${what} "${s}" cannot be used in a repository path`);
+  if (s === "" || s === "." || s === ".." || s.includes("/") || s.includes("\\") || /[\0\r\n]/.test(s)) {
+    throw new IntegrityError(
+      "PATH_ESCAPE",
+      `profile ${what} ${JSON.stringify(s)} cannot be used in a repository path`,
+      s,
+    );
   }
 }
 
@@ -66,6 +73,7 @@ export async function publishProfiles(
   for (const p of profiles) {
     assertSafeSegment(p.name, "name");
     assertSafeSegment(p.version, "version");
+    parseSha256Hex(p.sha256, `sha256 of profile ${p.name} ${p.version}`);
     const key = profileKey(p.name, p.version);
     if (await repo.exists(key, p.sha256, p.size, opts.signal)) {
       if (p.stream && typeof p.stream !== "function") p.stream.destroy();
