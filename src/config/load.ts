@@ -189,7 +189,7 @@ function normalizeProfiles(raw: RawBundleConfig, dir: string, problems: ConfigPr
   });
 }
 
-function normalizeCharts(raw: RawBundleConfig): ChartSource[] {
+function normalizeCharts(raw: RawBundleConfig, dir: string): ChartSource[] {
   return (raw.charts ?? []).map((c): ChartSource => {
     if ("repo" in c) return { type: "repo", repo: c.repo, name: c.name, version: c.version };
     if ("oci" in c) {
@@ -197,7 +197,9 @@ function normalizeCharts(raw: RawBundleConfig): ChartSource[] {
       const { tag: _tag, digest: _digest, ...repository } = reference;
       return { type: "oci", oci: c.oci, reference: repository, version: c.version };
     }
-    return { type: "git", git: c.git, ref: c.ref, path: c.path, images: c.images ?? false };
+    // charts built from source carry the images their values name unless told otherwise
+    if ("git" in c) return { type: "git", git: c.git, ref: c.ref, path: c.path, images: c.images ?? "auto" };
+    return { type: "path", path: path.resolve(dir, c.path), images: c.images ?? "auto" };
   });
 }
 
@@ -263,7 +265,7 @@ export function parseBundleConfig(text: string, file: string): BundleConfig {
     verify: (raw.verify ?? []).map((v) => ({ match: v.match, key: path.resolve(dir, v.key) })),
     images: normalizeImages(raw, problems),
     profiles: normalizeProfiles(raw, dir, problems),
-    charts: normalizeCharts(raw),
+    charts: normalizeCharts(raw, dir),
     gems: (raw.gems ?? []).map((g) => {
       const gem: BundleConfig["gems"][number] = {
         name: g.name,

@@ -178,7 +178,14 @@ const gitChart = z.strictObject({
     .describe('"auto" adds the images the chart\'s values name')
     .optional(),
 });
-const chartSchema = z.union([repoChart, ociChart, gitChart]);
+const pathChart = z.strictObject({
+  path: nonEmpty("path").describe("Chart folder (holding Chart.yaml), relative to the config file"),
+  images: z
+    .union([z.literal("auto"), z.literal(false)], { error: 'expected "auto" or false' })
+    .describe('"auto" adds the images the chart\'s values name')
+    .optional(),
+});
+const chartSchema = z.union([repoChart, ociChart, gitChart, pathChart]);
 
 const gemSchema = z.strictObject({
   name: nonEmpty("name"),

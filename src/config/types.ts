@@ -73,7 +73,9 @@ export type ChartSource =
       oci: string;
       version: string;
     }
-  | { type: "git"; git: string; ref: string; path: string; images: "auto" | false };
+  | { type: "git"; git: string; ref: string; path: string; images: "auto" | false }
+  /** A chart folder on disk; `path` is absolute (written relative to the config file's folder). */
+  | { type: "path"; path: string; images: "auto" | false };
 
 export interface GemSpec {
   name: string;

@@ -47,6 +47,9 @@ charts:
     ref: main
     path: helm-charts/standard-scanner
     images: auto
+  - path: charts/local-scanner
+  - path: charts/no-images
+    images: false
 gems:
   - name: train-k8s-container
     version: "~> 1.3"
@@ -155,6 +158,8 @@ describe("parseBundleConfig: the full contract example", () => {
         path: "helm-charts/standard-scanner",
         images: "auto",
       },
+      { type: "path", path: "/site/cfg/charts/local-scanner", images: "auto" },
+      { type: "path", path: "/site/cfg/charts/no-images", images: false },
     ]);
     expect(config.gems).toEqual([
       { name: "train-k8s-container", version: "~> 1.3", source: "https://rubygems.org", provided: ["train"] },
@@ -279,7 +284,7 @@ files:
 
   it("says what a source entry must look like when it is not a mapping", () => {
     expect(problemsOf(`${HEAD}charts:\n  - https://charts.example.org/\n`)).toEqual([
-      '/cfg/bundle.config.yaml:5:5: charts[0]: expected a mapping with one of the keys repo, oci, git, got the string "https://charts.example.org/"',
+      '/cfg/bundle.config.yaml:5:5: charts[0]: expected a mapping with one of the keys repo, oci, git, path, got the string "https://charts.example.org/"',
     ]);
   });
 
