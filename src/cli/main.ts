@@ -86,6 +86,25 @@ export function buildProgram(): Command {
     .action(async (input, opts) => (await import("./commands/import.js")).runImport(input, opts));
 
   bundle
+    .command("report")
+    .description(
+      "verify a bundle, then write the review document: every item, digest, size, signature check, totals, SHA256SUMS digest, key fingerprint",
+    )
+    .argument("<bundle>", "DIR, FILE.tar, FILE.tar.zst, split parts, or - for stdin")
+    .option(
+      "-o, --output <file>",
+      "write FILE.md (Markdown) or FILE.html (one self-contained page); default Markdown on stdout",
+    )
+    .option(
+      "--key <file>",
+      "cosign public key the bundle must be signed with (its fingerprint goes in the report)",
+    )
+    .option("--require-signature", "fail when no --key is given (also AIRGAP_REQUIRE_SIGNATURE=1)")
+    .option("--concurrency <n>", "parallel hashing", parsePositiveInt)
+    .option("--json", "the same data as JSON on stdout")
+    .action(async (input, opts) => (await import("./commands/report.js")).runReport(input, opts));
+
+  bundle
     .command("diff")
     .description("compare two bundles: items added, removed and changed")
     .argument("<old>")
