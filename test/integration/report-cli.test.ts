@@ -181,7 +181,8 @@ describe("bundle report", () => {
     const report = JSON.parse(r.stdout) as ReportJson;
     expect(report.items.map((i) => i.digest)).toEqual(inventoryItems().map((i) => i.digest));
     const tampered = Buffer.from(readFileSync(tar));
-    tampered[tampered.length - 20_000] ^= 1;
+    const at = tampered.length - 20_000;
+    tampered.writeUInt8(tampered.readUInt8(at) ^ 1, at);
     const bad = await runCli(["bundle", "report", "-", "--key", keys.pub], { env, input: tampered });
     expect(bad.code, bad.stderr).toBe(3);
     expect(bad.stdout).toBe("");
