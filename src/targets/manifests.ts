@@ -148,6 +148,8 @@ export function renderManifestsOverlay(input: ManifestsOverlayInput): Map<string
   const header = [
     "# Written by `airgap bundle import`: the shipped base (base/, components/) with the registry,",
     "# artifact repository and addresses this import used. Apply with: kubectl apply -k <this folder>",
+    "# Egress to the API server is the base's default (10.96.0.1/32 on 443 and 6443): check it against",
+    "# base/networkpolicy-allow-apiserver.yaml and patch allow-egress-apiserver if your cluster differs.",
     "# Enable the components of the scanning approaches your site uses:",
     ...others.map((c) => `#   components/${c}`),
     ...notes.map((n) => `# NOTE: ${n}`),

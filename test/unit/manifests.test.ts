@@ -183,6 +183,7 @@ describe("shipped manifests", () => {
     expect(roleRules(all, "cinc-scanner-kubernetes-api")).toEqual([":pods/exec:create", ":pods:get,list"]);
     expect(roleRules(all, "cinc-scanner-debug-container")).toEqual([
       ":pods/ephemeralcontainers:get,patch,update",
+      ":pods/exec:create",
       ":pods/log:get",
       ":pods:get,list",
     ]);
