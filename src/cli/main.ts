@@ -123,6 +123,25 @@ export function buildProgram(): Command {
     .option("--require-signature", "fail when no --key is given (also AIRGAP_REQUIRE_SIGNATURE=1)")
     .action(async (input, opts) => (await import("./commands/serve.js")).runServe(input, opts));
 
+  program
+    .command("runner-image")
+    .description(
+      "build the import Job's runner image without a container engine: a Node base image plus one layer with the single-file airgap, pushed to --to",
+    )
+    .requiredOption(
+      "--base <ref>",
+      "Node base image, pinned by digest (e.g. docker.io/library/node:20-…@sha256:…)",
+    )
+    .requiredOption(
+      "--to <ref>",
+      "where to push it, with a tag (e.g. registry.internal:5000/scanner/cinc-airgap/airgap:VERSION)",
+    )
+    .option("--platform <list>", "platforms to build from a multi-platform base", "linux/amd64,linux/arm64")
+    .option("--config <file>", "import or bundle config: TLS and plain-HTTP settings of the registries")
+    .option("--ca-file <file>", "extra CA certificate (PEM) trusted for both registries", collect, [])
+    .option("--json", "machine-readable output on stdout")
+    .action(async (opts) => (await import("./commands/runner-image.js")).runRunnerImage(opts));
+
   const key = program.command("key").description("manage cosign-compatible signing keys");
   key
     .command("generate")
