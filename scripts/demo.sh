@@ -99,6 +99,12 @@ mkdir "$WORK/extracted" && tar -xf "$WORK/scanner-bundle.tar" -C "$WORK/extracte
 step "airgap bundle inspect"
 airgap bundle inspect "$WORK/scanner-bundle.tar"
 
+step "the airgap that travelled inside the bundle (tools/, verified above) checks it too, with Node alone"
+node "$WORK/extracted/tools/airgap-"*.mjs bundle verify "$WORK/extracted" --key "$WORK/cosign.pub"
+
+step "airgap bundle report (the review document; also -o report.html)"
+airgap bundle report "$WORK/scanner-bundle.tar" --key "$WORK/cosign.pub" | head -24
+
 cat >"$WORK/import.yaml" <<EOF
 apiVersion: cinc-airgap/v1
 kind: Import

@@ -531,7 +531,7 @@ export function renderMarkdown(d: BundleReportData): string {
   const lines: string[] = [
     `# Bundle report: ${mdEscape(d.metadata.name)} ${mdEscape(d.metadata.version)}`,
     "",
-    ...mdTable(["", ""], facts(d)),
+    ...mdTable(["Field", "Value"], facts(d)),
     "",
     ...d.verification.warnings.map((w) => `> **Warning:** ${mdEscape(w)}`),
     ...(d.verification.warnings.length ? [""] : []),
@@ -630,7 +630,7 @@ export function renderHtml(d: BundleReportData): string {
     `<p class="${d.verification.ok && d.verification.signature === "verified" ? "ok" : "bad"}">${htmlEscape(
       d.verification.ok ? `Integrity verified; signature ${signatureSummary(d)}` : "Integrity FAILED",
     )}</p>`,
-    htmlTable(["", ""], facts(d), "facts"),
+    htmlTable(["Field", "Value"], facts(d), "facts"),
     ...d.verification.warnings.map((w) => `<p class="warn"><b>Warning:</b> ${htmlEscape(w)}</p>`),
     `<h2>Items (${d.items.length})</h2>`,
     htmlTable(ITEM_HEAD, d.items.map(itemRow)),

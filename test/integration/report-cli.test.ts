@@ -9,6 +9,7 @@ import { appendFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, writeFile
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { VERSION } from "../../src/version.js";
 import { runCli } from "../helpers/cli.js";
 import { needEnv } from "../helpers/env.js";
 import {
@@ -48,6 +49,7 @@ interface ReportJson {
   verification: { ok: boolean; signature: string };
   metadata: { description?: string };
   totals: { items: number; byKind: { kind: string; items: number }[] };
+  extraFiles: { path: string; sha256: string; size?: number }[];
 }
 
 beforeAll(async () => {
@@ -129,6 +131,14 @@ describe("bundle report", () => {
       ]),
     );
     expect(report.metadata.description).toBe(HOSTILE);
+    // the single-file tool the bundle carries is listed with its checksum
+    expect(report.extraFiles).toEqual([
+      {
+        path: `tools/airgap-${VERSION}.mjs`,
+        sha256: expect.stringMatching(/^[0-9a-f]{64}$/),
+        size: expect.any(Number),
+      },
+    ]);
   });
 
   it("gives the SHA256SUMS digest and the key fingerprint openssl and sha256sum compute", async () => {
