@@ -86,6 +86,25 @@ export function buildProgram(): Command {
     .action(async (input, opts) => (await import("./commands/import.js")).runImport(input, opts));
 
   bundle
+    .command("report")
+    .description(
+      "verify a bundle, then write the review document: every item, digest, size, signature check, totals, SHA256SUMS digest, key fingerprint",
+    )
+    .argument("<bundle>", "DIR, FILE.tar, FILE.tar.zst, split parts, or - for stdin")
+    .option(
+      "-o, --output <file>",
+      "write FILE.md (Markdown) or FILE.html (one self-contained page); default Markdown on stdout",
+    )
+    .option(
+      "--key <file>",
+      "cosign public key the bundle must be signed with (its fingerprint goes in the report)",
+    )
+    .option("--require-signature", "fail when no --key is given (also AIRGAP_REQUIRE_SIGNATURE=1)")
+    .option("--concurrency <n>", "parallel hashing", parsePositiveInt)
+    .option("--json", "the same data as JSON on stdout")
+    .action(async (input, opts) => (await import("./commands/report.js")).runReport(input, opts));
+
+  bundle
     .command("diff")
     .description("compare two bundles: items added, removed and changed")
     .argument("<old>")
@@ -103,6 +122,25 @@ export function buildProgram(): Command {
     .option("--key <file>", "cosign public key the bundle must be signed with (checked before serving)")
     .option("--require-signature", "fail when no --key is given (also AIRGAP_REQUIRE_SIGNATURE=1)")
     .action(async (input, opts) => (await import("./commands/serve.js")).runServe(input, opts));
+
+  program
+    .command("runner-image")
+    .description(
+      "build the import Job's runner image without a container engine: a Node base image plus one layer with the single-file airgap, pushed to --to",
+    )
+    .requiredOption(
+      "--base <ref>",
+      "Node base image, pinned by digest (e.g. docker.io/library/node:20-…@sha256:…)",
+    )
+    .requiredOption(
+      "--to <ref>",
+      "where to push it, with a tag (e.g. registry.internal:5000/scanner/cinc-airgap/airgap:VERSION)",
+    )
+    .option("--platform <list>", "platforms to build from a multi-platform base", "linux/amd64,linux/arm64")
+    .option("--config <file>", "import or bundle config: TLS and plain-HTTP settings of the registries")
+    .option("--ca-file <file>", "extra CA certificate (PEM) trusted for both registries", collect, [])
+    .option("--json", "machine-readable output on stdout")
+    .action(async (opts) => (await import("./commands/runner-image.js")).runRunnerImage(opts));
 
   const key = program.command("key").description("manage cosign-compatible signing keys");
   key

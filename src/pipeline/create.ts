@@ -34,6 +34,7 @@ import { ANNOTATION_REPOSITORY, ANNOTATION_SUBJECT, OciLayoutStore } from "../st
 import { VERSION } from "../version.js";
 import { collectGraph } from "./graph.js";
 import type { Progress } from "./progress.js";
+import { type CarriedFile, carriedTools } from "./tools.js";
 
 export interface CreateOptions {
   config: BundleConfig;
@@ -338,7 +339,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
       totals: { items: items.length, blobs: carried.length, bytes: carried.reduce((n, d) => n + d.size, 0) },
       ...(since ? { since } : {}),
     } satisfies Inventory);
-    const files = bundleFiles(cache, carried, roots, inventory, opts.sign);
+    const files = bundleFiles(cache, carried, roots, inventory, opts.sign, await carriedTools());
     let written = 0;
     const output = await writeBundle(files, opts.output, {
       signal,
@@ -528,6 +529,7 @@ function bundleFiles(
   roots: Descriptor[],
   inventory: Inventory,
   sign: CreateOptions["sign"],
+  tools: CarriedFile[],
 ): BundleFile[] {
   const index: ImageIndex = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: roots };
   const small: { path: string; bytes: Buffer }[] = [
@@ -539,6 +541,7 @@ function bundleFiles(
     formatChecksums([
       ...small.map((f) => ({ path: f.path, sha256: sha256Hex(f.bytes) })),
       ...blobs.map((d) => ({ path: `blobs/sha256/${digestHex(d.digest)}`, sha256: digestHex(d.digest) })),
+      ...tools.map((t) => ({ path: t.path, sha256: t.sha256 })),
     ]),
   );
   const head: BundleFile[] = [];
@@ -565,6 +568,8 @@ function bundleFiles(
       source: { file: cache.blobPath(d.digest) },
     });
   }
+  // after the blobs: the canonical order, and a one-pass import has planned everything by then
+  for (const t of tools) head.push({ path: t.path, size: t.bytes.length, source: { bytes: t.bytes } });
   if (blobs.length === 0)
     throw new AirgapError("nothing to write: the bundle would hold no content", "EMPTY");
   return head;

@@ -21,6 +21,7 @@ import { type CopyEvent, copyGraph } from "../store/copy.js";
 import { readBounded, withProgress } from "../store/streams.js";
 import { findCollisions, type Mapping, mapReference } from "../targets/mapping.js";
 import type { Progress } from "./progress.js";
+import { TOOLS_DIR } from "./tools.js";
 
 export interface ImportOptions {
   input: string;
@@ -438,6 +439,12 @@ async function streamingImport(
     try {
       for await (const entry of reader.entries(signal)) {
         const verified = verifier.accept(entry);
+        if (entry.path.startsWith(`${TOOLS_DIR}/`)) {
+          // carried for the isolated side (tools/airgap-VERSION.mjs): verified, not imported
+          verified.resume();
+          await finished(verified);
+          continue;
+        }
         if (!entry.path.startsWith("blobs/")) {
           const max = entry.path === INVENTORY_FILE ? MAX_INVENTORY_BYTES : MAX_MANIFEST_BYTES;
           head.set(entry.path, await readBounded(verified, max, entry.path));

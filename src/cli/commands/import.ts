@@ -119,6 +119,10 @@ export async function runImport(input: string, flags: ImportFlags): Promise<void
       plainHTTP: Boolean(flags.plainHttp),
       insecure: Boolean(flags.insecureRegistry),
       caFile: flags.caFile[0],
+      // for the manifests overlay (egress to the artifact repository, signing key ConfigMap)
+      artifacts: flags.artifacts,
+      s3Endpoint: flags.s3Endpoint,
+      keyFile: flags.key,
     });
     const s = result.stats;
     for (const p of result.profiles ?? []) {
