@@ -3,13 +3,13 @@
  * verifies TLS with the machine's roots plus an optional CA file, streams to disk while hashing.
  */
 import { createHash } from "node:crypto";
-import { createWriteStream, readFileSync } from "node:fs";
+import { createWriteStream } from "node:fs";
 import { rename, rm } from "node:fs/promises";
 import { Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { rootCertificates } from "node:tls";
-import { Agent, type Dispatcher, interceptors, request } from "undici";
-import { ConfigError, IntegrityError, RemoteError } from "../../errors.js";
+import { type Dispatcher, interceptors, request } from "undici";
+import { IntegrityError, RemoteError } from "../../errors.js";
+import { trustFor } from "../../net/trust.js";
 
 export interface HttpOptions {
   /** Extra trusted CA (PEM file), added to the machine's roots. */
@@ -27,28 +27,12 @@ function dispatcherFor(opts: HttpOptions): Dispatcher {
   const key = `${opts.caFile ?? ""}|${opts.insecure ? 1 : 0}`;
   let d = agents.get(key);
   if (d) return d;
-  const connect: Record<string, unknown> = { minVersion: "TLSv1.2", rejectUnauthorized: !opts.insecure };
-  if (opts.caFile) {
-    let pem: string;
-    try {
-      pem = readFileSync(opts.caFile, "utf8");
-    } catch (err) {
-      throw new ConfigError(`cannot read CA file ${opts.caFile}: ${(err as Error).message}`, undefined, {
-        cause: err,
-      });
-    }
-    const extra = process.env.NODE_EXTRA_CA_CERTS;
-    const ca = [...rootCertificates, pem];
-    if (extra) {
-      try {
-        ca.push(readFileSync(extra, "utf8"));
-      } catch {
-        // Node itself ignores an unreadable NODE_EXTRA_CA_CERTS with a warning
-      }
-    }
-    connect.ca = ca;
-  }
-  d = new Agent({ connect }).compose(interceptors.redirect({ maxRedirections: 10 }));
+  // TLS (one SecureContext per trust setting, keep-alive pools per origin) comes from the trust module.
+  const trust = trustFor({
+    ...(opts.caFile ? { caFiles: [opts.caFile] } : {}),
+    ...(opts.insecure ? { insecure: true } : {}),
+  });
+  d = trust.dispatcher().compose(interceptors.redirect({ maxRedirections: 10 }));
   agents.set(key, d);
   return d;
 }
