@@ -7,8 +7,9 @@ import { createWriteStream } from "node:fs";
 import { rename, rm } from "node:fs/promises";
 import { Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { type Dispatcher, interceptors, request } from "undici";
+import type { Dispatcher } from "undici";
 import { IntegrityError, RemoteError } from "../../errors.js";
+import { requestFollowing } from "../../net/follow.js";
 import { trustFor } from "../../net/trust.js";
 
 export interface HttpOptions {
@@ -21,20 +22,15 @@ export interface HttpOptions {
   signal?: AbortSignal;
 }
 
-const agents = new Map<string, Dispatcher>();
-
+/**
+ * TLS (one SecureContext per trust setting, keep-alive pools per origin) comes from the trust
+ * module; redirects follow net/follow.ts (no credentials to another origin, never https → http).
+ */
 function dispatcherFor(opts: HttpOptions): Dispatcher {
-  const key = `${opts.caFile ?? ""}|${opts.insecure ? 1 : 0}`;
-  let d = agents.get(key);
-  if (d) return d;
-  // TLS (one SecureContext per trust setting, keep-alive pools per origin) comes from the trust module.
-  const trust = trustFor({
+  return trustFor({
     ...(opts.caFile ? { caFiles: [opts.caFile] } : {}),
     ...(opts.insecure ? { insecure: true } : {}),
-  });
-  d = trust.dispatcher().compose(interceptors.redirect({ maxRedirections: 10 }));
-  agents.set(key, d);
-  return d;
+  }).dispatcher();
 }
 
 function redact(url: string): string {
@@ -66,7 +62,11 @@ export async function httpGetJson(url: string, opts: HttpOptions = {}): Promise<
   const target = splitUserinfo(url, headers);
   let res: Dispatcher.ResponseData;
   try {
-    res = await request(target, { dispatcher: dispatcherFor(opts), headers, signal: opts.signal });
+    ({ res } = await requestFollowing(target, {
+      dispatcher: dispatcherFor(opts),
+      headers,
+      signal: opts.signal,
+    }));
   } catch (err) {
     throw new RemoteError(`GET ${redact(url)}: ${(err as Error).message}`, undefined, "REMOTE", {
       cause: err,
@@ -113,7 +113,11 @@ export async function download(
   const target = splitUserinfo(url, headers);
   let res: Dispatcher.ResponseData;
   try {
-    res = await request(target, { dispatcher: dispatcherFor(opts), headers, signal: opts.signal });
+    ({ res } = await requestFollowing(target, {
+      dispatcher: dispatcherFor(opts),
+      headers,
+      signal: opts.signal,
+    }));
   } catch (err) {
     throw new RemoteError(
       `profile URL ${redact(url)} could not be fetched: ${(err as Error).message}`,
