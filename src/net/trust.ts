@@ -15,15 +15,28 @@
  * Parsing the root list costs tens of milliseconds, and Node parses it again for every connection
  * given `ca` options. So each distinct trust setting becomes one SecureContext, built on first use
  * and handed to every connection (undici `connect`, https.Agent, tls.connect) after that.
+ *
+ * Proxies (HTTPS_PROXY, HTTP_PROXY, NO_PROXY; see proxy.ts) are applied here too, by the same
+ * connectors, so every client goes through them alike.
  */
 import { readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { mkdtemp, writeFile } from "node:fs/promises";
+import { type ClientRequestArgs, Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
+import type { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createSecureContext, rootCertificates, type SecureContext } from "node:tls";
-import { Agent, Pool } from "undici";
+import type { Duplex } from "node:stream";
+import {
+  type ConnectionOptions,
+  createSecureContext,
+  rootCertificates,
+  type SecureContext,
+  connect as tlsConnect,
+} from "node:tls";
+import { Agent, buildConnector, Pool } from "undici";
 import { ConfigError } from "../errors.js";
+import { openTunnel, type ProxySettings, parseProxyUrl, proxyFor, proxyFromEnv } from "./proxy.js";
 
 /** TLS settings of one host in the config (file paths). */
 export interface HostTlsConfig {
@@ -51,6 +64,8 @@ export interface TrustOptions {
   certsDirs?: string[];
   /** Skip verification for every host (a client the user named insecure as a whole). */
   insecure?: boolean;
+  /** Proxies; default: the environment's HTTPS_PROXY, HTTP_PROXY, NO_PROXY at construction. */
+  proxy?: ProxySettings;
 }
 
 /** What was decided for one host. */
@@ -193,12 +208,69 @@ export class Trust {
   /** By the content they were built from: hosts with the same trust share one context. */
   private readonly contexts = new Map<string, SecureContext>();
   private dispatcherCache: Agent | undefined;
-  private readonly httpsAgents = new Map<string, HttpsAgent>();
+  private readonly nodeAgentCache = new Map<string, { httpAgent: HttpAgent; httpsAgent: HttpsAgent }>();
   private readonly caBundles = new Map<string, Promise<string>>();
 
   /** Reads the CA files for every host at once, so an unreadable one is a config error before any request. */
+  readonly proxy: ProxySettings;
+  private readonly connectors = new Map<string, buildConnector.connector>();
+
   constructor(readonly options: TrustOptions = {}) {
     this.hosts.set("*", loadHostTrust("*", { ...options, hosts: [], certsDirs: [] }));
+    this.proxy = options.proxy ?? proxyFromEnv();
+    // A malformed proxy URL is a config error now, not a network error on the first request.
+    for (const p of [this.proxy.httpProxy, this.proxy.httpsProxy]) if (p) parseProxyUrl(p);
+  }
+
+  /** The proxy for a target, undefined when it is reached directly. */
+  proxyFor(protocol: string, hostname: string, port?: string | number): URL | undefined {
+    return proxyFor(this.proxy, protocol, hostname, port);
+  }
+
+  /** A CONNECT tunnel to host:port through `proxy` (TLS to an https proxy with that proxy's trust). */
+  tunnel(proxy: URL, hostname: string, port: string | number): Promise<Socket> {
+    const proxyTls: ConnectionOptions = proxy.protocol === "https:" ? this.connectOptions(proxy.host) : {};
+    return openTunnel(proxy, hostname, port, proxyTls);
+  }
+
+  /**
+   * The undici connector for connections to `host`: through the proxy when one applies, TLS with
+   * the host's SecureContext (built on the first https connection, so a plain-HTTP host needs none).
+   */
+  connector(host: string): buildConnector.connector {
+    let c = this.connectors.get(host);
+    if (c) return c;
+    let secure: buildConnector.connector | undefined;
+    const plain = buildConnector({});
+    const endpointFor = (protocol: string): buildConnector.connector => {
+      if (protocol !== "https:") return plain;
+      secure ??= buildConnector({ ...this.connectOptions(host) });
+      return secure;
+    };
+    c = (opts, callback) => {
+      let endpoint: buildConnector.connector;
+      try {
+        endpoint = endpointFor(opts.protocol);
+      } catch (err) {
+        callback(err as Error, null);
+        return;
+      }
+      const proxy = this.proxyFor(opts.protocol, opts.hostname, opts.port);
+      if (!proxy) {
+        endpoint(opts, callback);
+        return;
+      }
+      const port = opts.port || (opts.protocol === "https:" ? "443" : "80");
+      this.tunnel(proxy, opts.hostname, port).then(
+        (socket) => {
+          if (opts.protocol !== "https:") callback(null, socket);
+          else endpoint({ ...opts, httpSocket: socket }, callback);
+        },
+        (err: Error) => callback(err, null),
+      );
+    };
+    this.connectors.set(host, c);
+    return c;
   }
 
   /** The settings of `host` (host[:port]); read once. Throws ConfigError for unreadable files. */
@@ -242,23 +314,52 @@ export class Trust {
    */
   dispatcher(): Agent {
     this.dispatcherCache ??= new Agent({
-      factory: (origin, opts) => {
-        const u = new URL(String(origin));
-        return new Pool(origin, {
-          ...opts,
-          ...(u.protocol === "https:" ? { connect: { ...this.connectOptions(u.host) } } : {}),
-        });
-      },
+      factory: (origin, opts) =>
+        new Pool(origin, { ...opts, connect: this.connector(new URL(String(origin)).host) }),
     });
     return this.dispatcherCache;
   }
 
-  /** A keep-alive node https.Agent for `host` (clients built on node:https, such as the AWS SDK). */
-  httpsAgent(host: string): HttpsAgent {
-    let a = this.httpsAgents.get(host);
+  /**
+   * Keep-alive node:http(s) agents for `host` (clients built on node:https, such as the AWS SDK),
+   * with the host's SecureContext and the proxy.
+   */
+  nodeAgents(host: string): { httpAgent: HttpAgent; httpsAgent: HttpsAgent } {
+    let a = this.nodeAgentCache.get(host);
     if (!a) {
-      a = new HttpsAgent({ keepAlive: true, ...this.connectOptions(host) });
-      this.httpsAgents.set(host, a);
+      const tunnelled = (protocol: string, options: ClientRequestArgs, cb: SocketCallback): boolean => {
+        const target = options.hostname || options.host || host;
+        const port = options.port ?? (protocol === "https:" ? 443 : 80);
+        const proxy = this.proxyFor(protocol, target, port);
+        if (!proxy) return false;
+        this.tunnel(proxy, target, port).then(
+          (socket) => {
+            if (protocol !== "https:") return cb(null, socket);
+            const tlsSocket = tlsConnect({ ...(options as ConnectionOptions), socket });
+            tlsSocket.once("secureConnect", () => cb(null, tlsSocket));
+            tlsSocket.once("error", (err) => cb(err, tlsSocket));
+          },
+          (err: Error) => cb(err, undefined as never),
+        );
+        return true;
+      };
+      class ProxiedHttpsAgent extends HttpsAgent {
+        override createConnection(options: ClientRequestArgs, cb?: SocketCallback) {
+          if (cb && tunnelled("https:", options, cb)) return undefined;
+          return super.createConnection(options as never, cb as never);
+        }
+      }
+      class ProxiedHttpAgent extends HttpAgent {
+        override createConnection(options: ClientRequestArgs, cb?: SocketCallback) {
+          if (cb && tunnelled("http:", options, cb)) return undefined;
+          return super.createConnection(options as never, cb as never);
+        }
+      }
+      a = {
+        httpAgent: new ProxiedHttpAgent({ keepAlive: true }),
+        httpsAgent: new ProxiedHttpsAgent({ keepAlive: true, ...this.connectOptions(host) }),
+      };
+      this.nodeAgentCache.set(host, a);
     }
     return a;
   }
@@ -277,6 +378,10 @@ export class Trust {
       env.GIT_SSL_KEY = t.files.key;
     }
     if (t.insecure) env.GIT_SSL_NO_VERIFY = "true";
+    // git (libcurl) reads only the lower-case http_proxy: hand it what this trust uses.
+    if (this.proxy.httpProxy) env.http_proxy = this.proxy.httpProxy;
+    if (this.proxy.httpsProxy) env.https_proxy = this.proxy.httpsProxy;
+    if (this.proxy.noProxy) env.no_proxy = this.proxy.noProxy;
     return env;
   }
 
@@ -311,11 +416,16 @@ export class Trust {
   async close(): Promise<void> {
     const d = this.dispatcherCache;
     this.dispatcherCache = undefined;
-    for (const a of this.httpsAgents.values()) a.destroy();
-    this.httpsAgents.clear();
+    for (const a of this.nodeAgentCache.values()) {
+      a.httpAgent.destroy();
+      a.httpsAgent.destroy();
+    }
+    this.nodeAgentCache.clear();
     await d?.close().catch(() => undefined);
   }
 }
+
+type SocketCallback = (err: Error | null, stream: Duplex) => void;
 
 const shared = new Map<string, Trust>();
 
@@ -324,15 +434,17 @@ const shared = new Map<string, Trust>();
  * (the registry, git and profile downloads of one `create`) share SecureContexts and connections.
  */
 export function trustFor(opts: TrustOptions): Trust {
+  const proxy = opts.proxy ?? proxyFromEnv();
   const key = JSON.stringify([
     opts.hosts ?? [],
     opts.caFiles ?? [],
     opts.certsDirs ?? null,
     opts.insecure === true,
+    proxy,
   ]);
   let t = shared.get(key);
   if (!t) {
-    t = new Trust(opts);
+    t = new Trust({ ...opts, proxy });
     shared.set(key, t);
   }
   return t;

@@ -127,7 +127,7 @@ export class S3ArtifactRepository implements ArtifactRepository {
       responseChecksumValidation: "WHEN_REQUIRED",
     };
     if (endpoint) config.endpoint = endpoint;
-    // TLS from the trust module: one SecureContext, connections kept alive (AWS itself when no endpoint).
+    // TLS and proxy from the trust module: one SecureContext, connections kept alive (AWS itself when no endpoint).
     const trust = trustFor({
       ...(opts.caFile ? { caFiles: [opts.caFile] } : {}),
       ...(opts.insecure ? { insecure: true } : {}),
@@ -140,7 +140,7 @@ export class S3ArtifactRepository implements ArtifactRepository {
         throw new UsageError(`S3 endpoint ${endpoint} is not a URL`);
       }
     }
-    config.requestHandler = { httpsAgent: trust.httpsAgent(tlsHost) };
+    config.requestHandler = trust.nodeAgents(tlsHost);
     const repoOpts: { multipartThreshold?: number; partSize?: number; sendChecksum?: boolean } = {};
     if (opts.sendChecksum !== undefined) repoOpts.sendChecksum = opts.sendChecksum;
     if (opts.multipartThreshold !== undefined) repoOpts.multipartThreshold = opts.multipartThreshold;

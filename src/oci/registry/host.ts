@@ -5,7 +5,7 @@
 import { isIP } from "node:net";
 import type { Readable } from "node:stream";
 import { connect as tlsConnect } from "node:tls";
-import { Agent, buildConnector, type Dispatcher } from "undici";
+import { Agent, type Dispatcher } from "undici";
 import { readCapped } from "../../net/body.js";
 import { followRedirect, type Hop, RedirectRefused } from "../../net/follow.js";
 import type { HostTrust, Trust } from "../../net/trust.js";
@@ -89,8 +89,8 @@ export class AgentPool {
     if (!a) {
       const tls = this.trust.host(host);
       const agent = new Agent({
-        // Built lazily: a plain-HTTP host never needs a context.
-        connect: (opts, callback) => this.connector(host)(opts, callback),
+        // TLS context built on the first https connection; the proxy, when one applies.
+        connect: this.trust.connector(host),
         keepAliveTimeout: 30_000,
         keepAliveMaxTimeout: 120_000,
         connections: 16,
@@ -101,17 +101,6 @@ export class AgentPool {
       this.agents.set(host, a);
     }
     return a;
-  }
-
-  private readonly connectors = new Map<string, buildConnector.connector>();
-
-  private connector(host: string): buildConnector.connector {
-    let c = this.connectors.get(host);
-    if (!c) {
-      c = buildConnector({ ...this.trust.connectOptions(host) });
-      this.connectors.set(host, c);
-    }
-    return c;
   }
 
   hint(host: string): string {
@@ -237,6 +226,7 @@ export class RegistryHost {
   private async explain(url: URL, err: unknown): Promise<unknown> {
     const code = (err as { code?: unknown }).code;
     if (url.protocol !== "https:" || (code !== "UND_ERR_SOCKET" && code !== "ECONNRESET")) return err;
+    if (this.agents.trust.proxyFor(url.protocol, url.hostname, url.port)) return err;
     const alert = await new Promise<Error | undefined>((resolve) => {
       const host = url.hostname.replace(/^\[|\]$/g, "");
       const sock = tlsConnect({

@@ -37,8 +37,8 @@ export async function runGit(args: string[], opts: GitOptions & { cwd?: string }
     GCM_INTERACTIVE: "never",
     LC_ALL: "C",
   };
-  // One bundle of the machine's roots plus the extra CA (GIT_SSL_CAINFO replaces git's trust).
-  if (opts.caFile) Object.assign(env, await trustFor({ caFiles: [opts.caFile] }).gitEnv());
+  // One bundle of the machine's roots plus the extra CA (GIT_SSL_CAINFO replaces git's trust); proxies.
+  Object.assign(env, await trustFor(opts.caFile ? { caFiles: [opts.caFile] } : {}).gitEnv());
   const bin = opts.gitBinary ?? "git";
   return await new Promise<GitResult>((done, fail) => {
     const child = spawn(bin, ["-c", "advice.detachedHead=false", ...args], {
