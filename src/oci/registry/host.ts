@@ -175,8 +175,8 @@ export class RegistryHost {
 
   /** A host the user named plain-HTTP or insecure: the only http:// target an https request may reach. */
   private readonly plainHttpAllowed = (host: string): boolean => {
-    const { tls } = this.agents.get(host);
-    return tls.plainHTTP || tls.insecure;
+    const t = this.agents.trust.host(host);
+    return t.plainHTTP || t.insecure;
   };
 
   private readonly tokenHttp: HttpText = async (method, url, headers, body, signal) => {
