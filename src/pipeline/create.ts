@@ -31,6 +31,7 @@ import { redactDeep, redactSecrets } from "../redact.js";
 import { type ResolvedImage, resolveImage } from "../sources/images.js";
 import { type CopyEvent, type CosignTagKind, copyGraph } from "../store/copy.js";
 import { ANNOTATION_REPOSITORY, ANNOTATION_SUBJECT, OciLayoutStore } from "../store/layout.js";
+import { type RegistryStore, registryRepository } from "../store/registry.js";
 import { VERSION } from "../version.js";
 import { collectGraph } from "./graph.js";
 import type { Progress } from "./progress.js";
@@ -122,7 +123,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     progress.phase("resolving", 0);
     const images = await Promise.all(
       config.images.map(async (spec) => {
-        const store = client.repository(spec.reference.registry, spec.reference.repository);
+        const store = registryRepository(client, spec.reference.registry, spec.reference.repository);
         const platforms = opts.platforms && opts.platforms.length > 0 ? opts.platforms : spec.platforms;
         const resolved = await limit(() =>
           resolveImage(store, { ref: spec.ref, platforms, carry: spec.carry }, [], signal),
@@ -443,7 +444,7 @@ async function bundleProfiles(
       cacheDir: join(cache.root, "profile-downloads"),
       caFile: opts.caFiles?.[0],
       signal: opts.signal,
-      openOci: (registry, repository) => client.repository(registry, repository),
+      openOci: (registry, repository) => registryRepository(client, registry, repository),
       onFetch: (label) => opts.progress.info(`  fetching ${label}`),
     });
     const out: BundledProfile[] = [];
@@ -492,7 +493,7 @@ function assertUniqueNames(images: ResolvedImage[]): void {
 
 async function planImage(
   resolved: ResolvedImage,
-  store: ReturnType<RegistryClient["repository"]>,
+  store: RegistryStore,
   cache: OciLayoutStore,
   limit: ReturnType<typeof pLimit>,
   signal?: AbortSignal,

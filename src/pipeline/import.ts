@@ -15,9 +15,11 @@ import { ArtifactType, MAX_MANIFEST_BYTES } from "../oci/mediatypes.js";
 import { formatReference, parseReference, type Reference } from "../oci/reference.js";
 import { RegistryClient } from "../oci/registry/client.js";
 import { profileKey, publishProfiles } from "../profiles/publish.js";
-import { type ArtifactRepositoryOptions, openArtifactRepository } from "../store/artifacts.js";
+import type { ArtifactRepositoryOptions } from "../store/artifacts.js";
 import { BundleArchive, namedRoots, parseIndexJson, referrerRoots } from "../store/bundle.js";
 import { type CopyEvent, copyGraph } from "../store/copy.js";
+import { openArtifactRepository } from "../store/open-artifacts.js";
+import { registryRepository } from "../store/registry.js";
 import { readBounded, withProgress } from "../store/streams.js";
 import { findCollisions, type Mapping, mapReference } from "../targets/mapping.js";
 import type { Progress } from "./progress.js";
@@ -130,7 +132,7 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
       if (opts.dryRun) {
         await Promise.all(
           images.map(async (img) => {
-            const dst = client.repository(img.targetRef.registry, img.targetRef.repository);
+            const dst = registryRepository(client, img.targetRef.registry, img.targetRef.repository);
             img.exists = await limit(() => dst.exists(img.descriptor, signal));
           }),
         );
@@ -168,12 +170,17 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
       for (const group of [copies.slice(0, images.length), copies.slice(images.length)]) {
         await Promise.all(
           group.map(({ from, to, root }) =>
-            copyGraph(archive.repository(from), client.repository(to.registry, to.repository), root, {
-              limit,
-              signal,
-              inflight: inflightFor(to),
-              onEvent,
-            }),
+            copyGraph(
+              archive.repository(from),
+              registryRepository(client, to.registry, to.repository),
+              root,
+              {
+                limit,
+                signal,
+                inflight: inflightFor(to),
+                onEvent,
+              },
+            ),
           ),
         );
       }
@@ -183,9 +190,11 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
           .filter((img) => img.tagged && img.targetRef.tag)
           .map((img) =>
             limit(() =>
-              client
-                .repository(img.targetRef.registry, img.targetRef.repository)
-                .tag(img.descriptor, img.targetRef.tag!, signal),
+              registryRepository(client, img.targetRef.registry, img.targetRef.repository).tag(
+                img.descriptor,
+                img.targetRef.tag!,
+                signal,
+              ),
             ),
           ),
       );
@@ -349,7 +358,7 @@ async function checkBaseContent(
   await Promise.all(
     inventory.items.flatMap((item) => {
       const to = mapReference(parseReference(item.name), mappingOf(opts));
-      const dst = client.repository(to.registry, to.repository);
+      const dst = registryRepository(client, to.registry, to.repository);
       return item.blobs
         .filter((d) => omitted.has(d))
         .map((digest) =>
@@ -434,7 +443,7 @@ async function streamingImport(
   const client = new RegistryClient({ hosts: opts.registries, caFiles: opts.caFiles, signal });
   const deferredRoots = new Map<string, Buffer>();
   const stats = { blobsSkipped: 0, manifestsPushed: 0 };
-  const storeFor = (ref: Reference) => client.repository(ref.registry, ref.repository);
+  const storeFor = (ref: Reference) => registryRepository(client, ref.registry, ref.repository);
   try {
     try {
       for await (const entry of reader.entries(signal)) {

@@ -21,6 +21,7 @@ import { isIndex, MAX_MANIFEST_BYTES, MediaType } from "../oci/mediatypes.js";
 import { formatReference, parseReference } from "../oci/reference.js";
 import { RegistryClient } from "../oci/registry/client.js";
 import { copyGraph } from "../store/copy.js";
+import { registryRepository } from "../store/registry.js";
 import { readBounded } from "../store/streams.js";
 import { VERSION } from "../version.js";
 
@@ -68,8 +69,8 @@ async function buildWith(client: RegistryClient, opts: RunnerImageOptions): Prom
       `the runner image target ${opts.target} needs a tag (e.g. :${VERSION}) and no digest`,
     );
   }
-  const src = client.repository(baseRef.registry, baseRef.repository);
-  const dst = client.repository(targetRef.registry, targetRef.repository);
+  const src = registryRepository(client, baseRef.registry, baseRef.repository);
+  const dst = registryRepository(client, targetRef.registry, targetRef.repository);
   const read = async (d: Descriptor) => readBounded(await src.fetch(d, signal), MAX_MANIFEST_BYTES, d.digest);
   const { descriptor: baseDesc, bytes: baseBytes } = await src.fetchManifest(
     baseRef.digest ?? baseRef.tag ?? "latest",
