@@ -6,9 +6,8 @@
  */
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { isAbsolute, join, resolve } from "node:path";
+import { mkdir, } from "node:fs/promises";
+import { isAbsolute, resolve } from "node:path";
 import { AirgapError, ConfigError, IntegrityError, RemoteError } from "../../errors.js";
 import { trustFor } from "../../net/trust.js";
 import { redactSecrets } from "../../redact.js";

@@ -8,7 +8,7 @@ import { rename, rm } from "node:fs/promises";
 import { Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Dispatcher } from "undici";
-import { ConfigError, IntegrityError, RemoteError } from "../../errors.js";
+import { IntegrityError, RemoteError } from "../../errors.js";
 import { requestFollowing } from "../../net/follow.js";
 import { trustFor } from "../../net/trust.js";
 import type { Sha256Hex } from "../../oci/digest.js";
