@@ -6,7 +6,7 @@
  */
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { isAbsolute, resolve } from "node:path";
 import { AirgapError, ConfigError, IntegrityError, RemoteError } from "../../errors.js";
 import { trustFor } from "../../net/trust.js";
