@@ -4,6 +4,7 @@ import { basename, join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { AirgapError, IntegrityError, UsageError } from "../../errors.js";
+import { overLimitMessage } from "../limits.js";
 import { createZstdDecompress, ZSTD_MAGIC } from "../zstd.js";
 import { ConcatFile, FileByteSource, StreamByteSource } from "./byte-source.js";
 import { checkedPartsStream, findPartsManifest, loadParts, type PartFile, type PartsSet } from "./parts.js";
@@ -59,7 +60,7 @@ async function collect(stream: Readable, max: number, path: string): Promise<Buf
     n += (c as Buffer).length;
     if (n > max) {
       stream.destroy();
-      throw new IntegrityError("MALFORMED", `${path} is over the ${max}-byte limit for metadata`, path);
+      throw new IntegrityError("MALFORMED", overLimitMessage(path, undefined, max), path);
     }
     chunks.push(c as Buffer);
   }
@@ -135,8 +136,7 @@ class DirReader implements RangeReader {
 
   async readSmall(path: string, max = SMALL_MAX): Promise<Buffer> {
     const { file, size } = await this.resolve(path);
-    if (size > max)
-      throw new IntegrityError("MALFORMED", `${path} is ${size} bytes, over the ${max}-byte limit`, path);
+    if (size > max) throw new IntegrityError("MALFORMED", overLimitMessage(path, size, max), path);
     return collect(createReadStream(file), max, path);
   }
 
@@ -391,8 +391,7 @@ class SeekableTarReader implements RangeReader {
 
   async readSmall(path: string, max = SMALL_MAX): Promise<Buffer> {
     const e = await this.find(path);
-    if (e.size > max)
-      throw new IntegrityError("MALFORMED", `${path} is ${e.size} bytes, over the ${max}-byte limit`, path);
+    if (e.size > max) throw new IntegrityError("MALFORMED", overLimitMessage(path, e.size, max), path);
     return this.file.read(e.dataOffset, e.size);
   }
 
