@@ -47,6 +47,16 @@ const SIG_MAX = 1024 * 1024;
 /** Blobs up to this size are looked at as possible manifests (distribution's manifest limit). */
 const MANIFEST_MAX = 4 * 1024 * 1024;
 
+/**
+ * The signature state when no verdict was reached: "absent" only when the bundle could be read
+ * and has none; a bundle that is truncated, malformed or missing a part was never read far
+ * enough to know ("not-checked"), and must not be reported as unsigned.
+ */
+function undecidedSignature(key: unknown, problems: VerifyProblem[]): VerifyReport["signature"] {
+  const unreadable = problems.some((p) => p.code === "TRUNCATED" || p.code === "MALFORMED");
+  return key && !unreadable ? "absent" : "not-checked";
+}
+
 function problemOf(err: IntegrityError, fallbackItem: string): VerifyProblem {
   return { code: err.code, item: err.item ?? fallbackItem, message: err.message };
 }
@@ -431,7 +441,7 @@ export class SequentialVerifier {
     const all = dedupe(problems);
     return {
       ok: all.length === 0,
-      signature: this.verdict?.signature ?? (this.key ? "absent" : "not-checked"),
+      signature: this.verdict?.signature ?? undecidedSignature(this.key, all),
       signed: this.verdict?.signed ?? this.sigs.size > 0,
       files: this.files,
       blobs: this.blobs,
@@ -487,7 +497,7 @@ async function verifyParallel(reader: BundleReader, opts: VerifyOptions): Promis
     const all = dedupe(problems);
     return {
       ok: all.length === 0,
-      signature: v?.signature ?? (key ? "absent" : "not-checked"),
+      signature: v?.signature ?? undecidedSignature(key, all),
       signed: v?.signed ?? false,
       files,
       blobs,
@@ -693,7 +703,7 @@ export async function verifyBundle(input: string | BundleReader, opts: VerifyOpt
       if (!(err instanceof IntegrityError)) throw err;
       return {
         ok: false,
-        signature: opts.publicKeyPem ? "absent" : "not-checked",
+        signature: undecidedSignature(opts.publicKeyPem, [problemOf(err, input)]),
         signed: false,
         files: 0,
         blobs: 0,

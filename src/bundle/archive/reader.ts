@@ -1,4 +1,4 @@
-import { createReadStream, type Dirent } from "node:fs";
+import { createReadStream, type Dirent, existsSync } from "node:fs";
 import { open as fsOpen, lstat, readdir, stat } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { Readable } from "node:stream";
@@ -73,6 +73,25 @@ function missing(path: string, where: string): IntegrityError {
 
 function notSeekable(kind: string): AirgapError {
   return new AirgapError(`a ${kind} bundle can only be read sequentially`, "NOT_SEEKABLE");
+}
+
+/** Compressions airgap does not read, by their magic bytes (zstd it reads itself). */
+const FOREIGN_COMPRESSION: { name: string; magic: Buffer; undo: string }[] = [
+  { name: "gzip", magic: Buffer.from([0x1f, 0x8b]), undo: "gunzip" },
+  { name: "bzip2", magic: Buffer.from("BZh"), undo: "bunzip2" },
+  { name: "xz", magic: Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), undo: "unxz" },
+];
+/** Enough leading bytes to tell every compression above and zstd apart. */
+const SNIFF = 6;
+
+/** Refuse gzip, bzip2 or xz input by name: read as tar it would only look "damaged". */
+function refuseForeignCompression(head: Buffer, label: string): void {
+  const c = FOREIGN_COMPRESSION.find((f) => head.subarray(0, f.magic.length).equals(f.magic));
+  if (c) {
+    throw new UsageError(
+      `${label} is ${c.name}-compressed; a bundle is a directory, a tar or a zstd-compressed tar: decompress it first (${c.undo}), or write it with --compress zstd`,
+    );
+  }
 }
 
 // ---------------------------------------------------------------- directory
@@ -177,11 +196,12 @@ async function untarInput(
 ): Promise<Readable> {
   const it = raw[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   let head = Buffer.alloc(0);
-  while (head.length < ZSTD_MAGIC.length) {
+  while (head.length < SNIFF) {
     const r = await it.next();
     if (r.done) break;
     head = Buffer.concat([head, r.value]);
   }
+  refuseForeignCompression(head, label);
   const joined = Readable.from(prepend(head, it), { objectMode: false });
   const isZstd = head.subarray(0, 4).equals(ZSTD_MAGIC);
   if (compress === "zstd" && !isZstd) {
@@ -432,8 +452,10 @@ export async function openBundle(input: string, opts: { stdin?: Readable } = {})
   if (found !== undefined) {
     const set = await loadParts(found);
     if (set.parts.length === 0) throw new UsageError(`no parts found for ${input}`);
-    const head = await readHead(set.parts[0]!.file, 4);
-    const zstd = set.compress === "zstd" || (set.compress === "detect" && head.equals(ZSTD_MAGIC));
+    const head = await readHead(set.parts[0]!.file, SNIFF);
+    refuseForeignCompression(head, set.label);
+    const zstd =
+      set.compress === "zstd" || (set.compress === "detect" && head.subarray(0, 4).equals(ZSTD_MAGIC));
     if (zstd) {
       return new StreamTarReader("parts", set.label, () => checkedPartsStream(set), set.compress, false, set);
     }
@@ -443,13 +465,21 @@ export async function openBundle(input: string, opts: { stdin?: Readable } = {})
   try {
     s = await stat(input);
   } catch {
+    // FILE.part-0001… without FILE.parts.json: the manifest was lost, the parts were not
+    const firstPart = `${input}.part-0001`;
+    if (existsSync(firstPart)) {
+      throw new UsageError(
+        `bundle ${input} does not exist and its parts manifest ${basename(input)}.parts.json is missing, but its parts are there: pass ${firstPart} to read them without it`,
+      );
+    }
     throw new UsageError(`bundle ${input} does not exist`);
   }
   if (s.isDirectory()) return new DirReader(input);
   if (!s.isFile()) throw new UsageError(`bundle ${input} is neither a directory nor a file`);
   const label = basename(input);
-  const head = await readHead(input, 4);
-  if (head.equals(ZSTD_MAGIC)) {
+  const head = await readHead(input, SNIFF);
+  refuseForeignCompression(head, label);
+  if (head.subarray(0, 4).equals(ZSTD_MAGIC)) {
     return new StreamTarReader(
       "tar.zst",
       label,
