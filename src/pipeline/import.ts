@@ -5,10 +5,10 @@ import { type BundleReader, openBundle } from "../bundle/archive/reader.js";
 import { CHECKSUMS_FILE, parseChecksums, SIGNATURE_FILES } from "../bundle/checksums.js";
 import { INVENTORY_FILE, type Inventory, type ProfileItem, parseInventory } from "../bundle/inventory.js";
 import { loadPublicKey } from "../bundle/keys.js";
+import { METADATA_MAX_BYTES } from "../bundle/limits.js";
 import { verifyChecksumsSignature } from "../bundle/signing.js";
 import { SequentialVerifier, type VerifyReport, verifyBundle } from "../bundle/verify.js";
 import type { RegistryConfig } from "../config/types.js";
-import { METADATA_MAX_BYTES } from "../bundle/limits.js";
 import { AirgapError, type IntegrityCode, IntegrityError, UsageError } from "../errors.js";
 import type { Descriptor, ImageIndex } from "../oci/descriptor.js";
 import { sha256Hex } from "../oci/digest.js";
@@ -206,7 +206,6 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
     await reader.close();
   }
 }
-
 
 /**
  * index.json and bundle.json as used for the import, re-checked against SHA256SUMS (and its
@@ -439,7 +438,10 @@ async function streamingImport(
       for await (const entry of reader.entries(signal)) {
         const verified = verifier.accept(entry);
         if (!entry.path.startsWith("blobs/")) {
-          const max = entry.path === INVENTORY_FILE || entry.path === "index.json" ? METADATA_MAX_BYTES : MAX_MANIFEST_BYTES;
+          const max =
+            entry.path === INVENTORY_FILE || entry.path === "index.json"
+              ? METADATA_MAX_BYTES
+              : MAX_MANIFEST_BYTES;
           head.set(entry.path, await readBounded(verified, max, entry.path));
           if (!plan && head.has("index.json") && head.has(INVENTORY_FILE)) {
             plan = planStreaming(head, opts);

@@ -17,6 +17,7 @@ const CLEAR = `${ESC}[2J`;
 const OSC_LINK = `${ESC}]8;;http://evil.example/${"\u0007"}click${ESC}]8;;${"\u0007"}`;
 const OSC_TITLE = `${ESC}]0;pwned${"\u0007"}`;
 const C1_CSI = "\u009b31m";
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding raw control characters is the point
 const RAW_CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/;
 const MAX = 64 * 1024 * 1024;
 
