@@ -6,7 +6,7 @@
  * spin at 100% CPU forever (and ignore SIGTERM) and the seekable reader call the bundle OK.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Header } from "tar";
@@ -131,6 +131,37 @@ describe("malformed tar numbers", () => {
       );
     });
   }
+
+  it("still reads what GNU tar writes: posix (fractional PAX times), gnu and ustar formats", async () => {
+    const dir = path.join(work, "gnu-src");
+    await mkdir(dir, { recursive: true });
+    const inventory = {
+      format: "cinc-airgap-bundle/v1",
+      tool: { name: "cinc-airgap", version: "1" },
+      created: "2026-01-01T00:00:00Z",
+      metadata: { name: "gnu", version: "1.0.0" },
+      config: { file: "c", sha256: "", text: "" },
+      platforms: [],
+      items: [],
+      totals: { items: 0, blobs: 0, bytes: 0 },
+    };
+    await writeFile(path.join(dir, "bundle.json"), JSON.stringify(inventory));
+    await writeFile(path.join(dir, "oci-layout"), '{"imageLayoutVersion":"1.0.0"}');
+    execFileSync("touch", ["-d", "2024-01-01 10:00:00.123456789", path.join(dir, "bundle.json")]);
+    for (const format of ["posix", "gnu", "ustar"]) {
+      const tar = path.join(work, `gnu-${format}.tar`);
+      execFileSync("tar", [`--format=${format}`, "-cf", tar, "-C", dir, "bundle.json", "oci-layout"]);
+      if (format === "posix") expect((await readFile(tar)).toString("latin1")).toMatch(/mtime=\d+\.\d+/);
+      for (const input of [tar, "-"]) {
+        const r = await runCli(["bundle", "inspect", input], {
+          input: input === "-" ? await readFile(tar) : undefined,
+          killAfterMs: HANG_MS,
+        });
+        expect(r.code, `${format} ${input}: ${r.stderr}`).toBe(0);
+        expect(r.stdout).toContain("gnu 1.0.0");
+      }
+    }
+  });
 
   it("import - refuses a fractional size and leaves nothing behind", async () => {
     const out = path.join(work, "import-out");
