@@ -123,6 +123,17 @@ describe("terminal output of bundle data", () => {
     expect(runs[3]!.stdout).toContain("- image docker.io/evil/\\e]8;;");
   });
 
+  it("inspect refuses a bundle.json whose fields have the wrong types, naming the field", async () => {
+    const dir = path.join(work, "types");
+    await mkdir(dir);
+    const inv = JSON.parse(inventory("types")) as { items: Record<string, unknown>[] };
+    inv.items[0]!.size = "12 MB";
+    await writeFile(path.join(dir, "bundle.json"), JSON.stringify(inv));
+    const r = await runCli(["bundle", "inspect", dir]);
+    expect(r.code, r.stderr).toBe(3);
+    expect(r.stderr).toMatch(/bundle\.json: items\[0\]\.size is not a byte count/);
+  });
+
   it("verify shows a file name with escape sequences escaped", async () => {
     const dir = path.join(work, "names");
     await mkdir(dir);
