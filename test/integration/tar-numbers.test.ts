@@ -178,11 +178,14 @@ describe("malformed tar numbers", () => {
     expect(await readdir(work)).not.toContain("import-out");
   });
 
-  it("import - answers SIGTERM while its input stalls", async () => {
-    // stdin stays open and silent after one valid header: the reader waits for bytes
+  it.each([
+    ["after one valid header", () => ustar("SHA256SUMS", 1024 * 1024)],
+    ["before its first byte", () => Buffer.alloc(0)],
+  ])("import - answers SIGTERM while its input stalls %s", async (_when, head) => {
+    // stdin stays open and silent: the reader waits for bytes
     const { PassThrough } = await import("node:stream");
     const input = new PassThrough();
-    input.write(ustar("SHA256SUMS", 1024 * 1024));
+    input.write(head());
     const started = Date.now();
     const r = await runCli(["bundle", "import", "-", "--registry", "127.0.0.1:9", "--plain-http"], {
       input,

@@ -6,7 +6,7 @@ import { pipeline } from "node:stream/promises";
 import { AirgapError, IntegrityError, UsageError } from "../../errors.js";
 import { overLimitMessage } from "../limits.js";
 import { createZstdDecompress, ZSTD_MAGIC } from "../zstd.js";
-import { ConcatFile, FileByteSource, StreamByteSource } from "./byte-source.js";
+import { ConcatFile, FileByteSource, StreamByteSource, untilAborted } from "./byte-source.js";
 import { checkedPartsStream, findPartsManifest, loadParts, type PartFile, type PartsSet } from "./parts.js";
 import { canonicalCompare, normalizeBundlePath } from "./paths.js";
 import { tarHeaders } from "./tar-format.js";
@@ -193,11 +193,12 @@ async function untarInput(
   raw: Readable,
   label: string,
   compress: "none" | "zstd" | "detect",
+  signal?: AbortSignal,
 ): Promise<Readable> {
   const it = raw[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   let head = Buffer.alloc(0);
   while (head.length < SNIFF) {
-    const r = await it.next();
+    const r = await untilAborted(it.next(), signal);
     if (r.done) break;
     head = Buffer.concat([head, r.value]);
   }
@@ -312,7 +313,7 @@ class StreamTarReader implements BundleReader {
     this.used = true;
     const raw = this.rawInput();
     try {
-      const tar = await untarInput(raw, this.label, this.compress);
+      const tar = await untarInput(raw, this.label, this.compress, signal);
       yield* tarEntries(tar, this.label, signal);
     } finally {
       // Once reading is over (finished, failed or cancelled), so is the raw input: a stalled stdin
