@@ -4,6 +4,7 @@
  * unknown options and commands, missing arguments and files, unwritable outputs, compressed or
  * truncated input, split bundles missing a part or their manifest, a private key given as public.
  */
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -61,6 +62,8 @@ beforeAll(async () => {
   const tar = await readFile(at("b.tar"));
   await writeFile(at("half.tar"), tar.subarray(0, Math.floor(tar.length / 2)));
   await writeFile(at("b.tar.gz"), gzipSync(tar));
+  execFileSync("bzip2", ["-k", "-f", at("b.tar")]);
+  execFileSync("xz", ["-k", "-f", at("b.tar")]);
   await mkdir(at("missing-part"));
   await mkdir(at("lost-manifest"));
   for (const f of ["s.tar.part-0001", "s.tar.part-0003", "s.tar.parts.json"])
@@ -188,6 +191,20 @@ const MISTAKES: Mistake[] = [
     args: () => ["bundle", "verify", at("b.tar.gz")],
     code: 2,
     message: /b\.tar\.gz is gzip-compressed; .*decompress it first \(gunzip\)/,
+    oneLine: true,
+  },
+  {
+    name: "bzip2-compressed tar",
+    args: () => ["bundle", "inspect", at("b.tar.bz2")],
+    code: 2,
+    message: /b\.tar\.bz2 is bzip2-compressed; .*\(bunzip2\)/,
+    oneLine: true,
+  },
+  {
+    name: "xz-compressed tar",
+    args: () => ["bundle", "import", at("b.tar.xz"), "--registry", "127.0.0.1:9", "--dry-run"],
+    code: 2,
+    message: /b\.tar\.xz is xz-compressed; .*\(unxz\)/,
     oneLine: true,
   },
   {
