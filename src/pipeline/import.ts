@@ -5,6 +5,7 @@ import { type BundleReader, openBundle } from "../bundle/archive/reader.js";
 import { CHECKSUMS_FILE, parseChecksums, SIGNATURE_FILES } from "../bundle/checksums.js";
 import { INVENTORY_FILE, type Inventory, type ProfileItem, parseInventory } from "../bundle/inventory.js";
 import { loadPublicKey } from "../bundle/keys.js";
+import { METADATA_MAX_BYTES } from "../bundle/limits.js";
 import { verifyChecksumsSignature } from "../bundle/signing.js";
 import { SequentialVerifier, type VerifyReport, verifyBundle } from "../bundle/verify.js";
 import type { RegistryConfig } from "../config/types.js";
@@ -216,8 +217,6 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
   }
 }
 
-const MAX_INVENTORY_BYTES = 256 * 1024 * 1024;
-
 /**
  * index.json and bundle.json as used for the import, re-checked against SHA256SUMS (and its
  * signature) at the moment they are read, so a file changed on disk after the verify pass is caught.
@@ -226,7 +225,7 @@ async function readVerifiedHead(
   reader: BundleReader,
   opts: ImportOptions,
 ): Promise<{ index: ImageIndex; inventory: Inventory }> {
-  const sumsBytes = await reader.readSmall(CHECKSUMS_FILE, MAX_INVENTORY_BYTES);
+  const sumsBytes = await reader.readSmall(CHECKSUMS_FILE, METADATA_MAX_BYTES);
   if (opts.publicKeyPem) {
     const sig = (await reader.readSmall(SIGNATURE_FILES[0]!, 64 * 1024)).toString("utf8");
     if (!verifyChecksumsSignature(sumsBytes, sig, loadPublicKey(opts.publicKeyPem))) {
@@ -246,8 +245,8 @@ async function readVerifiedHead(
     return bytes;
   };
   return {
-    index: parseIndexJson(await read("index.json", MAX_MANIFEST_BYTES), opts.input),
-    inventory: parseInventory(await read(INVENTORY_FILE, MAX_INVENTORY_BYTES)),
+    index: parseIndexJson(await read("index.json", METADATA_MAX_BYTES), opts.input),
+    inventory: parseInventory(await read(INVENTORY_FILE, METADATA_MAX_BYTES)),
   };
 }
 
@@ -455,7 +454,10 @@ async function streamingImport(
           continue;
         }
         if (!entry.path.startsWith("blobs/")) {
-          const max = entry.path === INVENTORY_FILE ? MAX_INVENTORY_BYTES : MAX_MANIFEST_BYTES;
+          const max =
+            entry.path === INVENTORY_FILE || entry.path === "index.json"
+              ? METADATA_MAX_BYTES
+              : MAX_MANIFEST_BYTES;
           head.set(entry.path, await readBounded(verified, max, entry.path));
           if (!plan && head.has("index.json") && head.has(INVENTORY_FILE)) {
             plan = planStreaming(head, opts);
