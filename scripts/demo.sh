@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole air-gap round trip on one machine, with nothing from the internet: install airgap
-# (scripts/setup.sh), start two throwaway registries on 127.0.0.1 (a "connected" source holding
+# (scripts/setup.sh: build in this checkout, nothing global), start two throwaway registries on 127.0.0.1 (a "connected" source holding
 # generated scanner images, and an "internal" target), then key generate → bundle create (signed)
 # → verify (airgap, and openssl + sha256sum) → inspect → import → the cluster configuration.
 # Everything it starts or writes is removed on exit. Needs root only to install docker-registry and
@@ -19,7 +19,7 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-registry skopeo openssl curl
 fi
 
-step "install airgap (scripts/setup.sh)"
+step "build airgap in this checkout (scripts/setup.sh)"
 bash scripts/setup.sh >/dev/null
 airgap() { node "$ROOT/dist/cli/main.js" "$@"; }
 
@@ -27,12 +27,17 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/airgap-demo.XXXXXX")
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+  done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 free_port() { node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
-start_registry() { # NAME -> prints host:port
+# Runs in this shell (not in $(...)), so the PID lands in PIDS for cleanup; the address is left
+# in REGISTRY_ADDR.
+start_registry() { # NAME
   local name=$1 port
   port=$(free_port)
   mkdir -p "$WORK/$name"
@@ -45,12 +50,15 @@ EOF
   docker-registry serve "$WORK/$name/config.yml" >"$WORK/$name/log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
-  echo "127.0.0.1:$port"
+  curl -sf "http://127.0.0.1:$port/v2/" >/dev/null || { echo "registry $name did not start:" >&2; cat "$WORK/$name/log" >&2; exit 1; }
+  REGISTRY_ADDR="127.0.0.1:$port"
 }
 
 step "start a source registry and an internal registry on 127.0.0.1"
-SRC=$(start_registry source)
-DST=$(start_registry internal)
+start_registry source
+SRC=$REGISTRY_ADDR
+start_registry internal
+DST=$REGISTRY_ADDR
 echo "source $SRC, internal $DST"
 
 step "generate two scanner images of random layers and push them to the source"
@@ -90,6 +98,12 @@ mkdir "$WORK/extracted" && tar -xf "$WORK/scanner-bundle.tar" -C "$WORK/extracte
 
 step "airgap bundle inspect"
 airgap bundle inspect "$WORK/scanner-bundle.tar"
+
+step "the airgap that travelled inside the bundle (tools/, verified above) checks it too, with Node alone"
+node "$WORK/extracted/tools/airgap-"*.mjs bundle verify "$WORK/extracted" --key "$WORK/cosign.pub"
+
+step "airgap bundle report (the review document; also -o report.html)"
+airgap bundle report "$WORK/scanner-bundle.tar" --key "$WORK/cosign.pub" | head -24
 
 cat >"$WORK/import.yaml" <<EOF
 apiVersion: cinc-airgap/v1

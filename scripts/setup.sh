@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Install airgap from this checkout: npm dependencies, build, and the `airgap` command on PATH.
+# Install airgap from this checkout, without root and without touching anything global: npm
+# dependencies and the build, in this folder only. Run it as `node dist/cli/main.js`, or put the
+# printed alias in your shell profile.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -9,13 +11,6 @@ node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(
 
 if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
 npm run build
-# A global symlink to this checkout: a rebuild is picked up without linking again.
-npm link --no-audit --no-fund >/dev/null
-
-if ! command -v airgap >/dev/null; then
-  bin="$(npm prefix -g)/bin"
-  echo "airgap was linked into $bin, which is not on PATH; add it: export PATH=\"$bin:\$PATH\"" >&2
-  PATH="$bin:$PATH"
-fi
-echo "airgap installed: $(command -v airgap)"
-airgap --help
+node dist/cli/main.js --version >/dev/null
+echo "airgap built in $PWD/dist; run it with:"
+echo "  alias airgap='node $PWD/dist/cli/main.js'"

@@ -8,7 +8,8 @@
 #
 # Servers: three CNCF distribution registries (plain HTTP; TLS + bcrypt htpasswd; TLS requiring a
 # client certificate), Ceph RADOS Gateway (S3), and one nginx serving git smart HTTP (with fcgiwrap
-# and git http-backend), static files, and an HTTP raw repository (WebDAV PUT under Basic auth).
+# and git http-backend), static files, and an HTTP raw repository (WebDAV PUT under Basic auth);
+# two tinyproxy HTTP proxies (one requiring Basic proxy auth, one refusing every CONNECT).
 # State, logs and throwaway certificates live in .test-state/ (git-ignored), fresh on every start.
 set -euo pipefail
 
@@ -29,16 +30,18 @@ unset CURL_CA_BUNDLE SSL_CERT_FILE SSL_CERT_DIR
 . "$HERE/nginx.sh"
 # shellcheck source=servers/ceph.sh
 . "$HERE/ceph.sh"
+# shellcheck source=servers/proxy.sh
+. "$HERE/proxy.sh"
 
 need_tools() {
   local missing=() t
   for t in docker-registry htpasswd nginx fcgiwrap git curl openssl python3 flock \
-    ceph-mon ceph-osd radosgw radosgw-admin monmaptool; do
+    ceph-mon ceph-osd radosgw radosgw-admin monmaptool tinyproxy; do
     command -v "$t" >/dev/null || missing+=("$t")
   done
   /usr/bin/python3 -c 'import rados' 2>/dev/null || missing+=("python3-rados")
   [ ${#missing[@]} -eq 0 ] ||
-    die "missing: ${missing[*]} (install: apt-get install docker-registry apache2-utils nginx-light fcgiwrap git curl openssl radosgw ceph-mon ceph-osd ceph-common python3-rados)"
+    die "missing: ${missing[*]} (install: apt-get install docker-registry apache2-utils nginx-light fcgiwrap git curl openssl radosgw ceph-mon ceph-osd ceph-common python3-rados tinyproxy)"
 }
 
 cmd_start() {
@@ -58,17 +61,18 @@ cmd_start() {
 start_all() {
   # Leftovers of an earlier, partial start: stop what it recorded, then start clean.
   stop_recorded
-  rm -rf "$STATE/env" "$STATE"/{certs,logs,registry-plain,registry-tls,registry-mtls,ceph,nginx} \
+  rm -rf "$STATE/env" "$STATE"/{certs,logs,registry-plain,registry-tls,registry-mtls,ceph,nginx,proxy-auth,proxy-refuse} \
     "$STATE"/{git-root,http-root,dav-root} "$STATE"/*.htpasswd
   mkdir -p "$STATE/logs"
   : >"$STATE/pids"
 
-  local ports p_plain p_tls p_mtls p_mon p_rgw p_git p_http p_dav
-  ports=$(pick_ports 8)
-  read -r p_plain p_tls p_mtls p_mon p_rgw p_git p_http p_dav <<<"$ports"
+  local ports p_plain p_tls p_mtls p_mon p_rgw p_git p_http p_dav p_proxy p_refuse
+  ports=$(pick_ports 10)
+  read -r p_plain p_tls p_mtls p_mon p_rgw p_git p_http p_dav p_proxy p_refuse <<<"$ports"
 
-  local reg_user=airgap reg_pass dav_user=uploader dav_pass s3_ak s3_sk
+  local reg_user=airgap reg_pass dav_user=uploader dav_pass s3_ak s3_sk proxy_user=proxyuser proxy_pass
   reg_pass=$(random_secret 20)
+  proxy_pass=$(random_secret 20)
   dav_pass=$(random_secret 20)
   s3_ak=AK$(random_secret 18 | tr 'a-z' 'A-Z')
   s3_sk=$(random_secret 40)
@@ -90,10 +94,17 @@ start_all() {
   start_registry registry-mtls "$p_mtls" mtls
   pid_mtls=$SPAWNED_PID
   start_nginx "$p_git" "$p_http" "$p_dav" "$STATE/dav.htpasswd"
+  local pid_proxy pid_refuse
+  start_tinyproxy proxy-auth "$p_proxy" auth "$proxy_user" "$proxy_pass"
+  pid_proxy=$SPAWNED_PID
+  start_tinyproxy proxy-refuse "$p_refuse" refuse-connect
+  pid_refuse=$SPAWNED_PID
   wait_registry registry-plain "$p_plain" "$pid_plain" plain || failed=1
   wait_registry registry-tls "$p_tls" "$pid_tls" tls || failed=1
   wait_registry registry-mtls "$p_mtls" "$pid_mtls" mtls || failed=1
   wait_nginx "$p_git" "$p_http" "$p_dav" || failed=1
+  wait_tinyproxy proxy-auth "$p_proxy" "$pid_proxy" 407 || failed=1
+  wait_tinyproxy proxy-refuse "$p_refuse" "$pid_refuse" 400 || failed=1
   [ $failed = 0 ] && log "registries and nginx answer"
 
   if wait "$ceph_job"; then
@@ -131,6 +142,8 @@ AIRGAP_TEST_HTTP_URL=http://127.0.0.1:$p_http
 AIRGAP_TEST_DAV_URL=http://127.0.0.1:$p_dav
 AIRGAP_TEST_DAV_USER=$dav_user
 AIRGAP_TEST_DAV_PASSWORD=$dav_pass
+AIRGAP_TEST_PROXY_URL=http://$proxy_user:$proxy_pass@127.0.0.1:$p_proxy
+AIRGAP_TEST_PROXY_REFUSING=http://127.0.0.1:$p_refuse
 ENV
   mv "$STATE/env.tmp" "$STATE/env"
   log "all servers up; variables in $STATE/env"

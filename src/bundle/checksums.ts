@@ -1,4 +1,5 @@
 import { IntegrityError } from "../errors.js";
+import { isSha256Hex } from "../oci/digest.js";
 import { compareBytes, normalizeBundlePath } from "./archive/paths.js";
 
 /** One line of SHA256SUMS. */
@@ -11,7 +12,6 @@ export interface ChecksumEntry {
 export const SIGNATURE_FILES = ["SHA256SUMS.sig", "SHA256SUMS.sigstore.json"];
 export const CHECKSUMS_FILE = "SHA256SUMS";
 
-const HEX_RE = /^[a-f0-9]{64}$/;
 // `sha256sum` writes "<hex>  <path>" (text mode) or "<hex> *<path>" (binary mode); both name the same bytes.
 const LINE_RE = /^([a-fA-F0-9]{64}) [ *](.+)$/;
 
@@ -26,7 +26,7 @@ export function formatChecksums(entries: ChecksumEntry[]): string {
     const path = normalizeBundlePath(e.path, "checksum entry");
     if (path !== e.path)
       throw new IntegrityError("MALFORMED", `checksum entry ${e.path} is not in normal form`, e.path);
-    if (!HEX_RE.test(e.sha256)) {
+    if (!isSha256Hex(e.sha256)) {
       throw new IntegrityError("MALFORMED", `checksum of ${e.path} is not lowercase sha256 hex`, e.path);
     }
     if (isSelf(path)) throw new IntegrityError("MALFORMED", `SHA256SUMS cannot list ${path}`, path);

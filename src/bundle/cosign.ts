@@ -15,6 +15,7 @@
  * and certificates in a bundle are not consulted (the connected side may not reach Rekor either).
  */
 import crypto from "node:crypto";
+import { isDigest } from "../oci/digest.js";
 import { decodeBase64Strict, verifyBlob } from "./signing.js";
 
 export interface SimpleSigningCheck {
@@ -26,8 +27,6 @@ export const COSIGN_SIGNATURE_TYPE = "cosign container image signature";
 export const COSIGN_SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1";
 export const IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json";
 export const SIMPLE_SIGNING_PAYLOAD_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json";
-
-const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
 
 function normalizeDigest(d: string): string {
   return d.trim().toLowerCase();
@@ -188,7 +187,7 @@ export function verifySigstoreBundleForImage(
   manifestDigest: string,
   manifest?: Buffer,
 ): SimpleSigningCheck {
-  if (!DIGEST_RE.test(normalizeDigest(manifestDigest))) {
+  if (!isDigest(normalizeDigest(manifestDigest))) {
     return { ok: false, reason: `unsupported manifest digest ${manifestDigest}` };
   }
   let bundle: ImageBundle;

@@ -166,5 +166,41 @@ export function parseInventory(bytes: Buffer, item = INVENTORY_FILE): Inventory 
   if (inv?.format !== INVENTORY_FORMAT || !Array.isArray(inv.items)) {
     throw new IntegrityError("MALFORMED", `${item} is not a ${INVENTORY_FORMAT} inventory`, item);
   }
+  checkShape(inv, item);
   return inv;
+}
+
+/**
+ * The fields every reader relies on have the types they claim. inspect, diff and create --since
+ * read bundle.json unverified: a number where a string belongs must be a clear MALFORMED, not a
+ * TypeError halfway through printing.
+ */
+function checkShape(inv: Inventory, file: string): void {
+  const bad = (where: string, what: string): never => {
+    throw new IntegrityError("MALFORMED", `${file}: ${where} is not ${what}`, file);
+  };
+  const isStr = (v: unknown) => typeof v === "string";
+  const isNum = (v: unknown) => typeof v === "number" && Number.isFinite(v) && v >= 0;
+  const strings = (v: unknown) => Array.isArray(v) && v.every(isStr);
+  if (typeof inv.metadata !== "object" || inv.metadata === null) bad("metadata", "an object");
+  if (!isStr(inv.metadata.name) || !isStr(inv.metadata.version)) bad("metadata.name/version", "text");
+  if (!isStr(inv.created)) bad("created", "text");
+  if (typeof inv.tool !== "object" || inv.tool === null || !isStr(inv.tool.name) || !isStr(inv.tool.version))
+    bad("tool", "a name and version");
+  if (
+    typeof inv.totals !== "object" ||
+    inv.totals === null ||
+    ![inv.totals.items, inv.totals.blobs, inv.totals.bytes].every(isNum)
+  )
+    bad("totals", "three counts");
+  for (const [i, it] of inv.items.entries()) {
+    const at = `items[${i}]`;
+    if (typeof it !== "object" || it === null) bad(at, "an object");
+    for (const k of ["kind", "name", "source", "digest"] as const)
+      if (!isStr(it[k])) bad(`${at}.${k}`, "text");
+    if (!isNum(it.size)) bad(`${at}.size`, "a byte count");
+    if (!strings(it.blobs)) bad(`${at}.blobs`, "a list of digests");
+    if (it.kind === "image" && (!strings(it.platforms) || !Array.isArray(it.carried)))
+      bad(`${at}.platforms/carried`, "lists");
+  }
 }

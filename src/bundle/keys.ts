@@ -378,6 +378,15 @@ function assertSupportedKey(key: crypto.KeyObject, source: string): void {
 /** Loads an SPKI `PUBLIC KEY` PEM (a certificate or private key PEM also yields its public key). */
 export function loadPublicKey(pem: string, source = "public key"): crypto.KeyObject {
   let key: crypto.KeyObject;
+  let labels: string[] = [];
+  try {
+    labels = parsePemBlocks(pem).map((b) => b.label);
+  } catch {
+    // not PEM at all: said below
+  }
+  if (labels.some((l) => l.includes("PRIVATE KEY"))) {
+    throw new ConfigError(`${source} is a private key; pass the public key (cosign.pub) instead`);
+  }
   try {
     const blocks = parsePemBlocks(pem);
     const cert = blocks.find((b) => b.label === "CERTIFICATE");

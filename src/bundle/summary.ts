@@ -1,7 +1,13 @@
+import { IntegrityError } from "../errors.js";
 import { openBundle } from "./archive/reader.js";
 import { INVENTORY_FILE, type Inventory, parseInventory } from "./inventory.js";
+import { METADATA_MAX_BYTES, overLimitMessage } from "./limits.js";
 
-/** Read the inventory and every file's size; streams are read once to the end. */
+/**
+ * Read the inventory and every file's size; streams are read once to the end. Nothing here is
+ * verified (inspect, diff and create --since read it as it is): bundle.json is read only up to
+ * METADATA_MAX_BYTES, and what it says must be printed through the terminal sanitizer.
+ */
 export async function readBundleSummary(
   input: string,
 ): Promise<{ inventory: Inventory; sizes: Map<string, number> }> {
@@ -11,11 +17,18 @@ export async function readBundleSummary(
     let inventory: Inventory | undefined;
     if (reader.seekable) {
       for (const f of await reader.list()) sizes.set(f.path, f.size);
-      inventory = parseInventory(await reader.readSmall(INVENTORY_FILE, 64 * 1024 * 1024));
+      inventory = parseInventory(await reader.readSmall(INVENTORY_FILE, METADATA_MAX_BYTES));
     } else {
       for await (const entry of reader.entries()) {
         sizes.set(entry.path, entry.size);
         if (entry.path === INVENTORY_FILE) {
+          if (entry.size > METADATA_MAX_BYTES) {
+            throw new IntegrityError(
+              "MALFORMED",
+              overLimitMessage(INVENTORY_FILE, entry.size, METADATA_MAX_BYTES),
+              INVENTORY_FILE,
+            );
+          }
           const chunks: Buffer[] = [];
           for await (const c of entry.stream) chunks.push(c as Buffer);
           inventory = parseInventory(Buffer.concat(chunks));
@@ -25,7 +38,8 @@ export async function readBundleSummary(
         }
       }
     }
-    if (!inventory) throw new Error(`${input} has no ${INVENTORY_FILE}`);
+    if (!inventory)
+      throw new IntegrityError("MISSING_FILE", `${input} has no ${INVENTORY_FILE}`, INVENTORY_FILE);
     return { inventory, sizes };
   } finally {
     await reader.close();

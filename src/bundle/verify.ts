@@ -9,6 +9,7 @@ import { blobHexOf, canonicalCompare, compareBytes } from "./archive/paths.js";
 import { type BundleEntry, type BundleReader, isRangeReader, openBundle } from "./archive/reader.js";
 import { CHECKSUMS_FILE, parseChecksums, SIGNATURE_FILES } from "./checksums.js";
 import { loadPublicKey } from "./keys.js";
+import { METADATA_MAX_BYTES, overLimitMessage } from "./limits.js";
 import { verifyChecksumsSignature, verifySigstoreBundle } from "./signing.js";
 
 export interface VerifyProblem {
@@ -42,10 +43,19 @@ export interface VerifyOptions {
   onProgress?: (e: { path: string; bytes: number; totalBytes?: number }) => void;
 }
 
-const SUMS_MAX = 64 * 1024 * 1024;
 const SIG_MAX = 1024 * 1024;
 /** Blobs up to this size are looked at as possible manifests (distribution's manifest limit). */
 const MANIFEST_MAX = 4 * 1024 * 1024;
+
+/**
+ * The signature state when no verdict was reached: "absent" only when the bundle could be read
+ * and has none; a bundle that is truncated, malformed or missing a part was never read far
+ * enough to know ("not-checked"), and must not be reported as unsigned.
+ */
+function undecidedSignature(key: unknown, problems: VerifyProblem[]): VerifyReport["signature"] {
+  const unreadable = problems.some((p) => p.code === "TRUNCATED" || p.code === "MALFORMED");
+  return key && !unreadable ? "absent" : "not-checked";
+}
 
 function problemOf(err: IntegrityError, fallbackItem: string): VerifyProblem {
   return { code: err.code, item: err.item ?? fallbackItem, message: err.message };
@@ -180,8 +190,6 @@ export function omittedBlobsOf(inventory: Buffer): Set<string> {
   }
 }
 
-const INVENTORY_MAX = 256 * 1024 * 1024;
-
 function danglingProblems(
   refs: { item: string; digests: { digest: string; mediaType: string }[] }[],
   present: (hex: string) => boolean,
@@ -279,7 +287,7 @@ export class SequentialVerifier {
     }
 
     if (path === CHECKSUMS_FILE) {
-      return this.collect(entry, SUMS_MAX, (bytes) => {
+      return this.collect(entry, METADATA_MAX_BYTES, (bytes) => {
         let sums: Map<string, string>;
         try {
           sums = parseChecksums(bytes.toString("utf8"));
@@ -344,7 +352,7 @@ export class SequentialVerifier {
   private hashEntry(entry: BundleEntry, expected: string | undefined): Readable {
     const path = entry.path;
     const blobHex = blobHexOf(path);
-    const inventory = path === "bundle.json" && entry.size <= INVENTORY_MAX;
+    const inventory = path === "bundle.json" && entry.size <= METADATA_MAX_BYTES;
     const watch = inventory || path === "index.json" || (blobHex !== undefined && entry.size <= MANIFEST_MAX);
     const hash: Hash = createHash("sha256");
     let kept: Buffer[] | undefined = watch ? [] : undefined;
@@ -356,7 +364,7 @@ export class SequentialVerifier {
         this.bytes += chunk.length;
         hash.update(chunk);
         if (kept) {
-          if (n > (inventory ? INVENTORY_MAX : MANIFEST_MAX)) kept = undefined;
+          if (n > (inventory || path === "index.json" ? METADATA_MAX_BYTES : MANIFEST_MAX)) kept = undefined;
           else kept.push(chunk);
         }
         this.opts.onProgress?.({ path, bytes: this.bytes });
@@ -386,6 +394,9 @@ export class SequentialVerifier {
           err = new IntegrityError("DIGEST_MISMATCH", `${path}: content has digest sha256:${hex}`, path);
         } else if (path.startsWith("blobs/") && !blobHex) {
           err = new IntegrityError("MALFORMED", `${path} is not named blobs/sha256/<64 hex digits>`, path);
+        } else if ((path === "bundle.json" || path === "index.json") && n > METADATA_MAX_BYTES) {
+          // import and inspect would refuse to read it: a bundle only they cannot use is not OK
+          err = new IntegrityError("MALFORMED", overLimitMessage(path, n, METADATA_MAX_BYTES), path);
         }
         if (err) {
           cb(this.fail(err));
@@ -430,7 +441,7 @@ export class SequentialVerifier {
     const all = dedupe(problems);
     return {
       ok: all.length === 0,
-      signature: this.verdict?.signature ?? (this.key ? "absent" : "not-checked"),
+      signature: this.verdict?.signature ?? undecidedSignature(this.key, all),
       signed: this.verdict?.signed ?? this.sigs.size > 0,
       files: this.files,
       blobs: this.blobs,
@@ -486,7 +497,7 @@ async function verifyParallel(reader: BundleReader, opts: VerifyOptions): Promis
     const all = dedupe(problems);
     return {
       ok: all.length === 0,
-      signature: v?.signature ?? (key ? "absent" : "not-checked"),
+      signature: v?.signature ?? undecidedSignature(key, all),
       signed: v?.signed ?? false,
       files,
       blobs,
@@ -510,7 +521,7 @@ async function verifyParallel(reader: BundleReader, opts: VerifyOptions): Promis
     problems.push({ code: "MISSING_FILE", item: CHECKSUMS_FILE, message: "the bundle has no SHA256SUMS" });
     return report(undefined);
   }
-  const sumsBytes = await reader.readSmall(CHECKSUMS_FILE, SUMS_MAX);
+  const sumsBytes = await reader.readSmall(CHECKSUMS_FILE, METADATA_MAX_BYTES);
   let sums: Map<string, string>;
   try {
     sums = parseChecksums(sumsBytes.toString("utf8"));
@@ -624,7 +635,7 @@ async function verifyParallel(reader: BundleReader, opts: VerifyOptions): Promis
 
   const refs: { item: string; digests: { digest: string; mediaType: string }[] }[] = [];
   for (const path of manifestCandidates) {
-    const b = await reader.readSmall(path, MANIFEST_MAX);
+    const b = await reader.readSmall(path, path === "index.json" ? METADATA_MAX_BYTES : MANIFEST_MAX);
     // Re-read after hashing: make sure what is parsed is what was checked.
     if (createHash("sha256").update(b).digest("hex") !== sums.get(path)) {
       problems.push({
@@ -639,7 +650,7 @@ async function verifyParallel(reader: BundleReader, opts: VerifyOptions): Promis
   }
   let omitted = new Set<string>();
   if (sums.has("bundle.json") && present.has("bundle.json")) {
-    const inv = await reader.readSmall("bundle.json", INVENTORY_MAX);
+    const inv = await reader.readSmall("bundle.json", METADATA_MAX_BYTES);
     if (createHash("sha256").update(inv).digest("hex") === sums.get("bundle.json"))
       omitted = omittedBlobsOf(inv);
   }
@@ -692,7 +703,7 @@ export async function verifyBundle(input: string | BundleReader, opts: VerifyOpt
       if (!(err instanceof IntegrityError)) throw err;
       return {
         ok: false,
-        signature: opts.publicKeyPem ? "absent" : "not-checked",
+        signature: undecidedSignature(opts.publicKeyPem, [problemOf(err, input)]),
         signed: false,
         files: 0,
         blobs: 0,

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-import { Command, CommanderError, Option } from "commander";
-import { exitCodeOf } from "../errors.js";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { AirgapError, exitCodeOf, UsageError } from "../errors.js";
 import { VERSION } from "../version.js";
 import { printError } from "./output.js";
 
@@ -14,8 +14,11 @@ export function buildProgram(): Command {
       "Carry the Secure CINC Auditor scanning solution across an air gap as one signed, verified bundle.",
     )
     .version(VERSION, "-V, --version")
-    .showHelpAfterError("(run with --help for usage)")
-    .configureHelp({ sortSubcommands: false });
+    .configureHelp({ sortSubcommands: false })
+    // Set before any subcommand exists, so every command inherits them: commander's own error text
+    // is replaced by one line from usageMessage() (exit 2), never printed as is.
+    .exitOverride()
+    .configureOutput({ writeErr: () => {}, outputError: () => {} });
 
   const bundle = program.command("bundle").description("create, verify, inspect and import bundles");
 
@@ -90,6 +93,25 @@ export function buildProgram(): Command {
     .action(async (input, opts) => (await import("./commands/import.js")).runImport(input, opts));
 
   bundle
+    .command("report")
+    .description(
+      "verify a bundle, then write the review document: every item, digest, size, signature check, totals, SHA256SUMS digest, key fingerprint",
+    )
+    .argument("<bundle>", "DIR, FILE.tar, FILE.tar.zst, split parts, or - for stdin")
+    .option(
+      "-o, --output <file>",
+      "write FILE.md (Markdown) or FILE.html (one self-contained page); default Markdown on stdout",
+    )
+    .option(
+      "--key <file>",
+      "cosign public key the bundle must be signed with (its fingerprint goes in the report)",
+    )
+    .option("--require-signature", "fail when no --key is given (also AIRGAP_REQUIRE_SIGNATURE=1)")
+    .option("--concurrency <n>", "parallel hashing", parsePositiveInt)
+    .option("--json", "the same data as JSON on stdout")
+    .action(async (input, opts) => (await import("./commands/report.js")).runReport(input, opts));
+
+  bundle
     .command("diff")
     .description("compare two bundles: items added, removed and changed")
     .argument("<old>")
@@ -108,6 +130,25 @@ export function buildProgram(): Command {
     .option("--require-signature", "fail when no --key is given (also AIRGAP_REQUIRE_SIGNATURE=1)")
     .action(async (input, opts) => (await import("./commands/serve.js")).runServe(input, opts));
 
+  program
+    .command("runner-image")
+    .description(
+      "build the import Job's runner image without a container engine: a Node base image plus one layer with the single-file airgap, pushed to --to",
+    )
+    .requiredOption(
+      "--base <ref>",
+      "Node base image, pinned by digest (e.g. docker.io/library/node:20-…@sha256:…)",
+    )
+    .requiredOption(
+      "--to <ref>",
+      "where to push it, with a tag (e.g. registry.internal:5000/scanner/cinc-airgap/airgap:VERSION)",
+    )
+    .option("--platform <list>", "platforms to build from a multi-platform base", "linux/amd64,linux/arm64")
+    .option("--config <file>", "import or bundle config: TLS and plain-HTTP settings of the registries")
+    .option("--ca-file <file>", "extra CA certificate (PEM) trusted for both registries", collect, [])
+    .option("--json", "machine-readable output on stdout")
+    .action(async (opts) => (await import("./commands/runner-image.js")).runRunnerImage(opts));
+
   const key = program.command("key").description("manage cosign-compatible signing keys");
   key
     .command("generate")
@@ -121,10 +162,12 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** Concurrency and the like: 1 to 1024, digits only (no 1.5, -1, 1e2, 0x10). */
+export const MAX_CONCURRENCY = 1024;
 function parsePositiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1)
-    throw new CommanderError(2, "airgap.invalidArgument", `"${value}" is not a positive integer`);
+  const n = /^[0-9]{1,5}$/.test(value.trim()) ? Number(value) : Number.NaN;
+  if (!(n >= 1 && n <= MAX_CONCURRENCY))
+    throw new InvalidArgumentError(`Expected a whole number from 1 to ${MAX_CONCURRENCY}.`);
   return n;
 }
 
@@ -132,20 +175,85 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
+/** The command a command line addresses, as far as its words name subcommands. */
+function commandOf(program: Command, args: string[]): Command {
+  let cmd = program;
+  for (const word of args) {
+    if (word.startsWith("-")) continue;
+    const sub = cmd.commands.find((c) => c.name() === word || c.aliases().includes(word));
+    if (!sub) break;
+    cmd = sub;
+  }
+  return cmd;
+}
+
+function fullName(cmd: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = cmd; c; c = c.parent) names.unshift(c.name());
+  return names.join(" ");
+}
+
+/**
+ * One line for a command-line mistake: what was wrong, and what is accepted there. Commander's
+ * messages say the first half; the second comes from the command's own definition.
+ */
+export function usageMessage(err: CommanderError, program: Command, args: string[]): string {
+  const cmd = commandOf(program, args);
+  const name = fullName(cmd);
+  const said = err.message.replace(/^error: /, "").split("\n")[0]!;
+  const options = cmd.options.filter((o) => !o.hidden).map((o) => o.long ?? o.short);
+  const subcommands = cmd.commands.map((c) => c.name());
+  const help = `see ${name} --help`;
+  switch (err.code) {
+    case "commander.unknownOption":
+      return `${said} for ${name}; it accepts ${options.join(", ")} (${help})`;
+    case "commander.unknownCommand":
+      return `${said} for ${name}; the commands are ${subcommands.join(", ")} (${help})`;
+    case "commander.help":
+      return `${name} needs a command: ${subcommands.join(", ")} (${help})`;
+    case "commander.missingMandatoryOptionValue": {
+      const option = cmd.options.find((o) => o.mandatory && said.includes(o.flags));
+      return `${name} needs ${option ? `${option.flags}: ${option.description}` : said} (${help})`;
+    }
+    case "commander.missingArgument":
+    case "commander.excessArguments":
+    case "commander.optionMissingArgument":
+      return `${said}; usage: ${name} ${cmd.usage()} (${help})`;
+    default:
+      return `${said} (${help})`;
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
-  program.exitOverride();
   try {
     await program.parseAsync(argv);
     return process.exitCode === undefined ? 0 : Number(process.exitCode);
   } catch (err) {
     if (err instanceof CommanderError) {
-      // help and version "errors" are successes; the rest are usage errors
-      return err.exitCode === 0 ? 0 : 2;
+      // --help and --version end here too, with exit code 0 and their output already written
+      if (err.exitCode === 0) return 0;
+      const usage = new UsageError(usageMessage(err, program, argv.slice(2)));
+      printError(usage, argv.includes("--json"));
+      return usage.exitCode;
     }
-    printError(err, argv.includes("--json"));
-    return exitCodeOf(err);
+    const shown = withCliHint(err, argv.slice(2));
+    printError(shown, argv.includes("--json"));
+    return exitCodeOf(shown);
   }
+}
+
+/**
+ * Errors from below the CLI say what is wrong in terms of the config; on the command line the
+ * user also needs the flag that fixes it.
+ */
+function withCliHint(err: unknown, args: string[]): unknown {
+  if (!(err instanceof AirgapError) || err.code !== "TLS_PLAIN_HTTP") return err;
+  const hint = args.includes("import")
+    ? "for the target registry pass --plain-http; for another host set plainHTTP: true on its registries: entry in --config"
+    : "set plainHTTP: true on that host's registries: entry in the bundle config";
+  const out = new AirgapError(`${err.message} (${hint})`, err.code, { cause: err });
+  return out;
 }
 
 const code = await main(process.argv);

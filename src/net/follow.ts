@@ -10,6 +10,7 @@
  *   redirected to over http.
  * - Only http and https targets are followed.
  */
+import { type Dispatcher, request } from "undici";
 import { RemoteError } from "../errors.js";
 
 /** Request headers that authenticate the caller. Compared lower-case. */
@@ -111,4 +112,48 @@ export function followRedirect<B>(from: Hop<B>, to: URL, status: number, rules: 
     if (from.credentialBody) next.credentialBody = true;
   }
   return next;
+}
+
+export interface FollowingRequest {
+  dispatcher: Dispatcher;
+  method?: "GET" | "HEAD";
+  headers?: Record<string, string>;
+  signal?: AbortSignal | undefined;
+  /** Redirects followed at most (default 10). */
+  maxRedirects?: number;
+  rules?: FollowRules;
+}
+
+/**
+ * A GET or HEAD that follows redirects by the rules above (undici's own redirect handling would
+ * also strip credentials across origins, but follows https → http). Resolves with the final
+ * response and the URL that gave it.
+ */
+export async function requestFollowing(
+  url: string,
+  init: FollowingRequest,
+): Promise<{ res: Dispatcher.ResponseData; url: string }> {
+  const max = init.maxRedirects ?? 10;
+  let hop: Hop<never> = { method: init.method ?? "GET", url: new URL(url), headers: { ...init.headers } };
+  for (let redirects = 0; ; redirects++) {
+    const res = await request(hop.url, {
+      dispatcher: init.dispatcher,
+      method: hop.method as "GET" | "HEAD",
+      headers: hop.headers,
+      signal: init.signal,
+    });
+    const location = res.headers.location;
+    if (![301, 302, 303, 307, 308].includes(res.statusCode) || typeof location !== "string") {
+      return { res, url: hop.url.toString() };
+    }
+    await res.body.dump();
+    if (redirects >= max) {
+      throw new RemoteError(
+        `${shown(new URL(url))}: more than ${max} redirects`,
+        res.statusCode,
+        "REDIRECT_LOOP",
+      );
+    }
+    hop = followRedirect(hop, new URL(location, hop.url), res.statusCode, init.rules);
+  }
 }

@@ -33,7 +33,7 @@ import { type ResolvedGem, resolveGems } from "../sources/gems/index.js";
 import { copyGraph } from "../store/copy.js";
 import type { OciLayoutStore } from "../store/layout.js";
 import { type ArtifactSpec, storeArtifact } from "../store/oci-artifact.js";
-import type { RegistryStore } from "../store/registry.js";
+import { type RegistryStore, registryRepository } from "../store/registry.js";
 import type { Store } from "../store/store.js";
 import type { PlanItem } from "./create.js";
 import type { Progress } from "./progress.js";
@@ -309,7 +309,7 @@ export async function resolveChartEntries(
   const pullOci = ociChartPuller(
     (registry, repository) =>
       throughCache(
-        ctx.client.repository(registry, repository),
+        registryRepository(ctx.client, registry, repository),
         ctx.cache.repository(`${ARTIFACT_REPOSITORY_HOST}/charts/${repository.split("/").pop()}`),
       ),
     ctx.signal,
@@ -394,7 +394,7 @@ export async function bundleChartItems(
     let descriptor: Descriptor;
     const extraRoots: { name: string; descriptor: Descriptor }[] = [];
     if (spec.type === "oci") {
-      const src = ctx.client.repository(spec.reference.registry, spec.reference.repository);
+      const src = registryRepository(ctx.client, spec.reference.registry, spec.reference.repository);
       descriptor = await src.resolve(chartTag(chart.version), ctx.signal);
       const result = await copyGraph(src, dst, descriptor, {
         limit: ctx.limit,

@@ -11,10 +11,11 @@ import {
   renderRegistriesConf,
 } from "../targets/render.js";
 import type { ImportResult } from "./import.js";
+import { type ClusterManifestsOptions, clusterManifests } from "./manifests.js";
 
 const COSIGN_TAG = /:sha256-[a-f0-9]{64}(\.(sig|att|sbom))?$/;
 
-export interface ClusterConfigOptions {
+export interface ClusterConfigOptions extends ClusterManifestsOptions {
   registry: string;
   prefix: string;
   plainHTTP: boolean;
@@ -123,6 +124,8 @@ export async function writeClusterConfig(
     }));
     files.set("gems.json", `${JSON.stringify(list, null, 2)}\n`);
   }
+  // manifests/: the kustomize overlay of the shipped manifests with this import's endpoints
+  for (const [path, text] of await clusterManifests(images, opts)) files.set(path, text);
   for (const [path, text] of files) {
     const final = join(outDir, path);
     const temp = `${final}.partial-${randomBytes(4).toString("hex")}`;

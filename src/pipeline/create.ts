@@ -33,6 +33,7 @@ import { planFiles } from "../sources/files/index.js";
 import { type ResolvedImage, resolveImage } from "../sources/images.js";
 import { type CopyEvent, type CosignTagKind, copyGraph } from "../store/copy.js";
 import { ANNOTATION_REPOSITORY, ANNOTATION_SUBJECT, OciLayoutStore } from "../store/layout.js";
+import { type RegistryStore, registryRepository } from "../store/registry.js";
 import { VERSION } from "../version.js";
 import {
   ARTIFACT_REPOSITORY_HOST,
@@ -49,6 +50,7 @@ import {
 } from "./artifacts.js";
 import { collectGraph } from "./graph.js";
 import type { Progress } from "./progress.js";
+import { type CarriedFile, carriedTools } from "./tools.js";
 
 export interface CreateOptions {
   config: BundleConfig;
@@ -158,7 +160,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     progress.phase("resolving", 0);
     const images = await Promise.all(
       imageSpecs.map(async (spec) => {
-        const store = client.repository(spec.reference.registry, spec.reference.repository);
+        const store = registryRepository(client, spec.reference.registry, spec.reference.repository);
         const platforms = opts.platforms && opts.platforms.length > 0 ? opts.platforms : spec.platforms;
         const resolved = await limit(() =>
           resolveImage(store, { ref: spec.ref, platforms, carry: spec.carry }, [], signal),
@@ -392,7 +394,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
       totals: { items: items.length, blobs: carried.length, bytes: carried.reduce((n, d) => n + d.size, 0) },
       ...(since ? { since } : {}),
     } satisfies Inventory);
-    const files = bundleFiles(cache, carried, roots, inventory, opts.sign);
+    const files = bundleFiles(cache, carried, roots, inventory, opts.sign, await carriedTools());
     let written = 0;
     const output = await writeBundle(files, opts.output, {
       signal,
@@ -534,7 +536,7 @@ async function bundleProfiles(
       cacheDir: join(cache.root, "profile-downloads"),
       caFile: opts.caFiles?.[0],
       signal: opts.signal,
-      openOci: (registry, repository) => client.repository(registry, repository),
+      openOci: (registry, repository) => registryRepository(client, registry, repository),
       onFetch: (label) => opts.progress.info(`  fetching ${label}`),
     });
     const out: BundledProfile[] = [];
@@ -605,7 +607,7 @@ function assertUniqueNames(images: ResolvedImage[]): void {
 
 async function planImage(
   resolved: ResolvedImage,
-  store: ReturnType<RegistryClient["repository"]>,
+  store: RegistryStore,
   cache: OciLayoutStore,
   limit: ReturnType<typeof pLimit>,
   signal?: AbortSignal,
@@ -642,6 +644,7 @@ function bundleFiles(
   roots: Descriptor[],
   inventory: Inventory,
   sign: CreateOptions["sign"],
+  tools: CarriedFile[],
 ): BundleFile[] {
   const index: ImageIndex = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: roots };
   const small: { path: string; bytes: Buffer }[] = [
@@ -653,6 +656,7 @@ function bundleFiles(
     formatChecksums([
       ...small.map((f) => ({ path: f.path, sha256: sha256Hex(f.bytes) })),
       ...blobs.map((d) => ({ path: `blobs/sha256/${digestHex(d.digest)}`, sha256: digestHex(d.digest) })),
+      ...tools.map((t) => ({ path: t.path, sha256: t.sha256 })),
     ]),
   );
   const head: BundleFile[] = [];
@@ -679,6 +683,8 @@ function bundleFiles(
       source: { file: cache.blobPath(d.digest) },
     });
   }
+  // after the blobs: the canonical order, and a one-pass import has planned everything by then
+  for (const t of tools) head.push({ path: t.path, size: t.bytes.length, source: { bytes: t.bytes } });
   if (blobs.length === 0)
     throw new AirgapError("nothing to write: the bundle would hold no content", "EMPTY");
   return head;

@@ -5,6 +5,7 @@ import { type BundleReader, openBundle } from "../bundle/archive/reader.js";
 import { CHECKSUMS_FILE, parseChecksums, SIGNATURE_FILES } from "../bundle/checksums.js";
 import { INVENTORY_FILE, type Inventory, type InventoryItem, parseInventory } from "../bundle/inventory.js";
 import { loadPublicKey } from "../bundle/keys.js";
+import { METADATA_MAX_BYTES } from "../bundle/limits.js";
 import { verifyChecksumsSignature } from "../bundle/signing.js";
 import { SequentialVerifier, type VerifyReport, verifyBundle } from "../bundle/verify.js";
 import type { RegistryConfig } from "../config/types.js";
@@ -17,6 +18,8 @@ import { RegistryClient } from "../oci/registry/client.js";
 import type { ArtifactRepositoryOptions } from "../store/artifacts.js";
 import { BundleArchive, namedRoots, parseIndexJson, referrerRoots } from "../store/bundle.js";
 import { type CopyEvent, copyGraph } from "../store/copy.js";
+import { openArtifactRepository } from "../store/open-artifacts.js";
+import { registryRepository } from "../store/registry.js";
 import { readBounded, withProgress } from "../store/streams.js";
 import { findCollisions, type Mapping, mapReference } from "../targets/mapping.js";
 import type { Progress } from "./progress.js";
@@ -27,6 +30,7 @@ import {
   type PublishedProfile,
   publishArtifactItems,
 } from "./publish-artifacts.js";
+import { TOOLS_DIR } from "./tools.js";
 
 export interface ImportOptions {
   input: string;
@@ -129,7 +133,7 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
       if (opts.dryRun) {
         await Promise.all(
           images.map(async (img) => {
-            const dst = client.repository(img.targetRef.registry, img.targetRef.repository);
+            const dst = registryRepository(client, img.targetRef.registry, img.targetRef.repository);
             img.exists = await limit(() => dst.exists(img.descriptor, signal));
           }),
         );
@@ -167,12 +171,17 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
       for (const group of [copies.slice(0, images.length), copies.slice(images.length)]) {
         await Promise.all(
           group.map(({ from, to, root }) =>
-            copyGraph(archive.repository(from), client.repository(to.registry, to.repository), root, {
-              limit,
-              signal,
-              inflight: inflightFor(to),
-              onEvent,
-            }),
+            copyGraph(
+              archive.repository(from),
+              registryRepository(client, to.registry, to.repository),
+              root,
+              {
+                limit,
+                signal,
+                inflight: inflightFor(to),
+                onEvent,
+              },
+            ),
           ),
         );
       }
@@ -182,9 +191,11 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
           .filter((img) => img.tagged && img.targetRef.tag)
           .map((img) =>
             limit(() =>
-              client
-                .repository(img.targetRef.registry, img.targetRef.repository)
-                .tag(img.descriptor, img.targetRef.tag!, signal),
+              registryRepository(client, img.targetRef.registry, img.targetRef.repository).tag(
+                img.descriptor,
+                img.targetRef.tag!,
+                signal,
+              ),
             ),
           ),
       );
@@ -211,8 +222,6 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
   }
 }
 
-const MAX_INVENTORY_BYTES = 256 * 1024 * 1024;
-
 /**
  * index.json and bundle.json as used for the import, re-checked against SHA256SUMS (and its
  * signature) at the moment they are read, so a file changed on disk after the verify pass is caught.
@@ -221,7 +230,7 @@ async function readVerifiedHead(
   reader: BundleReader,
   opts: ImportOptions,
 ): Promise<{ index: ImageIndex; inventory: Inventory }> {
-  const sumsBytes = await reader.readSmall(CHECKSUMS_FILE, MAX_INVENTORY_BYTES);
+  const sumsBytes = await reader.readSmall(CHECKSUMS_FILE, METADATA_MAX_BYTES);
   if (opts.publicKeyPem) {
     const sig = (await reader.readSmall(SIGNATURE_FILES[0]!, 64 * 1024)).toString("utf8");
     if (!verifyChecksumsSignature(sumsBytes, sig, loadPublicKey(opts.publicKeyPem))) {
@@ -241,8 +250,8 @@ async function readVerifiedHead(
     return bytes;
   };
   return {
-    index: parseIndexJson(await read("index.json", MAX_MANIFEST_BYTES), opts.input),
-    inventory: parseInventory(await read(INVENTORY_FILE, MAX_INVENTORY_BYTES)),
+    index: parseIndexJson(await read("index.json", METADATA_MAX_BYTES), opts.input),
+    inventory: parseInventory(await read(INVENTORY_FILE, METADATA_MAX_BYTES)),
   };
 }
 
@@ -297,7 +306,7 @@ async function checkBaseContent(
   await Promise.all(
     inventory.items.flatMap((item) => {
       const to = mapReference(parseReference(item.name), mappingOf(opts));
-      const dst = client.repository(to.registry, to.repository);
+      const dst = registryRepository(client, to.registry, to.repository);
       return item.blobs
         .filter((d) => omitted.has(d))
         .map((digest) =>
@@ -382,13 +391,22 @@ async function streamingImport(
   const client = new RegistryClient({ hosts: opts.registries, caFiles: opts.caFiles, signal });
   const deferredRoots = new Map<string, Buffer>();
   const stats = { blobsSkipped: 0, manifestsPushed: 0 };
-  const storeFor = (ref: Reference) => client.repository(ref.registry, ref.repository);
+  const storeFor = (ref: Reference) => registryRepository(client, ref.registry, ref.repository);
   try {
     try {
       for await (const entry of reader.entries(signal)) {
         const verified = verifier.accept(entry);
+        if (entry.path.startsWith(`${TOOLS_DIR}/`)) {
+          // carried for the isolated side (tools/airgap-VERSION.mjs): verified, not imported
+          verified.resume();
+          await finished(verified);
+          continue;
+        }
         if (!entry.path.startsWith("blobs/")) {
-          const max = entry.path === INVENTORY_FILE ? MAX_INVENTORY_BYTES : MAX_MANIFEST_BYTES;
+          const max =
+            entry.path === INVENTORY_FILE || entry.path === "index.json"
+              ? METADATA_MAX_BYTES
+              : MAX_MANIFEST_BYTES;
           head.set(entry.path, await readBounded(verified, max, entry.path));
           if (!plan && head.has("index.json") && head.has(INVENTORY_FILE)) {
             plan = planStreaming(head, opts);
@@ -541,7 +559,7 @@ async function streamingImport(
 /** The target repository an item was pushed to. */
 function targetStore(client: RegistryClient, item: InventoryItem, opts: ImportOptions) {
   const to = mapReference(parseReference(item.name), mappingOf(opts));
-  return client.repository(to.registry, to.repository);
+  return registryRepository(client, to.registry, to.repository);
 }
 
 function mappingOf(opts: ImportOptions) {

@@ -26,7 +26,8 @@ import {
   type IndexedChart,
 } from "../sources/charts/index.js";
 import { gemSourceFiles } from "../sources/gems/index.js";
-import { type ArtifactRepository, openArtifactRepository } from "../store/artifacts.js";
+import type { ArtifactRepository } from "../store/artifacts.js";
+import { openArtifactRepository } from "../store/open-artifacts.js";
 import { type PublishObject, publishObjects, smallObject } from "../store/publish.js";
 import type { ImportOptions, PlannedImage } from "./import.js";
 

@@ -186,7 +186,11 @@ async function extractTarGz(
         const e = entry as tar.ReadEntry;
         const p = entryPath(path);
         if ("escape" in p) throw pathEscape(label, path, p.escape);
-        if ((e.type === "SymbolicLink" || e.type === "Link") && !linkStaysInside(p.rel, e.linkpath ?? "")) {
+        // symbolic link targets are relative to the link's folder, hard link targets to the root
+        const linkOut =
+          (e.type === "SymbolicLink" && !linkStaysInside(p.rel, e.linkpath ?? "")) ||
+          (e.type === "Link" && "escape" in entryPath(e.linkpath ?? ""));
+        if (linkOut) {
           throw pathEscape(label, path, `is a link to ${JSON.stringify(e.linkpath)}, outside the archive`);
         }
         if (p.rel.includes("PaxHeader/") || p.rel === "pax_global_header") return false;

@@ -7,6 +7,7 @@
 
 import { createReadStream } from "node:fs";
 import type { Readable } from "node:stream";
+import { parseSha256Hex } from "../oci/digest.js";
 import type { ArtifactRepository } from "../store/artifacts.js";
 import {
   assertSafeSegment,
@@ -59,6 +60,7 @@ export async function publishProfiles(
   const objects: PublishObject[] = profiles.map((p) => {
     assertSafeSegment(p.name, "profile name");
     assertSafeSegment(p.version, "profile version");
+    parseSha256Hex(p.sha256, `sha256 of profile ${p.name} ${p.version}`);
     const key = profileKey(p.name, p.version);
     entries.set(`${p.name}\0${p.version}`, {
       name: p.name,

@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
 import { Readable as ReadableStream } from "node:stream";
-import { UsageError } from "../errors.js";
+import { IntegrityError } from "../errors.js";
 import type { ArtifactRepository, PutOptions } from "./artifacts.js";
 
 export interface PublishObject {
@@ -26,10 +26,13 @@ export interface PublishResult {
   urls: Record<string, string>;
 }
 
-/** Refuse a key segment that would leave its folder or name nothing. */
+/**
+ * Names and versions come from bundle.json: each must be one path segment, never a way out of its
+ * folder. A segment that is not is a malformed bundle (exit 3), named.
+ */
 export function assertSafeSegment(s: string, what: string): void {
-  if (s === "" || s === "." || s === ".." || s.includes("/") || s.includes("\\") || s.includes("\0")) {
-    throw new UsageError(`${what} "${s}" cannot be used in a repository path`);
+  if (s === "" || s === "." || s === ".." || s.includes("/") || s.includes("\\") || /[\0\r\n]/.test(s)) {
+    throw new IntegrityError("PATH_ESCAPE", `${what} ${JSON.stringify(s)} cannot be used in a repository path`, s);
   }
 }
 

@@ -94,7 +94,10 @@ export function parseRegistryTarget(s: string): { registry: string; prefix: stri
   let value = s.trim();
   if (value === "") fail("it is empty");
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(value);
-  if (scheme) fail(`write HOST[:PORT][/PREFIX] without "${scheme[1]}://" (plain HTTP is set per registry)`);
+  if (scheme)
+    fail(
+      `write HOST[:PORT][/PREFIX] without "${scheme[1]}://" (for a plain-HTTP registry pass --plain-http)`,
+    );
   value = value.replace(/\/+$/, "");
   const slash = value.indexOf("/");
   const registry = slash < 0 ? value : value.slice(0, slash);

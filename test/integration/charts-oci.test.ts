@@ -15,6 +15,7 @@ import {
   storeHelmChartArtifact,
 } from "../../src/sources/charts/index.js";
 import { type PackagedChart, packageChartDir } from "../../src/sources/charts/package.js";
+import { registryRepository } from "../../src/store/registry.js";
 import { minimalChart, writeTree } from "../helpers/charts.js";
 import { closeFixtures, getBlob, getManifest, plainTarget, uniqueRepo } from "../helpers/fixtures.js";
 
@@ -42,7 +43,7 @@ beforeAll(async () => {
       },
     });
     const artifact = await storeHelmChartArtifact(
-      client.repository(host, `${base}/lib`),
+      registryRepository(client, host, `${base}/lib`),
       chart,
       chart.metadata.raw,
       {
@@ -94,7 +95,7 @@ describe("Helm charts in an OCI registry", () => {
       {
         workDir: path.join(work, "w1"),
         configDir: cfg,
-        pullOci: ociChartPuller((registry, repository) => client.repository(registry, repository)),
+        pullOci: ociChartPuller((registry, repository) => registryRepository(client, registry, repository)),
       },
     );
     expect(r.dependencies).toEqual([
@@ -123,7 +124,7 @@ describe("Helm charts in an OCI registry", () => {
       {
         workDir: path.join(work, "w2"),
         configDir: work,
-        pullOci: ociChartPuller((registry, repository) => client.repository(registry, repository)),
+        pullOci: ociChartPuller((registry, repository) => registryRepository(client, registry, repository)),
       },
     );
     expect(r).toMatchObject({
@@ -137,7 +138,7 @@ describe("Helm charts in an OCI registry", () => {
 
   it("lists the versions there are when no tag satisfies the range", async () => {
     await expect(
-      ociChartPuller((registry, repository) => client.repository(registry, repository))(
+      ociChartPuller((registry, repository) => registryRepository(client, registry, repository))(
         { name: "lib", version: "^3", repository: `oci://${host}/${base}` },
         work,
       ),

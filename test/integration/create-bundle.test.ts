@@ -258,12 +258,13 @@ describe("bundle create", () => {
       "--cache",
       cache,
       "--split",
-      "300K",
+      "1M",
     ]);
     expect(s.code, s.stderr).toBe(0);
+    // the smallest split the CLI takes (1 MiB); this bundle is a little over it
     const parts = readdirSync(work).filter((f) => f.startsWith("split.tar.part-"));
-    expect(parts.length).toBeGreaterThan(2);
-    for (const p of parts) expect(statSync(join(work, p)).size).toBeLessThanOrEqual(300 * 1024);
+    expect(parts.length).toBeGreaterThanOrEqual(2);
+    for (const p of parts) expect(statSync(join(work, p)).size).toBeLessThanOrEqual(1024 * 1024);
 
     const fromDir = await runCli(["bundle", "inspect", dir, "--json"]);
     expect(fromDir.code, fromDir.stderr).toBe(0);

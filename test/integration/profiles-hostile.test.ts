@@ -8,13 +8,15 @@ import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { crc32, deflateRawSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CliResult, runCli } from "../helpers/cli.js";
 import { needEnv } from "../helpers/env.js";
 import { git, makeGitRepo } from "../helpers/git.js";
+import { buildZip, deflated, stored } from "../helpers/zip.js";
 
 const uid = `${process.pid}-${Date.now().toString(36)}`;
 const sha256 = (b: Buffer | string) => createHash("sha256").update(b).digest("hex");
@@ -49,88 +51,6 @@ async function publishTarball(
 async function publish(file: string, bytes: Buffer): Promise<string> {
   await writeFile(path.join(httpRoot, file), bytes);
   return `${httpUrl}/${file}`;
-}
-
-interface ZipEntrySpec {
-  name: string;
-  /** Bytes as stored in the archive (already deflated when method is 8). */
-  data: Buffer;
-  method: 0 | 8;
-  crc: number;
-  size: number;
-  /** Unix mode, e.g. 0o100644, 0o120777 for a link. */
-  mode?: number;
-}
-
-/**
- * A zip written byte by byte, so tests can build what no zip tool writes: entries that share one
- * local record (`shareFirst`), sizes that lie.
- */
-function buildZip(entries: ZipEntrySpec[], opts: { shareFirst?: boolean } = {}): Buffer {
-  const locals: Buffer[] = [];
-  const centrals: Buffer[] = [];
-  let offset = 0;
-  const offsets: number[] = [];
-  for (const [i, e] of entries.entries()) {
-    const name = Buffer.from(e.name);
-    if (opts.shareFirst && i > 0) {
-      offsets.push(offsets[0]!);
-      continue;
-    }
-    const h = Buffer.alloc(30);
-    h.writeUInt32LE(0x04034b50, 0);
-    h.writeUInt16LE(20, 4);
-    h.writeUInt16LE(0x0800, 6);
-    h.writeUInt16LE(e.method, 8);
-    h.writeUInt16LE(0x21, 12);
-    h.writeUInt32LE(e.crc >>> 0, 14);
-    h.writeUInt32LE(e.data.length, 18);
-    h.writeUInt32LE(e.size, 22);
-    h.writeUInt16LE(name.length, 26);
-    offsets.push(offset);
-    locals.push(h, name, e.data);
-    offset += 30 + name.length + e.data.length;
-  }
-  for (const [i, e] of entries.entries()) {
-    const name = Buffer.from(e.name);
-    const c = Buffer.alloc(46);
-    c.writeUInt32LE(0x02014b50, 0);
-    c.writeUInt16LE((3 << 8) | 20, 4);
-    c.writeUInt16LE(20, 6);
-    c.writeUInt16LE(0x0800, 8);
-    c.writeUInt16LE(e.method, 10);
-    c.writeUInt16LE(0x21, 14);
-    c.writeUInt32LE(e.crc >>> 0, 16);
-    c.writeUInt32LE(e.data.length, 20);
-    c.writeUInt32LE(e.size, 24);
-    c.writeUInt16LE(name.length, 28);
-    c.writeUInt32LE(((e.mode ?? 0o100644) << 16) >>> 0, 38);
-    c.writeUInt32LE(offsets[i]!, 42);
-    centrals.push(c, name);
-  }
-  const cd = Buffer.concat(centrals);
-  const end = Buffer.alloc(22);
-  end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(entries.length, 8);
-  end.writeUInt16LE(entries.length, 10);
-  end.writeUInt32LE(cd.length, 12);
-  end.writeUInt32LE(offset, 16);
-  return Buffer.concat([...locals, cd, end]);
-}
-
-function stored(name: string, content: string | Buffer, mode?: number): ZipEntrySpec {
-  const data = Buffer.from(content);
-  return { name, data, method: 0, crc: crc32(data), size: data.length, ...(mode ? { mode } : {}) };
-}
-
-function deflated(name: string, content: Buffer): ZipEntrySpec {
-  return {
-    name,
-    data: deflateRawSync(content, { level: 9 }),
-    method: 8,
-    crc: crc32(content),
-    size: content.length,
-  };
 }
 
 const INSPEC_YML = "name: hostile\nversion: 1.0.0\n";
@@ -478,5 +398,49 @@ describe("answers read whole", () => {
       3,
       /GET .*\/sm\/api\/v1\/tools\/big: the server announces \d+ bytes, more than the 8388608-byte limit/,
     );
+  });
+
+  it("stops reading an endless Supermarket answer that announces no length", async () => {
+    // nginx always sends Content-Length for static files; this server streams chunks without one
+    let sent = 0;
+    let closed = false;
+    const server = createServer((req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.write('{"owner":"o","pad":"');
+      const chunk = Buffer.alloc(256 * 1024, "x");
+      const pump = () => {
+        while (!res.destroyed && sent < 256 * MiB) {
+          sent += chunk.length;
+          if (!res.write(chunk)) {
+            res.once("drain", pump);
+            return;
+          }
+        }
+        res.end('"}');
+      };
+      req.socket.on("close", () => {
+        closed = true;
+      });
+      pump();
+    });
+    await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const run = await create(
+        "supermarket-endless",
+        `  - supermarket: supermarket://o/endless\n    url: http://127.0.0.1:${port}\n`,
+      );
+      expectRefused(
+        run,
+        3,
+        /GET http:\/\/127\.0\.0\.1:\d+\/api\/v1\/tools\/endless: the answer is larger than the 8388608-byte limit/,
+      );
+      expect(closed).toBe(true);
+      // the client hung up soon after the limit, not at the end of the stream
+      expect(sent).toBeLessThan(64 * MiB);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((done) => server.close(done));
+    }
   });
 });

@@ -22,6 +22,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RemoteError } from "../../src/errors.js";
 import { sha256Digest } from "../../src/oci/digest.js";
 import { RegistryClient, type RegistryClientOptions } from "../../src/oci/registry/client.js";
+import { registryRepository } from "../../src/store/registry.js";
 
 const SERVICE = "airgap-token-test";
 const ISSUER = "airgap-test-issuer";
@@ -293,7 +294,7 @@ afterAll(async () => {
 });
 
 async function pushSmallImage(c: RegistryClient, repo: string, tag: string, layer: Buffer) {
-  const store = c.repository(registry, repo);
+  const store = registryRepository(c, registry, repo);
   const cfg = Buffer.from('{"os":"linux","architecture":"amd64"}');
   const ld = {
     mediaType: "application/vnd.oci.image.layer.v1.tar",
@@ -340,7 +341,7 @@ describe("Bearer token flow (distribution with token auth)", () => {
 
     const reader = client({ dockerConfigDir: cfg });
     issued.length = 0;
-    const store = reader.repository(registry, "team/app");
+    const store = registryRepository(reader, registry, "team/app");
     expect((await store.resolve("v1")).digest).toBe(md.digest);
     expect((await store.resolve(md.digest)).digest).toBe(md.digest);
     expect(await store.listTags()).toEqual(["v1"]);
@@ -353,7 +354,7 @@ describe("Bearer token flow (distribution with token auth)", () => {
     const layer = randomBytes(5000);
     const { ld } = await pushSmallImage(c, "team/base", "v1", layer);
     issued.length = 0;
-    await c.repository(registry, "team/derived").push(ld, Readable.from([layer]));
+    await registryRepository(c, registry, "team/derived").push(ld, Readable.from([layer]));
     expect(c.stats.blobsMounted).toBe(1);
     expect(
       issued.some(
@@ -375,8 +376,7 @@ describe("Bearer token flow (distribution with token auth)", () => {
 
   it("anonymous access that the registry refuses is a clear authentication error", async () => {
     const c = client({ dockerConfigDir: mkdtempSync(join(tmp, "none-")) });
-    const err = (await c
-      .repository(registry, "team/app")
+    const err = (await registryRepository(c, registry, "team/app")
       .resolve("v1")
       .catch((e: unknown) => e)) as RemoteError;
     expect(err).toBeInstanceOf(RemoteError);
@@ -388,8 +388,7 @@ describe("Bearer token flow (distribution with token auth)", () => {
   it("a wrong password refused by the token service names the host and the credential file", async () => {
     const cfg = configWith({ auth: Buffer.from(`${USER}:nope`).toString("base64") });
     const c = client({ dockerConfigDir: cfg });
-    const err = (await c
-      .repository(registry, "team/app")
+    const err = (await registryRepository(c, registry, "team/app")
       .resolve("v1")
       .catch((e: unknown) => e)) as RemoteError;
     expect(err).toBeInstanceOf(RemoteError);
@@ -417,12 +416,12 @@ describe("Bearer token flow (distribution with token auth)", () => {
     clients.push(c);
     storageSaw.length = 0;
     const chunks: Buffer[] = [];
-    for await (const ch of await c.repository(front, "team/redirect").fetch(ld)) chunks.push(ch as Buffer);
+    for await (const ch of await registryRepository(c, front, "team/redirect").fetch(ld))
+      chunks.push(ch as Buffer);
     expect(Buffer.concat(chunks).equals(layer)).toBe(true);
     expect(storageSaw).toEqual([{ url: `/store/team/redirect/blobs/${ld.digest}` }]);
 
-    const err = (await c
-      .repository(front, "loop/forever")
+    const err = (await registryRepository(c, front, "loop/forever")
       .fetch(ld)
       .catch((e: unknown) => e)) as RemoteError;
     expect(err).toBeInstanceOf(RemoteError);
@@ -550,7 +549,7 @@ describe("where registry credentials may go", () => {
       JSON.stringify({ auths: { [host]: { username: USER, password: PASSWORD } } }),
     );
     const c = client({ hosts: [{ host, plainHTTP: true }], dockerConfigDir: dir });
-    const err = await errorOf(c.repository(host, "team/app").resolve("v1"));
+    const err = await errorOf(registryRepository(c, host, "team/app").resolve("v1"));
     // The redirect was followed (the other origin was asked), without credentials: its anonymous
     // token then gets nothing from the registry.
     expect(evil.seen.length).toBeGreaterThan(0);
@@ -569,7 +568,7 @@ describe("where registry credentials may go", () => {
       JSON.stringify({ auths: { [host]: { identitytoken: REFRESH } } }),
     );
     const c = client({ hosts: [{ host, plainHTTP: true }], dockerConfigDir: dir });
-    const err = await errorOf(c.repository(host, "team/app").resolve("v1"));
+    const err = await errorOf(registryRepository(c, host, "team/app").resolve("v1"));
     expect(err).toBeInstanceOf(RemoteError);
     expect(err?.message).toContain("redirected to another origin");
     expect(err?.message).toContain("carries a credential");
@@ -585,7 +584,7 @@ describe("where registry credentials may go", () => {
       JSON.stringify({ auths: { [host]: { username: USER, password: PASSWORD } } }),
     );
     const c = client({ hosts: [], caFiles: [join(tmp, "front.crt")], dockerConfigDir: dir });
-    const err = await errorOf(c.repository(host, "team/app").resolve("v1"));
+    const err = await errorOf(registryRepository(c, host, "team/app").resolve("v1"));
     expect(err).toBeInstanceOf(RemoteError);
     expect(err?.message).toContain("over plain http; refused");
     expect(issued).toEqual([]);
@@ -599,7 +598,7 @@ describe("where registry credentials may go", () => {
       caFiles: [join(tmp, "front.crt")],
       dockerConfigDir: dir,
     });
-    expect((await allowed.repository(host, "team/realm").resolve("v1")).digest).toBe(md.digest);
+    expect((await registryRepository(allowed, host, "team/realm").resolve("v1")).digest).toBe(md.digest);
     expect(issued.some((t) => t.account === USER)).toBe(true);
   });
 
@@ -612,7 +611,7 @@ describe("where registry credentials may go", () => {
       JSON.stringify({ auths: { [host]: { username: USER, password: PASSWORD } } }),
     );
     const c = client({ hosts: [], caFiles: [join(tmp, "front.crt")], dockerConfigDir: dir });
-    const err = await errorOf(c.repository(host, "team/app").resolve("v1"));
+    const err = await errorOf(registryRepository(c, host, "team/app").resolve("v1"));
     expect(err).toBeInstanceOf(RemoteError);
     expect(err?.message).toContain("from https to plain http");
     expect(evil.seen).toEqual([]);
@@ -625,7 +624,7 @@ describe("where registry credentials may go", () => {
     });
     const host = await realmFront(`${huge}/token`);
     const c = client({ hosts: [{ host, plainHTTP: true }], dockerConfigDir: configWith({}) });
-    const err = await errorOf(c.repository(host, "team/app").resolve("v1"));
+    const err = await errorOf(registryRepository(c, host, "team/app").resolve("v1"));
     expect(err).toBeInstanceOf(RemoteError);
     expect(err?.message).toMatch(
       /token answer of http:\/\/127\.0\.0\.1:\d+\/token .* is larger than 1048576 bytes; refused/,

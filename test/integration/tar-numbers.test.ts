@@ -6,7 +6,7 @@
  * spin at 100% CPU forever (and ignore SIGTERM) and the seekable reader call the bundle OK.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Header } from "tar";
@@ -65,7 +65,11 @@ function withUstarField(offset: number, raw: Buffer): Buffer {
 }
 
 const CASES: { name: string; tar: () => Buffer; message: RegExp }[] = [
-  { name: "PAX size=0.5", tar: () => withPax(paxRecord("size", "0.5")), message: /PAX size="0\.5"/ },
+  {
+    name: "PAX size=0.5",
+    tar: () => withPax(paxRecord("size", "0.5")),
+    message: /extended header "PaxHeader\/SHA256SUMS" at offset 0: PAX size="0\.5"/,
+  },
   { name: "PAX size=-1", tar: () => withPax(paxRecord("size", "-1")), message: /PAX size="-1"/ },
   { name: "PAX size=1e3", tar: () => withPax(paxRecord("size", "1e3")), message: /PAX size="1e3"/ },
   {
@@ -132,6 +136,37 @@ describe("malformed tar numbers", () => {
     });
   }
 
+  it("still reads what GNU tar writes: posix (fractional PAX times), gnu and ustar formats", async () => {
+    const dir = path.join(work, "gnu-src");
+    await mkdir(dir, { recursive: true });
+    const inventory = {
+      format: "cinc-airgap-bundle/v1",
+      tool: { name: "cinc-airgap", version: "1" },
+      created: "2026-01-01T00:00:00Z",
+      metadata: { name: "gnu", version: "1.0.0" },
+      config: { file: "c", sha256: "", text: "" },
+      platforms: [],
+      items: [],
+      totals: { items: 0, blobs: 0, bytes: 0 },
+    };
+    await writeFile(path.join(dir, "bundle.json"), JSON.stringify(inventory));
+    await writeFile(path.join(dir, "oci-layout"), '{"imageLayoutVersion":"1.0.0"}');
+    execFileSync("touch", ["-d", "2024-01-01 10:00:00.123456789", path.join(dir, "bundle.json")]);
+    for (const format of ["posix", "gnu", "ustar"]) {
+      const tar = path.join(work, `gnu-${format}.tar`);
+      execFileSync("tar", [`--format=${format}`, "-cf", tar, "-C", dir, "bundle.json", "oci-layout"]);
+      if (format === "posix") expect((await readFile(tar)).toString("latin1")).toMatch(/mtime=\d+\.\d+/);
+      for (const input of [tar, "-"]) {
+        const r = await runCli(["bundle", "inspect", input], {
+          input: input === "-" ? await readFile(tar) : undefined,
+          killAfterMs: HANG_MS,
+        });
+        expect(r.code, `${format} ${input}: ${r.stderr}`).toBe(0);
+        expect(r.stdout).toContain("gnu 1.0.0");
+      }
+    }
+  });
+
   it("import - refuses a fractional size and leaves nothing behind", async () => {
     const out = path.join(work, "import-out");
     const r = await runCli(
@@ -143,11 +178,14 @@ describe("malformed tar numbers", () => {
     expect(await readdir(work)).not.toContain("import-out");
   });
 
-  it("import - answers SIGTERM while its input stalls", async () => {
-    // stdin stays open and silent after one valid header: the reader waits for bytes
+  it.each([
+    ["after one valid header", () => ustar("SHA256SUMS", 1024 * 1024)],
+    ["before its first byte", () => Buffer.alloc(0)],
+  ])("import - answers SIGTERM while its input stalls %s", async (_when, head) => {
+    // stdin stays open and silent: the reader waits for bytes
     const { PassThrough } = await import("node:stream");
     const input = new PassThrough();
-    input.write(ustar("SHA256SUMS", 1024 * 1024));
+    input.write(head());
     const started = Date.now();
     const r = await runCli(["bundle", "import", "-", "--registry", "127.0.0.1:9", "--plain-http"], {
       input,

@@ -17,6 +17,32 @@ function checkCount(n: number, label: string, what: string): void {
   }
 }
 
+/**
+ * `p`, or a rejection as soon as `signal` aborts: a read parked on a stalled pipe must not keep a
+ * cancelled command waiting for bytes that may never come.
+ */
+export function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) {
+    p.catch(() => {});
+    return Promise.reject(signal.reason);
+  }
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(
+      (r) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(r);
+      },
+      (err: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
 /** Sequential bytes from a stream, read in exact amounts. */
 export class StreamByteSource implements ByteSource {
   private readonly it: AsyncIterator<Buffer>;
@@ -34,23 +60,7 @@ export class StreamByteSource implements ByteSource {
   }
 
   private next(): Promise<IteratorResult<Buffer>> {
-    const signal = this.signal;
-    if (!signal) return this.it.next();
-    signal.throwIfAborted();
-    return new Promise((resolve, reject) => {
-      const onAbort = () => reject(signal.reason);
-      signal.addEventListener("abort", onAbort, { once: true });
-      this.it.next().then(
-        (r) => {
-          signal.removeEventListener("abort", onAbort);
-          resolve(r);
-        },
-        (err: unknown) => {
-          signal.removeEventListener("abort", onAbort);
-          reject(err);
-        },
-      );
-    });
+    return untilAborted(this.it.next(), this.signal);
   }
 
   private async fill(): Promise<boolean> {

@@ -4,6 +4,7 @@ import { readFile, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { Readable } from "node:stream";
 import { IntegrityError } from "../../errors.js";
+import { isSha256Hex } from "../../oci/digest.js";
 import { PARTS_FORMAT, type PartsManifest, partName } from "./writer.js";
 
 export interface PartFile {
@@ -43,8 +44,6 @@ export async function findPartsManifest(input: string): Promise<string | { base:
   }
   return undefined;
 }
-
-const HEX_RE = /^[a-f0-9]{64}$/;
 
 /**
  * Loads a parts manifest and checks that every part is present with the size it lists. A missing
@@ -108,7 +107,7 @@ export async function loadParts(found: string | { base: string }): Promise<Parts
       !Number.isSafeInteger(p.size) ||
       p.size < 0 ||
       typeof p.sha256 !== "string" ||
-      !HEX_RE.test(p.sha256)
+      !isSha256Hex(p.sha256)
     ) {
       throw new IntegrityError(
         "MALFORMED",

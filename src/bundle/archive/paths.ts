@@ -1,4 +1,5 @@
 import { IntegrityError } from "../../errors.js";
+import { isSha256Hex } from "../../oci/digest.js";
 
 /** Files a bundle starts with, in the order a sequential reader needs them. */
 export const HEAD_FILES = [
@@ -58,9 +59,10 @@ export function normalizeBundlePath(raw: string, where: string): string {
   return p;
 }
 
-const BLOB_RE = /^blobs\/sha256\/([a-f0-9]{64})$/;
+const BLOB_PREFIX = "blobs/sha256/";
 
 /** The hex digest a blob path names, or undefined for paths that are not `blobs/sha256/<hex>`. */
 export function blobHexOf(path: string): string | undefined {
-  return BLOB_RE.exec(path)?.[1];
+  const hex = path.startsWith(BLOB_PREFIX) ? path.slice(BLOB_PREFIX.length) : undefined;
+  return isSha256Hex(hex) ? hex : undefined;
 }

@@ -1,11 +1,12 @@
-import { createReadStream, type Dirent } from "node:fs";
+import { createReadStream, type Dirent, existsSync } from "node:fs";
 import { open as fsOpen, lstat, readdir, stat } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { AirgapError, IntegrityError, UsageError } from "../../errors.js";
+import { overLimitMessage } from "../limits.js";
 import { createZstdDecompress, ZSTD_MAGIC } from "../zstd.js";
-import { ConcatFile, FileByteSource, StreamByteSource } from "./byte-source.js";
+import { ConcatFile, FileByteSource, StreamByteSource, untilAborted } from "./byte-source.js";
 import { checkedPartsStream, findPartsManifest, loadParts, type PartFile, type PartsSet } from "./parts.js";
 import { canonicalCompare, normalizeBundlePath } from "./paths.js";
 import { tarHeaders } from "./tar-format.js";
@@ -59,7 +60,7 @@ async function collect(stream: Readable, max: number, path: string): Promise<Buf
     n += (c as Buffer).length;
     if (n > max) {
       stream.destroy();
-      throw new IntegrityError("MALFORMED", `${path} is over the ${max}-byte limit for metadata`, path);
+      throw new IntegrityError("MALFORMED", overLimitMessage(path, undefined, max), path);
     }
     chunks.push(c as Buffer);
   }
@@ -72,6 +73,25 @@ function missing(path: string, where: string): IntegrityError {
 
 function notSeekable(kind: string): AirgapError {
   return new AirgapError(`a ${kind} bundle can only be read sequentially`, "NOT_SEEKABLE");
+}
+
+/** Compressions airgap does not read, by their magic bytes (zstd it reads itself). */
+const FOREIGN_COMPRESSION: { name: string; magic: Buffer; undo: string }[] = [
+  { name: "gzip", magic: Buffer.from([0x1f, 0x8b]), undo: "gunzip" },
+  { name: "bzip2", magic: Buffer.from("BZh"), undo: "bunzip2" },
+  { name: "xz", magic: Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), undo: "unxz" },
+];
+/** Enough leading bytes to tell every compression above and zstd apart. */
+const SNIFF = 6;
+
+/** Refuse gzip, bzip2 or xz input by name: read as tar it would only look "damaged". */
+function refuseForeignCompression(head: Buffer, label: string): void {
+  const c = FOREIGN_COMPRESSION.find((f) => head.subarray(0, f.magic.length).equals(f.magic));
+  if (c) {
+    throw new UsageError(
+      `${label} is ${c.name}-compressed; a bundle is a directory, a tar or a zstd-compressed tar: decompress it first (${c.undo}), or write it with --compress zstd`,
+    );
+  }
 }
 
 // ---------------------------------------------------------------- directory
@@ -135,8 +155,7 @@ class DirReader implements RangeReader {
 
   async readSmall(path: string, max = SMALL_MAX): Promise<Buffer> {
     const { file, size } = await this.resolve(path);
-    if (size > max)
-      throw new IntegrityError("MALFORMED", `${path} is ${size} bytes, over the ${max}-byte limit`, path);
+    if (size > max) throw new IntegrityError("MALFORMED", overLimitMessage(path, size, max), path);
     return collect(createReadStream(file), max, path);
   }
 
@@ -174,14 +193,16 @@ async function untarInput(
   raw: Readable,
   label: string,
   compress: "none" | "zstd" | "detect",
+  signal?: AbortSignal,
 ): Promise<Readable> {
   const it = raw[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   let head = Buffer.alloc(0);
-  while (head.length < ZSTD_MAGIC.length) {
-    const r = await it.next();
+  while (head.length < SNIFF) {
+    const r = await untilAborted(it.next(), signal);
     if (r.done) break;
     head = Buffer.concat([head, r.value]);
   }
+  refuseForeignCompression(head, label);
   const joined = Readable.from(prepend(head, it), { objectMode: false });
   const isZstd = head.subarray(0, 4).equals(ZSTD_MAGIC);
   if (compress === "zstd" && !isZstd) {
@@ -292,7 +313,7 @@ class StreamTarReader implements BundleReader {
     this.used = true;
     const raw = this.rawInput();
     try {
-      const tar = await untarInput(raw, this.label, this.compress);
+      const tar = await untarInput(raw, this.label, this.compress, signal);
       yield* tarEntries(tar, this.label, signal);
     } finally {
       // Once reading is over (finished, failed or cancelled), so is the raw input: a stalled stdin
@@ -391,8 +412,7 @@ class SeekableTarReader implements RangeReader {
 
   async readSmall(path: string, max = SMALL_MAX): Promise<Buffer> {
     const e = await this.find(path);
-    if (e.size > max)
-      throw new IntegrityError("MALFORMED", `${path} is ${e.size} bytes, over the ${max}-byte limit`, path);
+    if (e.size > max) throw new IntegrityError("MALFORMED", overLimitMessage(path, e.size, max), path);
     return this.file.read(e.dataOffset, e.size);
   }
 
@@ -433,8 +453,10 @@ export async function openBundle(input: string, opts: { stdin?: Readable } = {})
   if (found !== undefined) {
     const set = await loadParts(found);
     if (set.parts.length === 0) throw new UsageError(`no parts found for ${input}`);
-    const head = await readHead(set.parts[0]!.file, 4);
-    const zstd = set.compress === "zstd" || (set.compress === "detect" && head.equals(ZSTD_MAGIC));
+    const head = await readHead(set.parts[0]!.file, SNIFF);
+    refuseForeignCompression(head, set.label);
+    const zstd =
+      set.compress === "zstd" || (set.compress === "detect" && head.subarray(0, 4).equals(ZSTD_MAGIC));
     if (zstd) {
       return new StreamTarReader("parts", set.label, () => checkedPartsStream(set), set.compress, false, set);
     }
@@ -444,13 +466,21 @@ export async function openBundle(input: string, opts: { stdin?: Readable } = {})
   try {
     s = await stat(input);
   } catch {
+    // FILE.part-0001… without FILE.parts.json: the manifest was lost, the parts were not
+    const firstPart = `${input}.part-0001`;
+    if (existsSync(firstPart)) {
+      throw new UsageError(
+        `bundle ${input} does not exist and its parts manifest ${basename(input)}.parts.json is missing, but its parts are there: pass ${firstPart} to read them without it`,
+      );
+    }
     throw new UsageError(`bundle ${input} does not exist`);
   }
   if (s.isDirectory()) return new DirReader(input);
   if (!s.isFile()) throw new UsageError(`bundle ${input} is neither a directory nor a file`);
   const label = basename(input);
-  const head = await readHead(input, 4);
-  if (head.equals(ZSTD_MAGIC)) {
+  const head = await readHead(input, SNIFF);
+  refuseForeignCompression(head, label);
+  if (head.subarray(0, 4).equals(ZSTD_MAGIC)) {
     return new StreamTarReader(
       "tar.zst",
       label,

@@ -244,7 +244,8 @@ export async function* tarHeaders(src: ByteSource, label: string): AsyncGenerato
       if (!body) throw truncated(label, "a metadata entry");
       return body.subarray(0, ustar.size);
     };
-    const metaWhere = `${label}: the extended header at offset ${headerAt}`;
+    // its own name (PaxHeader/NAME, ./PaxHeaders/NAME) is how tars name the entry it describes
+    const metaWhere = `${label}: the extended header ${JSON.stringify(h.path ?? "")} at offset ${headerAt}`;
     switch (type) {
       case "ExtendedHeader":
       case "OldExtendedHeader": {

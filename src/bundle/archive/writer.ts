@@ -89,6 +89,23 @@ export function parseSize(input: string | number): number {
   return n;
 }
 
+/**
+ * The smallest part a split bundle may have. Smaller parts are a mistake, not a choice (`--split 1`
+ * would write a million part files), and media that need splitting hold far more.
+ */
+export const MIN_SPLIT_SIZE = 1024 * 1024;
+
+/** A `--split` size from the command line, at least MIN_SPLIT_SIZE (the writer itself takes any size). */
+export function splitSize(input: string | number): number {
+  const n = parseSize(input);
+  if (n < MIN_SPLIT_SIZE) {
+    throw new UsageError(
+      `--split ${input} is ${n} byte${n === 1 ? "" : "s"}; parts must be at least 1 MiB (e.g. --split 700M, --split 4G)`,
+    );
+  }
+  return n;
+}
+
 function defaultMtime(): Date {
   const epoch = process.env.SOURCE_DATE_EPOCH;
   if (epoch && /^\d+$/.test(epoch)) return new Date(Number(epoch) * 1000);

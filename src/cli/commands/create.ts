@@ -1,9 +1,10 @@
 import { readFile } from "node:fs/promises";
-import { parseSize } from "../../bundle/archive/writer.js";
+import { splitSize } from "../../bundle/archive/writer.js";
 import { loadBundleConfig } from "../../config/load.js";
 import { UsageError } from "../../errors.js";
 import { createBundle, defaultCacheDir } from "../../pipeline/create.js";
 import { makeSigner } from "../../pipeline/signing.js";
+import { assertInputsReadable, assertOutputWritable, type NamedInput } from "../inputs.js";
 import { humanBytes, printJson, printLine } from "../output.js";
 import { progressFor } from "../progress.js";
 import { assertOutputFree, outputTarget } from "./target.js";
@@ -27,8 +28,31 @@ export interface CreateFlags {
 
 export async function runCreate(flags: CreateFlags): Promise<void> {
   const { config, raw } = await loadBundleConfig(flags.config);
-  const output = outputTarget(flags.output, flags.compress, flags.split ? parseSize(flags.split) : undefined);
-  if (!flags.dryRun) assertOutputFree(output, Boolean(flags.force));
+  const output = outputTarget(flags.output, flags.compress, flags.split ? splitSize(flags.split) : undefined);
+  const inputs: NamedInput[] = [
+    ...(flags.key ? [{ file: flags.key, what: "the signing key (--key)" }] : []),
+    ...flags.caFile.map((file) => ({ file, what: "the CA certificate (--ca-file)" })),
+    ...config.registries.flatMap((r) =>
+      (["ca", "cert", "key"] as const).flatMap((k) =>
+        r[k]
+          ? [{ file: r[k], what: `the ${k} of registry ${r.host} (registries[].${k} in ${config.file})` }]
+          : [],
+      ),
+    ),
+    ...config.verify.map((v) => ({
+      file: v.key,
+      what: `the public key of verify rule "${v.match}" (in ${config.file})`,
+    })),
+    ...config.profiles.flatMap((p) =>
+      p.type === "path" ? [{ file: p.path, what: `profile path (in ${config.file})`, folderOk: true }] : [],
+    ),
+  ];
+  await assertInputsReadable(inputs);
+  if (!flags.dryRun) {
+    assertOutputFree(output, Boolean(flags.force));
+    if (output.path !== "-" && !/^s3:\/\//.test(output.path))
+      await assertOutputWritable(output.path, "the output", output.format === "dir");
+  }
   const sign = flags.key && !flags.dryRun ? await makeSigner(flags.key) : undefined;
   const progress = await progressFor(flags.json || output.path === "-" || flags.dryRun ? "silent" : "auto", [
     { key: "charts", title: "Resolve and package charts" },

@@ -3,6 +3,7 @@ import type { RegistryConfig } from "../../config/types.js";
 import { writeClusterConfig } from "../../pipeline/cluster-config.js";
 import { importBundle } from "../../pipeline/import.js";
 import { parseRegistryTarget } from "../../targets/mapping.js";
+import { assertInputsReadable, assertOutputWritable } from "../inputs.js";
 import { humanBytes, printJson, printLine } from "../output.js";
 import { progressFor } from "../progress.js";
 import { printReport, publicKeyFrom, requireSignatureFrom } from "./verify.js";
@@ -29,9 +30,23 @@ export interface ImportFlags {
 }
 
 export async function runImport(input: string, flags: ImportFlags): Promise<void> {
-  const publicKeyPem = await publicKeyFrom(flags);
   const target = parseRegistryTarget(flags.registry);
   const importConfig = flags.config ? await loadImportConfig(flags.config) : undefined;
+  await assertInputsReadable([
+    ...(flags.key ? [{ file: flags.key, what: "the public key (--key)" }] : []),
+    ...flags.caFile.map((file) => ({ file, what: "the CA certificate (--ca-file)" })),
+    ...(flags.cert ? [{ file: flags.cert, what: "the client certificate (--cert)" }] : []),
+    ...(flags.certKey ? [{ file: flags.certKey, what: "the client key (--cert-key)" }] : []),
+    ...(importConfig?.registries ?? []).flatMap((r) =>
+      (["ca", "cert", "key"] as const).flatMap((k) =>
+        r[k]
+          ? [{ file: r[k], what: `the ${k} of registry ${r.host} (registries[].${k} in ${flags.config})` }]
+          : [],
+      ),
+    ),
+  ]);
+  const publicKeyPem = await publicKeyFrom(flags);
+  if (!flags.dryRun) await assertOutputWritable(flags.out, "the cluster configuration folder (--out)", true);
   const registries: RegistryConfig[] = [...(importConfig?.registries ?? [])];
   // Flags for the target registry win over the config's entry for the same host.
   if (flags.cert || flags.certKey || flags.insecureRegistry || flags.plainHttp || flags.caFile.length > 0) {
@@ -119,6 +134,10 @@ export async function runImport(input: string, flags: ImportFlags): Promise<void
       plainHTTP: Boolean(flags.plainHttp),
       insecure: Boolean(flags.insecureRegistry),
       caFile: flags.caFile[0],
+      // for the manifests overlay (egress to the artifact repository, signing key ConfigMap)
+      artifacts: flags.artifacts,
+      s3Endpoint: flags.s3Endpoint,
+      keyFile: flags.key,
     });
     const s = result.stats;
     for (const p of result.profiles ?? []) {

@@ -2,6 +2,7 @@ import { openBundle } from "../../bundle/archive/reader.js";
 import { verifyBundle } from "../../bundle/verify.js";
 import { UsageError } from "../../errors.js";
 import { serveBundle } from "../../pipeline/serve.js";
+import { assertInputsReadable } from "../inputs.js";
 import { printLine } from "../output.js";
 import { printReport, publicKeyFrom, requireSignatureFrom } from "./verify.js";
 
@@ -19,13 +20,18 @@ export async function runServe(input: string, flags: ServeFlags): Promise<void> 
   if (!m) throw new UsageError(`--listen ${flags.listen} is not HOST:PORT`);
   if (Boolean(flags.tlsCert) !== Boolean(flags.tlsKey))
     throw new UsageError("--tls-cert and --tls-key go together");
+  await assertInputsReadable([
+    ...(flags.tlsCert ? [{ file: flags.tlsCert, what: "the TLS certificate (--tls-cert)" }] : []),
+    ...(flags.tlsKey ? [{ file: flags.tlsKey, what: "the TLS key (--tls-key)" }] : []),
+  ]);
+  const publicKeyPem = await publicKeyFrom(flags);
   const reader = await openBundle(input);
   if (!reader.seekable) {
     await reader.close();
     throw new UsageError("serve needs a directory or an uncompressed tar (it reads blobs on demand)");
   }
   const report = await verifyBundle(reader, {
-    publicKeyPem: await publicKeyFrom(flags),
+    publicKeyPem,
     requireSignature: requireSignatureFrom(flags),
   });
   if (!report.ok) {

@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { loadPublicKey } from "../../bundle/keys.js";
 import { type VerifyReport, verifyBundle } from "../../bundle/verify.js";
 import { UsageError } from "../../errors.js";
 import { humanBytes, printJson, printLine } from "../output.js";
@@ -27,11 +28,18 @@ export async function publicKeyFrom(flags: {
     }
     return undefined;
   }
+  let pem: string;
   try {
-    return await readFile(flags.key, "utf8");
+    pem = await readFile(flags.key, "utf8");
   } catch (err) {
-    throw new UsageError(`cannot read public key ${flags.key}: ${(err as Error).message}`);
+    const missing = (err as NodeJS.ErrnoException).code === "ENOENT";
+    throw new UsageError(
+      `cannot read the public key (--key) ${flags.key}: ${missing ? "no such file" : (err as Error).message}`,
+    );
   }
+  // checked now, not after reading a whole bundle: a private or damaged key is a usage mistake
+  loadPublicKey(pem, `--key ${flags.key}`);
+  return pem;
 }
 
 export function printReport(report: VerifyReport, input: string): void {
@@ -41,9 +49,11 @@ export function printReport(report: VerifyReport, input: string): void {
     verified: "signature verified",
     invalid: "signature INVALID",
     absent: "no signature",
-    "not-checked": report.signed
-      ? "signature present, not checked (no --key)"
-      : "unsigned, not checked (no --key)",
+    "not-checked": report.problems.some((p) => p.code === "TRUNCATED" || p.code === "MALFORMED")
+      ? "signature not checked (the bundle could not be read)"
+      : report.signed
+        ? "signature present, not checked (no --key)"
+        : "unsigned, not checked (no --key)",
   }[report.signature];
   const verdict = report.ok
     ? "OK"

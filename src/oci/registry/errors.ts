@@ -1,5 +1,6 @@
 /** Turning registry answers and network failures into errors a person can act on. */
 import { RemoteError } from "../../errors.js";
+import { ProxyError } from "../../net/proxy.js";
 
 export interface RegistryErrorDetail {
   code: string;
@@ -141,6 +142,10 @@ export function errorFromNetwork(
   const { codes, messages } = codesOf(err);
   const text = messages.join(" ");
   const base = `${ctx.method} ${ctx.url} [${where(ctx)}]`;
+  for (let e: unknown = err, depth = 0; e && depth < 6; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof ProxyError)
+      return new RegistryError(`${base}: ${e.message}`, ctx, e.status, [], e.code, err);
+  }
   if (codes.some((c) => UNTRUSTED_CODES.has(c))) {
     return new RegistryError(
       `${base}: the TLS certificate of ${host} is not trusted (${codes.find((c) => UNTRUSTED_CODES.has(c))}). ` +

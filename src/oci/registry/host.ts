@@ -8,6 +8,7 @@ import { connect as tlsConnect } from "node:tls";
 import { Agent, type Dispatcher } from "undici";
 import { readCapped } from "../../net/body.js";
 import { followRedirect, type Hop, RedirectRefused } from "../../net/follow.js";
+import type { HostTrust, Trust } from "../../net/trust.js";
 import { HostAuth, type HttpText } from "./auth.js";
 import { type CredentialOptions, lookupCredential } from "./credentials.js";
 import { errorFromNetwork, errorFromResponse, RegistryError, type RequestContext, where } from "./errors.js";
@@ -19,7 +20,6 @@ import {
   type RetryPolicy,
   sleep,
 } from "./retry.js";
-import { type HostTls, loadHostTls, type TlsOptions, trustHint } from "./tls.js";
 
 export type Method = "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE";
 
@@ -59,7 +59,7 @@ export const MAX_REDIRECTS = 5;
 /** A token answer is a few KiB; anything past this is refused rather than held in memory. */
 export const MAX_TOKEN_RESPONSE = 1024 * 1024;
 
-export interface HostSharedOptions extends TlsOptions, CredentialOptions {
+export interface HostSharedOptions extends CredentialOptions {
   userAgent: string;
   retry: RetryPolicy;
   stats: { requests: number };
@@ -75,18 +75,22 @@ export function header(h: SendResult["headers"], name: string): string | undefin
   return Array.isArray(v) ? v[0] : v;
 }
 
-/** Agents for every host this run talks to (registries, token services, redirect targets), built once each. */
+/**
+ * Agents for every host this run talks to (registries, token services, redirect targets), built once
+ * each; their TLS (one SecureContext per trust setting) comes from the run's Trust.
+ */
 export class AgentPool {
-  private readonly agents = new Map<string, { agent: Agent; tls: HostTls }>();
+  private readonly agents = new Map<string, { agent: Agent; tls: HostTrust }>();
 
-  constructor(private readonly opts: TlsOptions) {}
+  constructor(readonly trust: Trust) {}
 
-  get(host: string): { agent: Agent; tls: HostTls } {
+  get(host: string): { agent: Agent; tls: HostTrust } {
     let a = this.agents.get(host);
     if (!a) {
-      const tls = loadHostTls(host, this.opts);
+      const tls = this.trust.host(host);
       const agent = new Agent({
-        connect: tls.connect,
+        // TLS context built on the first https connection; the proxy, when one applies.
+        connect: this.trust.connector(host),
         keepAliveTimeout: 30_000,
         keepAliveMaxTimeout: 120_000,
         connections: 16,
@@ -100,7 +104,7 @@ export class AgentPool {
   }
 
   hint(host: string): string {
-    return trustHint(this.get(host).tls, this.opts);
+    return this.trust.hint(host);
   }
 
   async close(): Promise<void> {
@@ -171,8 +175,8 @@ export class RegistryHost {
 
   /** A host the user named plain-HTTP or insecure: the only http:// target an https request may reach. */
   private readonly plainHttpAllowed = (host: string): boolean => {
-    const { tls } = this.agents.get(host);
-    return tls.plainHTTP || tls.insecure;
+    const t = this.agents.trust.host(host);
+    return t.plainHTTP || t.insecure;
   };
 
   private readonly tokenHttp: HttpText = async (method, url, headers, body, signal) => {
@@ -222,11 +226,11 @@ export class RegistryHost {
   private async explain(url: URL, err: unknown): Promise<unknown> {
     const code = (err as { code?: unknown }).code;
     if (url.protocol !== "https:" || (code !== "UND_ERR_SOCKET" && code !== "ECONNRESET")) return err;
-    const { tls } = this.agents.get(url.host);
+    if (this.agents.trust.proxyFor(url.protocol, url.hostname, url.port)) return err;
     const alert = await new Promise<Error | undefined>((resolve) => {
       const host = url.hostname.replace(/^\[|\]$/g, "");
       const sock = tlsConnect({
-        ...tls.connect,
+        ...this.agents.trust.connectOptions(url.host),
         host,
         port: Number(url.port || 443),
         ...(isIP(host) ? {} : { servername: host }),
