@@ -18,7 +18,6 @@ import { RegistryClient } from "../oci/registry/client.js";
 import type { ArtifactRepositoryOptions } from "../store/artifacts.js";
 import { BundleArchive, namedRoots, parseIndexJson, referrerRoots } from "../store/bundle.js";
 import { type CopyEvent, copyGraph } from "../store/copy.js";
-import { openArtifactRepository } from "../store/open-artifacts.js";
 import { registryRepository } from "../store/registry.js";
 import { readBounded, withProgress } from "../store/streams.js";
 import { findCollisions, type Mapping, mapReference } from "../targets/mapping.js";

@@ -32,7 +32,11 @@ export interface PublishResult {
  */
 export function assertSafeSegment(s: string, what: string): void {
   if (s === "" || s === "." || s === ".." || s.includes("/") || s.includes("\\") || /[\0\r\n]/.test(s)) {
-    throw new IntegrityError("PATH_ESCAPE", `${what} ${JSON.stringify(s)} cannot be used in a repository path`, s);
+    throw new IntegrityError(
+      "PATH_ESCAPE",
+      `${what} ${JSON.stringify(s)} cannot be used in a repository path`,
+      s,
+    );
   }
 }
 
