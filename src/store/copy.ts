@@ -122,6 +122,8 @@ export async function copyGraph(
       await limit(async () => {
         emit({ type: "start", desc });
         await dst.push(desc, Readable.from([bytes]), signal);
+        // A manifest's bytes moved too: progress totals count them like a blob's.
+        emit({ type: "bytes", desc, bytes: bytes.length });
         emit({ type: "done", desc });
       });
     }
