@@ -29,6 +29,12 @@ export interface CopyGraphOptions {
    */
   inflight?: Map<string, Promise<void>>;
   onEvent?: (e: CopyEvent) => void;
+  /**
+   * Copy everything below the root but not the root manifest itself: its bytes are returned
+   * (`heldRoot`) for the caller to push once every copy of the run has landed, so a failure
+   * anywhere leaves no root behind. Undefined when dst already holds the root.
+   */
+  holdRoot?: boolean;
 }
 
 /** Content copied alongside the graph: cosign tags and referrers. */
@@ -44,6 +50,8 @@ export interface CopiedExtra {
 export interface CopyResult {
   root: Descriptor;
   extras: CopiedExtra[];
+  /** With `holdRoot`: the root manifest's bytes, verified, still to be pushed (dst lacks it). */
+  heldRoot?: Buffer;
 }
 
 /** Is this error a store saying "not there"? Registries' 404 counts, whatever class the client used. */
@@ -71,6 +79,7 @@ export async function copyGraph(
   const { signal } = options;
   const emit = options.onEvent ?? (() => {});
   const extras: CopiedExtra[] = [];
+  let heldRoot: Buffer | undefined;
 
   const copyNode = (desc: Descriptor, depth: number): Promise<void> => {
     if (depth > MAX_DEPTH) {
@@ -118,6 +127,8 @@ export async function copyGraph(
     await Promise.all(childrenOf(manifest).map((child) => copyNode(child, depth + 1)));
     if (present) {
       emit({ type: "skip", desc });
+    } else if (options.holdRoot && depth === 0) {
+      heldRoot = bytes;
     } else {
       await limit(async () => {
         emit({ type: "start", desc });
@@ -183,5 +194,5 @@ export async function copyGraph(
       },
     );
   }
-  return { root, extras };
+  return heldRoot ? { root, extras, heldRoot } : { root, extras };
 }
