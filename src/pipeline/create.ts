@@ -30,6 +30,7 @@ import type { ProfileEntry, ProfileInventoryRecord } from "../profiles/index.js"
 import { type ResolvedImage, resolveImage } from "../sources/images.js";
 import { type CopyEvent, type CosignTagKind, copyGraph } from "../store/copy.js";
 import { ANNOTATION_REPOSITORY, ANNOTATION_SUBJECT, OciLayoutStore } from "../store/layout.js";
+import { type RegistryStore, registryRepository } from "../store/registry.js";
 import { VERSION } from "../version.js";
 import { collectGraph } from "./graph.js";
 import type { Progress } from "./progress.js";
@@ -120,7 +121,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     progress.phase("resolving", 0);
     const images = await Promise.all(
       config.images.map(async (spec) => {
-        const store = client.repository(spec.reference.registry, spec.reference.repository);
+        const store = registryRepository(client, spec.reference.registry, spec.reference.repository);
         const platforms = opts.platforms && opts.platforms.length > 0 ? opts.platforms : spec.platforms;
         const resolved = await limit(() =>
           resolveImage(store, { ref: spec.ref, platforms, carry: spec.carry }, [], signal),
@@ -439,7 +440,7 @@ async function bundleProfiles(
       cacheDir: join(cache.root, "profile-downloads"),
       caFile: opts.caFiles?.[0],
       signal: opts.signal,
-      openOci: (registry, repository) => client.repository(registry, repository),
+      openOci: (registry, repository) => registryRepository(client, registry, repository),
       onFetch: (label) => opts.progress.info(`  fetching ${label}`),
     });
     const out: BundledProfile[] = [];
@@ -488,7 +489,7 @@ function assertUniqueNames(images: ResolvedImage[]): void {
 
 async function planImage(
   resolved: ResolvedImage,
-  store: ReturnType<RegistryClient["repository"]>,
+  store: RegistryStore,
   cache: OciLayoutStore,
   limit: ReturnType<typeof pLimit>,
   toPull: Map<string, number>,

@@ -21,9 +21,11 @@ import { ArtifactType, isIndex, MAX_MANIFEST_BYTES } from "../oci/mediatypes.js"
 import { formatReference, parseReference, type Reference } from "../oci/reference.js";
 import { RegistryClient } from "../oci/registry/client.js";
 import { profileKey, publishProfiles } from "../profiles/publish.js";
-import { type ArtifactRepositoryOptions, openArtifactRepository } from "../store/artifacts.js";
+import type { ArtifactRepositoryOptions } from "../store/artifacts.js";
 import { BundleArchive, namedRoots, parseIndexJson, referrerRoots } from "../store/bundle.js";
 import { type CopyEvent, type CopyResult, copyGraph } from "../store/copy.js";
+import { openArtifactRepository } from "../store/open-artifacts.js";
+import { registryRepository } from "../store/registry.js";
 import { readBounded, withProgress } from "../store/streams.js";
 import { findCollisions, type Mapping, mapReference } from "../targets/mapping.js";
 import type { Progress } from "./progress.js";
@@ -170,7 +172,7 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
       if (opts.dryRun) {
         await Promise.all(
           images.map(async (img) => {
-            const dst = client.repository(img.targetRef.registry, img.targetRef.repository);
+            const dst = registryRepository(client, img.targetRef.registry, img.targetRef.repository);
             img.exists = await limit(() => dst.exists(img.descriptor, signal));
           }),
         );
@@ -211,7 +213,7 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
       const copySignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
       const settled = await Promise.allSettled(
         copies.map(({ from, to, root }) =>
-          copyGraph(archive.repository(from), client.repository(to.registry, to.repository), root, {
+          copyGraph(archive.repository(from), registryRepository(client, to.registry, to.repository), root, {
             limit,
             signal: copySignal,
             inflight: inflightFor(to),
@@ -252,7 +254,7 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
         );
       for (const { to, root, bytes } of held) {
         await limit(() =>
-          client.repository(to.registry, to.repository).push(root, Readable.from([bytes]), signal),
+          registryRepository(client, to.registry, to.repository).push(root, Readable.from([bytes]), signal),
         );
         progress.bytes("push", bytes.length);
         stats.manifestsPushed++;
@@ -262,9 +264,11 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
           .filter((img) => img.tagged && img.targetRef.tag)
           .map((img) =>
             limit(() =>
-              client
-                .repository(img.targetRef.registry, img.targetRef.repository)
-                .tag(img.descriptor, img.targetRef.tag!, signal),
+              registryRepository(client, img.targetRef.registry, img.targetRef.repository).tag(
+                img.descriptor,
+                img.targetRef.tag!,
+                signal,
+              ),
             ),
           ),
       );
@@ -460,7 +464,7 @@ async function checkBaseContent(
   await Promise.all(
     inventory.items.flatMap((item) => {
       const to = mapReference(parseReference(item.name), mappingOf(opts));
-      const dst = client.repository(to.registry, to.repository);
+      const dst = registryRepository(client, to.registry, to.repository);
       return item.blobs
         .filter((d) => omitted.has(d))
         .map((digest) =>
@@ -545,7 +549,7 @@ async function streamingImport(
   const client = new RegistryClient({ hosts: opts.registries, caFiles: opts.caFiles, signal });
   const deferredRoots = new Map<string, Buffer>();
   const stats = { blobsSkipped: 0, manifestsPushed: 0 };
-  const storeFor = (ref: Reference) => client.repository(ref.registry, ref.repository);
+  const storeFor = (ref: Reference) => registryRepository(client, ref.registry, ref.repository);
   try {
     try {
       for await (const entry of reader.entries(signal)) {

@@ -9,7 +9,7 @@ import { MediaType } from "../oci/mediatypes.js";
 import type { RegistryClient } from "../oci/registry/client.js";
 import type { ResolvedImage } from "../sources/images.js";
 import { isNotFound } from "../store/copy.js";
-import type { RegistryStore } from "../store/registry.js";
+import { type RegistryStore, registryRepository } from "../store/registry.js";
 import { readBounded } from "../store/streams.js";
 
 const SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature";
@@ -23,7 +23,7 @@ const MAX_SIGNATURE_LAYER = 1024 * 1024;
 export function checkImagePolicy(rules: VerifyRule[]) {
   return async (image: ResolvedImage, client: RegistryClient): Promise<SignaturePolicyResult[]> => {
     const results: SignaturePolicyResult[] = [];
-    const store = client.repository(image.reference.registry, image.reference.repository);
+    const store = registryRepository(client, image.reference.registry, image.reference.repository);
     for (const rule of rules) {
       if (!matchesGlob(image.name, rule.match) && !matchesGlob(image.repository, rule.match)) continue;
       const key = loadPublicKey(await readFile(rule.key, "utf8"), rule.key);

@@ -9,11 +9,8 @@
  */
 
 export type { OciOpener, PinnedSource } from "../sources/profiles/index.js";
-export {
-  type ArtifactRepository,
-  type ArtifactRepositoryOptions,
-  openArtifactRepository,
-} from "../store/artifacts.js";
+export type { ArtifactRepository, ArtifactRepositoryOptions } from "../store/artifacts.js";
+export { openArtifactRepository } from "../store/open-artifacts.js";
 export { extractArchive, packProfile, sha256File } from "./archive.js";
 export {
   ANNOTATION_PROFILE_NAME,

@@ -4,7 +4,6 @@
  * base. Uploads are idempotent: content that is already there with the same sha256 is not sent again.
  */
 import type { Readable } from "node:stream";
-import { UsageError } from "../errors.js";
 
 export interface PutOptions {
   /** sha256 of the content (hex); verified while uploading, recorded next to the object. */
@@ -48,22 +47,6 @@ export interface ArtifactRepositoryOptions {
   netrcFile?: string;
   /** Environment to read credentials from (default process.env). */
   env?: NodeJS.ProcessEnv;
-}
-
-/** Open `s3://BUCKET/PREFIX` or `http(s)://HOST/PATH/`. */
-export async function openArtifactRepository(
-  url: string,
-  opts: ArtifactRepositoryOptions = {},
-): Promise<ArtifactRepository> {
-  if (url.startsWith("s3://")) {
-    const { S3ArtifactRepository } = await import("./s3.js");
-    return S3ArtifactRepository.fromUrl(url, opts);
-  }
-  if (/^https?:\/\//i.test(url)) {
-    const { HttpArtifactRepository } = await import("./http-artifacts.js");
-    return HttpArtifactRepository.fromUrl(url, opts);
-  }
-  throw new UsageError(`--artifacts ${url}: expected s3://BUCKET/PREFIX or an http(s):// URL`);
 }
 
 /** Join a prefix and a key with exactly one `/`. */

@@ -10,9 +10,9 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { type Readable, Transform, type TransformCallback } from "node:stream";
-import { rootCertificates } from "node:tls";
-import { Agent, type Dispatcher, request } from "undici";
+import { type Dispatcher, request } from "undici";
 import { ConfigError, IntegrityError, RemoteError, UsageError } from "../errors.js";
+import { trustFor } from "../net/trust.js";
 import type { ArtifactRepository, ArtifactRepositoryOptions, PutOptions } from "./artifacts.js";
 
 /** `machine HOST login USER password PASS` entries (and `default`), as curl and git read them. */
@@ -94,18 +94,12 @@ export class HttpArtifactRepository implements ArtifactRepository {
     }
     u.username = "";
     u.password = "";
-    const connect: Record<string, unknown> = { minVersion: "TLSv1.2", rejectUnauthorized: !opts.insecure };
-    if (opts.caFile) {
-      try {
-        connect.ca = [...rootCertificates, readFileSync(opts.caFile, "utf8")];
-      } catch (err) {
-        throw new ConfigError(`cannot read CA file ${opts.caFile}: ${(err as Error).message}`, undefined, {
-          cause: err,
-        });
-      }
-    }
+    const trust = trustFor({
+      ...(opts.caFile ? { caFiles: [opts.caFile] } : {}),
+      ...(opts.insecure ? { insecure: true } : {}),
+    });
     const base = u.toString().endsWith("/") ? u.toString() : `${u.toString()}/`;
-    return new HttpArtifactRepository(base, authorization, new Agent({ connect }));
+    return new HttpArtifactRepository(base, authorization, trust.dispatcher());
   }
 
   url(key: string): string {

@@ -15,7 +15,7 @@ import {
   MediaType,
 } from "../oci/mediatypes.js";
 import { pullScope, pushScope } from "../oci/registry/auth.js";
-import type { ManifestCache, RegistryStats } from "../oci/registry/client.js";
+import type { ManifestCache, RegistryClient, RegistryStats } from "../oci/registry/client.js";
 import { RegistryError } from "../oci/registry/errors.js";
 import { header, type RegistryHost, type SendResult } from "../oci/registry/host.js";
 import type { Store } from "./store.js";
@@ -760,4 +760,22 @@ export function nextLink(link: string | undefined, base: string): string | undef
     if (m?.[1] !== undefined && /rel="?next"?/i.test(m[2] ?? "")) return new URL(m[1], base).toString();
   }
   return undefined;
+}
+
+/** A store for one repository of one registry, e.g. `registryRepository(client, "127.0.0.1:5000", "test/app")`. */
+export function registryRepository(
+  client: RegistryClient,
+  registry: string,
+  repository: string,
+): RegistryStore {
+  return new RegistryStore(
+    {
+      host: client.host(registry),
+      stats: client.stats,
+      manifests: client.manifests,
+      chunkThreshold: client.chunkThreshold,
+      chunkSize: client.chunkSize,
+    },
+    repository,
+  );
 }

@@ -11,10 +11,7 @@
  *   (`x-amz-meta-sha256`), which is what `exists` compares, so unchanged content is never re-sent.
  */
 import { createHash, type Hash } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { Agent as HttpsAgent } from "node:https";
 import { type Readable, Transform, type TransformCallback } from "node:stream";
-import { rootCertificates } from "node:tls";
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -24,7 +21,8 @@ import {
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
-import { ConfigError, IntegrityError, RemoteError, UsageError } from "../errors.js";
+import { IntegrityError, RemoteError, UsageError } from "../errors.js";
+import { trustFor } from "../net/trust.js";
 import type { ArtifactRepository, ArtifactRepositoryOptions, PutOptions } from "./artifacts.js";
 import { joinKey } from "./artifacts.js";
 
@@ -129,25 +127,20 @@ export class S3ArtifactRepository implements ArtifactRepository {
       responseChecksumValidation: "WHEN_REQUIRED",
     };
     if (endpoint) config.endpoint = endpoint;
-    if (opts.caFile || opts.insecure) {
-      const agentOpts: ConstructorParameters<typeof HttpsAgent>[0] = {
-        keepAlive: true,
-        minVersion: "TLSv1.2",
-        rejectUnauthorized: !opts.insecure,
-      };
-      if (opts.caFile) {
-        let pem: string;
-        try {
-          pem = readFileSync(opts.caFile, "utf8");
-        } catch (err) {
-          throw new ConfigError(`cannot read CA file ${opts.caFile}: ${(err as Error).message}`, undefined, {
-            cause: err,
-          });
-        }
-        agentOpts.ca = [...rootCertificates, pem];
+    // TLS from the trust module: one SecureContext, connections kept alive (AWS itself when no endpoint).
+    const trust = trustFor({
+      ...(opts.caFile ? { caFiles: [opts.caFile] } : {}),
+      ...(opts.insecure ? { insecure: true } : {}),
+    });
+    let tlsHost = "s3.amazonaws.com";
+    if (endpoint) {
+      try {
+        tlsHost = new URL(endpoint).host;
+      } catch {
+        throw new UsageError(`S3 endpoint ${endpoint} is not a URL`);
       }
-      config.requestHandler = { httpsAgent: new HttpsAgent(agentOpts) };
     }
+    config.requestHandler = { httpsAgent: trust.httpsAgent(tlsHost) };
     const repoOpts: { multipartThreshold?: number; partSize?: number; sendChecksum?: boolean } = {};
     if (opts.sendChecksum !== undefined) repoOpts.sendChecksum = opts.sendChecksum;
     if (opts.multipartThreshold !== undefined) repoOpts.multipartThreshold = opts.multipartThreshold;

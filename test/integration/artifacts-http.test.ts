@@ -10,8 +10,8 @@ import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IntegrityError, RemoteError } from "../../src/errors.js";
 import { publishProfiles } from "../../src/profiles/publish.js";
-import { openArtifactRepository } from "../../src/store/artifacts.js";
 import { parseNetrc } from "../../src/store/http-artifacts.js";
+import { openArtifactRepository } from "../../src/store/open-artifacts.js";
 import { needEnv } from "../helpers/env.js";
 
 const prefix = `site-${process.pid}-${Date.now().toString(36)}`;

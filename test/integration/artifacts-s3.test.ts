@@ -11,7 +11,7 @@ import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, S3Client } fr
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IntegrityError } from "../../src/errors.js";
 import { publishProfiles } from "../../src/profiles/publish.js";
-import { openArtifactRepository } from "../../src/store/artifacts.js";
+import { openArtifactRepository } from "../../src/store/open-artifacts.js";
 import { S3ArtifactRepository } from "../../src/store/s3.js";
 import { needEnv } from "../helpers/env.js";
 

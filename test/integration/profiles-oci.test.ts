@@ -12,6 +12,7 @@ import { RegistryClient } from "../../src/oci/registry/client.js";
 import { storeProfileArtifact } from "../../src/profiles/artifact.js";
 import { type ResolvedProfile, resolveProfiles } from "../../src/profiles/resolve.js";
 import { OciLayoutStore } from "../../src/store/layout.js";
+import { registryRepository } from "../../src/store/registry.js";
 import { needEnv } from "../helpers/env.js";
 
 const uid = `${process.pid}-${Date.now().toString(36)}`;
@@ -92,13 +93,13 @@ describe("profile OCI artifacts", () => {
     const host = needEnv("AIRGAP_TEST_REGISTRY_PLAIN");
     const client = new RegistryClient({ hosts: [{ host, plainHTTP: true }] });
     const repoName = `profiles/cb-${uid}`;
-    const { descriptor } = await storeProfileArtifact(client.repository(host, repoName), profile, {
+    const { descriptor } = await storeProfileArtifact(registryRepository(client, host, repoName), profile, {
       tag: "0.9.2",
     });
     const again = await resolveProfiles([{ oci: `${host}/${repoName}:0.9.2` }], {
       workDir: path.join(work, "from-oci"),
       configDir: work,
-      openOci: (registry, repository) => client.repository(registry, repository),
+      openOci: (registry, repository) => registryRepository(client, registry, repository),
     });
     expect(again[0]!.source).toEqual({ oci: `${host}/${repoName}:0.9.2`, digest: descriptor.digest });
     expect(again[0]!.name).toBe("container-baseline");

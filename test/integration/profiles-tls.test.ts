@@ -10,7 +10,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RemoteError } from "../../src/errors.js";
 import { resolveProfiles } from "../../src/profiles/resolve.js";
-import { openArtifactRepository } from "../../src/store/artifacts.js";
+import { openArtifactRepository } from "../../src/store/open-artifacts.js";
 import { needEnv } from "../helpers/env.js";
 
 let work: string;

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IntegrityError, RemoteError } from "../../src/errors.js";
 import { MANIFEST_ACCEPT } from "../../src/oci/mediatypes.js";
 import { RegistryClient } from "../../src/oci/registry/client.js";
+import { registryRepository } from "../../src/store/registry.js";
 import { needEnv } from "../helpers/env.js";
 import {
   closeFixtures,
@@ -58,7 +59,7 @@ describe("RegistryStore reads manifests", () => {
     ] as const;
 
   it("resolves tags and digests to the descriptor of the exact bytes (HEAD)", async () => {
-    const store = client.repository(host, repo);
+    const store = registryRepository(client, host, repo);
     for (const [, tag, pushed] of cases()) {
       const want = { mediaType: pushed.mediaType, digest: pushed.digest, size: pushed.size };
       expect(await store.resolve(tag)).toEqual(want);
@@ -67,7 +68,7 @@ describe("RegistryStore reads manifests", () => {
   });
 
   it("GETs by tag and digest: bytes identical to what was pushed, digest = sha256 of them", async () => {
-    const store = client.repository(host, repo);
+    const store = registryRepository(client, host, repo);
     for (const [, tag, pushed] of cases()) {
       for (const ref of [tag, pushed.digest]) {
         const got = await store.fetchManifest(ref);
@@ -88,7 +89,7 @@ describe("RegistryStore reads manifests", () => {
     );
     const r = uniqueRepo("pull-list");
     const list = await pushIndex(target, r, "list", { layerSizes: [100], format: "docker" });
-    const store = client.repository(host, r);
+    const store = registryRepository(client, host, r);
     const d = await store.resolve("list");
     expect(d.mediaType).toBe(MT.dockerList);
     expect(d.digest).toBe(list.digest);
@@ -96,7 +97,7 @@ describe("RegistryStore reads manifests", () => {
   });
 
   it("fetch() of a manifest descriptor streams verified bytes", async () => {
-    const store = client.repository(host, repo);
+    const store = registryRepository(client, host, repo);
     const got = await drain(
       await store.fetch({ mediaType: index.mediaType, digest: index.digest, size: index.size }),
     );
@@ -104,7 +105,7 @@ describe("RegistryStore reads manifests", () => {
   });
 
   it("exists() answers for manifests and blobs", async () => {
-    const store = client.repository(host, repo);
+    const store = registryRepository(client, host, repo);
     expect(await store.exists({ mediaType: oci.mediaType, digest: oci.digest, size: oci.size })).toBe(true);
     expect(await store.exists(oci.layers[0]!)).toBe(true);
     const absent = `sha256:${"0".repeat(64)}`;
@@ -113,7 +114,7 @@ describe("RegistryStore reads manifests", () => {
   });
 
   it("a missing tag is a RemoteError naming registry, repository and tag", async () => {
-    const store = client.repository(host, repo);
+    const store = registryRepository(client, host, repo);
     const err = await store.resolve("no-such-tag").catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RemoteError);
     expect((err as RemoteError).status).toBe(404);
@@ -124,7 +125,7 @@ describe("RegistryStore reads manifests", () => {
   });
 
   it("a missing repository's tag error carries the registry's error code and message", async () => {
-    const store = client.repository(host, uniqueRepo("nothing-here"));
+    const store = registryRepository(client, host, uniqueRepo("nothing-here"));
     const err = (await store
       .fetch({ mediaType: MT.ociLayer, digest: `sha256:${"1".repeat(64)}`, size: 3 })
       .catch((e: unknown) => e)) as RemoteError;
@@ -136,14 +137,14 @@ describe("RegistryStore reads manifests", () => {
 
 describe("RegistryStore streams blobs and verifies them", () => {
   it("fetch() streams a layer whose bytes hash to its digest", async () => {
-    const store = client.repository(host, repo);
+    const store = registryRepository(client, host, repo);
     const layer = oci.layers[0]!;
     const got = await drain(await store.fetch(layer));
     expect(got).toEqual({ bytes: layer.size, digest: layer.digest });
   });
 
   it("a descriptor with the wrong size fails with an IntegrityError naming the digest", async () => {
-    const store = client.repository(host, repo);
+    const store = registryRepository(client, host, repo);
     const layer = oci.layers[1]!;
     for (const size of [layer.size - 1, layer.size + 1]) {
       const err = await drain(await store.fetch({ ...layer, size })).catch((e: unknown) => e);
@@ -167,7 +168,7 @@ describe("RegistryStore streams blobs and verifies them", () => {
     const flipped = Buffer.from(original);
     flipped[flipped.length - 1] = (flipped[flipped.length - 1]! + 1) % 256;
     writeFileSync(dataOf(layer.digest), flipped);
-    const store = client.repository(host, r);
+    const store = registryRepository(client, host, r);
     const err = await drain(await store.fetch(layer)).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(IntegrityError);
     expect((err as IntegrityError).code).toBe("DIGEST_MISMATCH");
@@ -193,7 +194,7 @@ describe("RegistryStore streams blobs and verifies them", () => {
   });
 
   it("listTags() lists every tag", async () => {
-    const store = client.repository(host, repo);
+    const store = registryRepository(client, host, repo);
     expect((await store.listTags()).sort()).toEqual(["multi", "oci", "v2s2"]);
   });
 });
@@ -213,7 +214,7 @@ describe("referrers", () => {
       files: [{ name: "sig", content: "x" }],
       subject,
     });
-    const store = client.repository(host, r);
+    const store = registryRepository(client, host, r);
     const refs = await store.referrers(subject);
     expect(refs.map((d) => d.digest).sort()).toEqual([a.digest, b.digest].sort());
     expect(refs.find((d) => d.digest === a.digest)?.artifactType).toBe("application/vnd.example.sbom");

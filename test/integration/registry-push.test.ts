@@ -5,6 +5,7 @@ import { IntegrityError } from "../../src/errors.js";
 import type { Descriptor } from "../../src/oci/descriptor.js";
 import { sha256Digest } from "../../src/oci/digest.js";
 import { RegistryClient } from "../../src/oci/registry/client.js";
+import { registryRepository } from "../../src/store/registry.js";
 import {
   blobExists,
   closeFixtures,
@@ -53,7 +54,7 @@ describe("RegistryStore.push", () => {
   it("uploads a blob monolithically and a manifest by digest; tag() names it; a second push is skipped", async () => {
     const c = newClient();
     const repo = uniqueRepo("push-mono");
-    const store = c.repository(host, repo);
+    const store = registryRepository(c, host, repo);
     const layer = randomBytes(200_000);
     const cfg = Buffer.from('{"architecture":"amd64","os":"linux"}');
     const ld = blob(layer);
@@ -81,7 +82,7 @@ describe("RegistryStore.push", () => {
   it("uploads in chunked PATCHes above the chunk threshold, with exact bytes", async () => {
     const c = newClient({ chunkThreshold: 10_000, chunkSize: 4096 });
     const repo = uniqueRepo("push-chunk");
-    const store = c.repository(host, repo);
+    const store = registryRepository(c, host, repo);
     const data = randomBytes(50_001);
     const d = blob(data);
     const before = c.stats.requests;
@@ -96,15 +97,15 @@ describe("RegistryStore.push", () => {
     const c = newClient();
     const repo = uniqueRepo("push-empty");
     const d = blob(Buffer.alloc(0));
-    await c.repository(host, repo).push(d, Readable.from([]));
+    await registryRepository(c, host, repo).push(d, Readable.from([]));
     expect(await blobExists(target, repo, d.digest)).toBe(true);
   });
 
   it("mounts a blob from another repository of the same registry instead of uploading it", async () => {
     const c = newClient();
-    const a = c.repository(host, uniqueRepo("push-mount-a"));
+    const a = registryRepository(c, host, uniqueRepo("push-mount-a"));
     const bRepo = uniqueRepo("push-mount-b");
-    const b = c.repository(host, bRepo);
+    const b = registryRepository(c, host, bRepo);
     const data = randomBytes(100_000);
     const d = blob(data);
     await a.push(d, pieces(data));
@@ -127,10 +128,10 @@ describe("RegistryStore.push", () => {
     const aRepo = uniqueRepo("push-seen-a");
     const data = randomBytes(3000);
     const d = blob(data);
-    await newClient().repository(host, aRepo).push(d, pieces(data));
-    const a = c.repository(host, aRepo);
+    await registryRepository(newClient(), host, aRepo).push(d, pieces(data));
+    const a = registryRepository(c, host, aRepo);
     const copy = await a.fetch(d);
-    const b = c.repository(host, uniqueRepo("push-seen-b"));
+    const b = registryRepository(c, host, uniqueRepo("push-seen-b"));
     copy.destroy();
     await b.push(d, Readable.from([data]));
     expect(c.stats.blobsMounted).toBe(1);
@@ -140,12 +141,12 @@ describe("RegistryStore.push", () => {
   it("refuses bytes that do not match the descriptor and commits nothing", async () => {
     const c = newClient({ chunkThreshold: 1000, chunkSize: 300 });
     const repo = uniqueRepo("push-bad");
-    const store = c.repository(host, repo);
+    const store = registryRepository(c, host, repo);
     const data = randomBytes(5000);
     const other = Buffer.from(data);
     other[10] = (other[10]! + 1) % 256;
     for (const threshold of ["chunked", "monolithic"]) {
-      const s = threshold === "chunked" ? store : newClient().repository(host, repo);
+      const s = threshold === "chunked" ? store : registryRepository(newClient(), host, repo);
       const d = blob(data);
       const err = await s.push(d, pieces(other)).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(IntegrityError);
@@ -169,7 +170,7 @@ describe("RegistryStore.push", () => {
   it("makes an artifact with a subject discoverable through the sha256-<hex> tag schema, once per digest", async () => {
     const c = newClient();
     const repo = uniqueRepo("push-ref");
-    const store = c.repository(host, repo);
+    const store = registryRepository(c, host, repo);
     const cfg = Buffer.from("{}");
     const cd = blob(cfg, MT.ociConfig);
     await store.push(cd, Readable.from([cfg]));
@@ -217,7 +218,7 @@ describe("RegistryStore.push", () => {
 
   it("honours an aborted signal", async () => {
     const c = newClient();
-    const store = c.repository(host, uniqueRepo("push-abort"));
+    const store = registryRepository(c, host, uniqueRepo("push-abort"));
     const ac = new AbortController();
     ac.abort(new Error("stop now"));
     const data = randomBytes(10);

@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IntegrityError, RemoteError } from "../../src/errors.js";
 import { sha256Digest } from "../../src/oci/digest.js";
 import { RegistryClient } from "../../src/oci/registry/client.js";
+import { registryRepository } from "../../src/store/registry.js";
 import { blobExists, closeFixtures, MT, plainTarget, pushImage, uniqueRepo } from "../helpers/fixtures.js";
 
 const upstream = plainTarget().host;
@@ -85,7 +86,7 @@ describe("retries", () => {
       { match: is("GET", "/blobs/"), times: 1, act: (res) => res.socket?.destroy() },
     ];
     const c = relayClient();
-    const store = c.repository(relay, repo);
+    const store = registryRepository(c, relay, repo);
     log.length = 0;
     expect((await store.resolve("v1")).digest).toBe(img.digest);
     expect(log.filter((l) => l.method === "HEAD").map((l) => l.faulted)).toEqual([true, true, false]);
@@ -104,7 +105,7 @@ describe("retries", () => {
         act: (res) => res.writeHead(429, { "retry-after": "1" }).end(),
       },
     ];
-    const store = relayClient().repository(relay, repo);
+    const store = registryRepository(relayClient(), relay, repo);
     log.length = 0;
     await store.resolve("v1");
     const heads = log.filter((l) => l.method === "HEAD");
@@ -124,7 +125,7 @@ describe("retries", () => {
             .end(JSON.stringify({ errors: [{ code: "UNAVAILABLE", message: "storage is down" }] })),
       },
     ];
-    const store = relayClient(2).repository(relay, repo);
+    const store = registryRepository(relayClient(2), relay, repo);
     log.length = 0;
     const err = (await store.fetchManifest("v1").catch((e: unknown) => e)) as RemoteError;
     expect(err).toBeInstanceOf(RemoteError);
@@ -141,7 +142,7 @@ describe("retries", () => {
     const repo = uniqueRepo("retry-put");
     faults = [{ match: is("PUT", "/blobs/uploads/"), times: 1, act: (res) => res.writeHead(503).end() }];
     const c = relayClient();
-    const store = c.repository(relay, repo);
+    const store = registryRepository(c, relay, repo);
     const data = randomBytes(20_000);
     const d = { mediaType: MT.ociLayer, digest: sha256Digest(data), size: data.length };
     log.length = 0;
@@ -165,7 +166,7 @@ describe("retries", () => {
         act: (res) => res.writeHead(429, { "retry-after": "30" }).end(),
       },
     ];
-    const store = relayClient().repository(relay, repo);
+    const store = registryRepository(relayClient(), relay, repo);
     const ac = new AbortController();
     const t0 = Date.now();
     setTimeout(() => ac.abort(new Error("user pressed ^C")), 200);
@@ -195,7 +196,7 @@ describe("retries", () => {
             .end(big),
       },
     ];
-    const store = relayClient(0).repository(relay, uniqueRepo("huge"));
+    const store = registryRepository(relayClient(0), relay, uniqueRepo("huge"));
     for (const tag of ["huge-chunked", "huge-declared"]) {
       const err = (await store.fetchManifest(tag).catch((e: unknown) => e)) as IntegrityError;
       expect(err).toBeInstanceOf(IntegrityError);

@@ -14,6 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { RemoteError } from "../../src/errors.js";
 import { sha256Digest } from "../../src/oci/digest.js";
 import { RegistryClient, type RegistryClientOptions } from "../../src/oci/registry/client.js";
+import { registryRepository } from "../../src/store/registry.js";
 import { needEnv } from "../helpers/env.js";
 import {
   closeFixtures,
@@ -92,8 +93,7 @@ describe("TLS trust is explicit", () => {
 
   it("an unknown CA fails with a message that says the certificate is not trusted and how to trust it", async () => {
     process.env.DOCKER_CONFIG = emptyDockerConfig;
-    const err = (await client({})
-      .repository(tls.host, repo)
+    const err = (await registryRepository(client({}), tls.host, repo)
       .resolve("v1")
       .catch((e: unknown) => e)) as RemoteError;
     expect(err).toBeInstanceOf(RemoteError);
@@ -105,8 +105,7 @@ describe("TLS trust is explicit", () => {
 
   it("localhost addresses are not implicitly insecure, and plain HTTP is not tried", async () => {
     process.env.DOCKER_CONFIG = emptyDockerConfig;
-    const err = (await client({ hosts: [{ host: tls.host }] })
-      .repository(tls.host, repo)
+    const err = (await registryRepository(client({ hosts: [{ host: tls.host }] }), tls.host, repo)
       .exists(image.layers[0]!)
       .catch((e: unknown) => e)) as RemoteError;
     expect(err.code).toBe("TLS_UNTRUSTED");
@@ -115,9 +114,8 @@ describe("TLS trust is explicit", () => {
   it("`insecure: true` for the host skips verification for that host only", async () => {
     const cfg = dockerConfig({ [tls.host]: { auth: basic(user, password) } });
     const c = client({ hosts: [{ host: tls.host, insecure: true }], dockerConfigDir: cfg });
-    expect((await c.repository(tls.host, repo).resolve("v1")).digest).toBe(image.digest);
-    const err = (await c
-      .repository(mtls.host, repo)
+    expect((await registryRepository(c, tls.host, repo).resolve("v1")).digest).toBe(image.digest);
+    const err = (await registryRepository(c, mtls.host, repo)
       .resolve("v1")
       .catch((e: unknown) => e)) as RemoteError;
     expect(err.code).toBe("TLS_UNTRUSTED");
@@ -128,7 +126,7 @@ describe("Basic auth on the TLS registry", () => {
   it("works with the CA from caFiles and credentials from $DOCKER_CONFIG/config.json", async () => {
     process.env.DOCKER_CONFIG = dockerConfig({ [tls.host]: { auth: basic(user, password) } });
     const c = client({ caFiles: [caFile] });
-    const store = c.repository(tls.host, repo);
+    const store = registryRepository(c, tls.host, repo);
     expect(await store.resolve("v1")).toEqual({
       mediaType: MT.ociManifest,
       digest: image.digest,
@@ -148,7 +146,7 @@ describe("Basic auth on the TLS registry", () => {
     );
     process.env.REGISTRY_AUTH_FILE = authFile;
     const c = client({ hosts: [{ host: tls.host, ca: caFile }] });
-    expect((await c.repository(tls.host, repo).resolve("v1")).digest).toBe(image.digest);
+    expect((await registryRepository(c, tls.host, repo).resolve("v1")).digest).toBe(image.digest);
   });
 
   it("works with the CA from a certs.d folder (<host:port>/ca.crt)", async () => {
@@ -159,14 +157,13 @@ describe("Basic auth on the TLS registry", () => {
       certsDirs: [join(tmp, "no-such-dir"), certsD],
       authFile: join(dockerConfig({ [tls.host]: { auth: basic(user, password) } }), "config.json"),
     });
-    expect((await c.repository(tls.host, repo).resolve("v1")).digest).toBe(image.digest);
+    expect((await registryRepository(c, tls.host, repo).resolve("v1")).digest).toBe(image.digest);
   });
 
   it("a wrong password fails with 401: authentication failed for the host, naming where credentials came from", async () => {
     const cfgDir = dockerConfig({ [tls.host]: { auth: basic(user, "wrong-password") } });
     const c = client({ caFiles: [caFile], dockerConfigDir: cfgDir });
-    const err = (await c
-      .repository(tls.host, repo)
+    const err = (await registryRepository(c, tls.host, repo)
       .resolve("v1")
       .catch((e: unknown) => e)) as RemoteError;
     expect(err).toBeInstanceOf(RemoteError);
@@ -178,8 +175,7 @@ describe("Basic auth on the TLS registry", () => {
 
   it("no credentials fails with 401 listing the places looked in", async () => {
     const c = client({ caFiles: [caFile] });
-    const err = (await c
-      .repository(tls.host, repo)
+    const err = (await registryRepository(c, tls.host, repo)
       .fetch(image.layers[0]!)
       .catch((e: unknown) => e)) as RemoteError;
     expect(err.status).toBe(401);
@@ -200,7 +196,7 @@ describe("Basic auth on the TLS registry", () => {
     process.env.PATH = `${bin}${delimiter}${process.env.PATH}`;
     const cfgDir = dockerConfig({}, { credHelpers: { [tls.host]: "airgaptest" } });
     const c = client({ caFiles: [caFile], dockerConfigDir: cfgDir });
-    expect((await c.repository(tls.host, repo).resolve("v1")).digest).toBe(image.digest);
+    expect((await registryRepository(c, tls.host, repo).resolve("v1")).digest).toBe(image.digest);
     expect(readFileSync(seen, "utf8").trim()).toBe(tls.host);
   });
 });
@@ -208,7 +204,7 @@ describe("Basic auth on the TLS registry", () => {
 describe("mTLS", () => {
   it("works with the client certificate and key from the host config", async () => {
     const c = client({ hosts: [{ host: mtls.host, ca: caFile, cert: clientCert, key: clientKey }] });
-    expect((await c.repository(mtls.host, repo).resolve("v1")).digest).toBe(mtlsImage.digest);
+    expect((await registryRepository(c, mtls.host, repo).resolve("v1")).digest).toBe(mtlsImage.digest);
   });
 
   it("works with a certs.d folder holding ca.crt, client.cert and client.key", async () => {
@@ -218,13 +214,12 @@ describe("mTLS", () => {
     copyFileSync(clientCert, join(certsD, mtls.host, "client.cert"));
     copyFileSync(clientKey, join(certsD, mtls.host, "client.key"));
     const c = client({ certsDirs: [certsD] });
-    expect((await c.repository(mtls.host, repo).resolve("v1")).digest).toBe(mtlsImage.digest);
+    expect((await registryRepository(c, mtls.host, repo).resolve("v1")).digest).toBe(mtlsImage.digest);
   });
 
   it("fails clearly without a client certificate", async () => {
     const c = client({ caFiles: [caFile] });
-    const err = (await c
-      .repository(mtls.host, repo)
+    const err = (await registryRepository(c, mtls.host, repo)
       .resolve("v1")
       .catch((e: unknown) => e)) as RemoteError;
     expect(err).toBeInstanceOf(RemoteError);

@@ -6,7 +6,14 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomBytes, sign } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, request as httpRequest, type Server } from "node:http";
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import { type AddressInfo, createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,6 +22,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RemoteError } from "../../src/errors.js";
 import { sha256Digest } from "../../src/oci/digest.js";
 import { RegistryClient, type RegistryClientOptions } from "../../src/oci/registry/client.js";
+import { registryRepository } from "../../src/store/registry.js";
 
 const SERVICE = "airgap-token-test";
 const ISSUER = "airgap-test-issuer";
@@ -35,6 +43,9 @@ let keyPem: string;
 let certDer: string;
 const issued: Array<{ method: string; account?: string; scopes: string[]; grant?: string }> = [];
 const clients: RegistryClient[] = [];
+let tokenUrl: string;
+/** Servers the redirect and realm tests start; closed after all tests. */
+const extraServers: Server[] = [];
 
 function b64url(b: Buffer | string): string {
   return Buffer.from(b).toString("base64url");
@@ -173,7 +184,7 @@ beforeAll(async () => {
     });
   });
   await new Promise<void>((r) => tokenServer.listen(0, "127.0.0.1", () => r()));
-  const tokenUrl = `http://127.0.0.1:${(tokenServer.address() as AddressInfo).port}/token`;
+  tokenUrl = `http://127.0.0.1:${(tokenServer.address() as AddressInfo).port}/token`;
 
   const port = await freePort();
   registry = `127.0.0.1:${port}`;
@@ -272,7 +283,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.close()));
-  for (const srv of [frontServer, storageServer]) {
+  for (const srv of [frontServer, storageServer, ...extraServers]) {
     srv?.closeAllConnections();
     await new Promise((r) => srv?.close(r));
   }
@@ -283,7 +294,7 @@ afterAll(async () => {
 });
 
 async function pushSmallImage(c: RegistryClient, repo: string, tag: string, layer: Buffer) {
-  const store = c.repository(registry, repo);
+  const store = registryRepository(c, registry, repo);
   const cfg = Buffer.from('{"os":"linux","architecture":"amd64"}');
   const ld = {
     mediaType: "application/vnd.oci.image.layer.v1.tar",
@@ -330,7 +341,7 @@ describe("Bearer token flow (distribution with token auth)", () => {
 
     const reader = client({ dockerConfigDir: cfg });
     issued.length = 0;
-    const store = reader.repository(registry, "team/app");
+    const store = registryRepository(reader, registry, "team/app");
     expect((await store.resolve("v1")).digest).toBe(md.digest);
     expect((await store.resolve(md.digest)).digest).toBe(md.digest);
     expect(await store.listTags()).toEqual(["v1"]);
@@ -343,7 +354,7 @@ describe("Bearer token flow (distribution with token auth)", () => {
     const layer = randomBytes(5000);
     const { ld } = await pushSmallImage(c, "team/base", "v1", layer);
     issued.length = 0;
-    await c.repository(registry, "team/derived").push(ld, Readable.from([layer]));
+    await registryRepository(c, registry, "team/derived").push(ld, Readable.from([layer]));
     expect(c.stats.blobsMounted).toBe(1);
     expect(
       issued.some(
@@ -365,8 +376,7 @@ describe("Bearer token flow (distribution with token auth)", () => {
 
   it("anonymous access that the registry refuses is a clear authentication error", async () => {
     const c = client({ dockerConfigDir: mkdtempSync(join(tmp, "none-")) });
-    const err = (await c
-      .repository(registry, "team/app")
+    const err = (await registryRepository(c, registry, "team/app")
       .resolve("v1")
       .catch((e: unknown) => e)) as RemoteError;
     expect(err).toBeInstanceOf(RemoteError);
@@ -378,8 +388,7 @@ describe("Bearer token flow (distribution with token auth)", () => {
   it("a wrong password refused by the token service names the host and the credential file", async () => {
     const cfg = configWith({ auth: Buffer.from(`${USER}:nope`).toString("base64") });
     const c = client({ dockerConfigDir: cfg });
-    const err = (await c
-      .repository(registry, "team/app")
+    const err = (await registryRepository(c, registry, "team/app")
       .resolve("v1")
       .catch((e: unknown) => e)) as RemoteError;
     expect(err).toBeInstanceOf(RemoteError);
@@ -407,15 +416,218 @@ describe("Bearer token flow (distribution with token auth)", () => {
     clients.push(c);
     storageSaw.length = 0;
     const chunks: Buffer[] = [];
-    for await (const ch of await c.repository(front, "team/redirect").fetch(ld)) chunks.push(ch as Buffer);
+    for await (const ch of await registryRepository(c, front, "team/redirect").fetch(ld))
+      chunks.push(ch as Buffer);
     expect(Buffer.concat(chunks).equals(layer)).toBe(true);
     expect(storageSaw).toEqual([{ url: `/store/team/redirect/blobs/${ld.digest}` }]);
 
-    const err = (await c
-      .repository(front, "loop/forever")
+    const err = (await registryRepository(c, front, "loop/forever")
       .fetch(ld)
       .catch((e: unknown) => e)) as RemoteError;
     expect(err).toBeInstanceOf(RemoteError);
     expect(err.message).toContain("more than 5 redirects");
+  });
+});
+
+type Handler = (req: IncomingMessage, res: ServerResponse, body: string) => void;
+
+/** A server on its own port (its own origin); `tls` makes it https with the throwaway certificate. */
+async function listen(handler: Handler, tls = false): Promise<string> {
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    let body = "";
+    req.on("data", (d) => {
+      body += d;
+    });
+    req.on("end", () => handler(req, res, body));
+  };
+  const srv = tls
+    ? createHttpsServer(
+        { key: readFileSync(join(tmp, "front.key")), cert: readFileSync(join(tmp, "front.crt")) },
+        onRequest,
+      )
+    : createServer(onRequest);
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
+  extraServers.push(srv as Server);
+  return `${tls ? "https" : "http"}://127.0.0.1:${(srv.address() as AddressInfo).port}`;
+}
+
+/** A front for the token registry whose challenges name `realm` as the token service. */
+async function realmFront(realm: string, tls = false): Promise<string> {
+  const origin = await listen((req, res, body) => {
+    const up = httpRequest(
+      {
+        host: "127.0.0.1",
+        port: Number(registry.split(":")[1]),
+        method: req.method,
+        path: req.url,
+        headers: req.headers,
+      },
+      (ur) => {
+        const headers = { ...ur.headers };
+        const wa = headers["www-authenticate"];
+        if (typeof wa === "string")
+          headers["www-authenticate"] = wa.replace(/realm="[^"]*"/, `realm="${realm}"`);
+        res.writeHead(ur.statusCode ?? 502, headers);
+        ur.pipe(res);
+      },
+    );
+    up.on("error", () => res.destroy());
+    up.end(body);
+  }, tls);
+  return new URL(origin).host;
+}
+
+interface Seen {
+  method: string;
+  url: string;
+  authorization?: string;
+  body: string;
+}
+
+/** Another origin that records what reaches it and hands out anonymous tokens. */
+async function recorder(): Promise<{ origin: string; seen: Seen[] }> {
+  const seen: Seen[] = [];
+  const origin = await listen((req, res, body) => {
+    seen.push({
+      method: req.method ?? "",
+      url: req.url ?? "",
+      ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}),
+      body,
+    });
+    const token = jwt([], "");
+    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ token }));
+  });
+  return { origin, seen };
+}
+
+/** A token endpoint that answers every request with a redirect to `target` (same path and query). */
+async function redirector(status: number, target: string, tls = false): Promise<string> {
+  return listen((req, res) => {
+    res.writeHead(status, { location: `${target}${req.url ?? "/"}` }).end();
+  }, tls);
+}
+
+describe("where registry credentials may go", () => {
+  beforeAll(() => {
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-keyout",
+        join(tmp, "front.key"),
+        "-out",
+        join(tmp, "front.crt"),
+      ],
+      { stdio: "ignore" },
+    );
+  });
+
+  const errorOf = (p: Promise<unknown>) =>
+    p.then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+
+  it("a token endpoint redirecting to another origin never passes on the Basic credentials", async () => {
+    const evil = await recorder();
+    const host = await realmFront(`${await redirector(302, evil.origin)}/token`);
+    const dir = mkdtempSync(join(tmp, "redir-"));
+    writeFileSync(
+      join(dir, "config.json"),
+      JSON.stringify({ auths: { [host]: { username: USER, password: PASSWORD } } }),
+    );
+    const c = client({ hosts: [{ host, plainHTTP: true }], dockerConfigDir: dir });
+    const err = await errorOf(registryRepository(c, host, "team/app").resolve("v1"));
+    // The redirect was followed (the other origin was asked), without credentials: its anonymous
+    // token then gets nothing from the registry.
+    expect(evil.seen.length).toBeGreaterThan(0);
+    expect(evil.seen.map((s) => s.authorization)).toEqual(evil.seen.map(() => undefined));
+    expect(evil.seen.every((s) => !s.body.includes(PASSWORD))).toBe(true);
+    expect(err).toBeInstanceOf(RemoteError);
+    expect((err as RemoteError).status).toBe(401);
+  });
+
+  it("an identity-token refresh POST is not redirected to another origin", async () => {
+    const evil = await recorder();
+    const host = await realmFront(`${await redirector(307, evil.origin)}/token`);
+    const dir = mkdtempSync(join(tmp, "redir-idt-"));
+    writeFileSync(
+      join(dir, "config.json"),
+      JSON.stringify({ auths: { [host]: { identitytoken: REFRESH } } }),
+    );
+    const c = client({ hosts: [{ host, plainHTTP: true }], dockerConfigDir: dir });
+    const err = await errorOf(registryRepository(c, host, "team/app").resolve("v1"));
+    expect(err).toBeInstanceOf(RemoteError);
+    expect(err?.message).toContain("redirected to another origin");
+    expect(err?.message).toContain("carries a credential");
+    expect(evil.seen).toEqual([]);
+  });
+
+  it("an https registry naming an http:// token realm is refused before anything is sent", async () => {
+    issued.length = 0;
+    const host = await realmFront(tokenUrl, true);
+    const dir = mkdtempSync(join(tmp, "realm-http-"));
+    writeFileSync(
+      join(dir, "config.json"),
+      JSON.stringify({ auths: { [host]: { username: USER, password: PASSWORD } } }),
+    );
+    const c = client({ hosts: [], caFiles: [join(tmp, "front.crt")], dockerConfigDir: dir });
+    const err = await errorOf(registryRepository(c, host, "team/app").resolve("v1"));
+    expect(err).toBeInstanceOf(RemoteError);
+    expect(err?.message).toContain("over plain http; refused");
+    expect(issued).toEqual([]);
+
+    // Named plain-HTTP by the user, the same token service is used (and the pull gets through).
+    const writer = client({ dockerConfigDir: configWith({ username: USER, password: PASSWORD }) });
+    const { md } = await pushSmallImage(writer, "team/realm", "v1", randomBytes(100));
+    const tokenHost = new URL(tokenUrl).host;
+    const allowed = client({
+      hosts: [{ host: tokenHost, plainHTTP: true }],
+      caFiles: [join(tmp, "front.crt")],
+      dockerConfigDir: dir,
+    });
+    expect((await registryRepository(allowed, host, "team/realm").resolve("v1")).digest).toBe(md.digest);
+    expect(issued.some((t) => t.account === USER)).toBe(true);
+  });
+
+  it("a token endpoint redirecting from https to http is refused", async () => {
+    const evil = await recorder();
+    const host = await realmFront(`${await redirector(302, evil.origin, true)}/token`, true);
+    const dir = mkdtempSync(join(tmp, "downgrade-"));
+    writeFileSync(
+      join(dir, "config.json"),
+      JSON.stringify({ auths: { [host]: { username: USER, password: PASSWORD } } }),
+    );
+    const c = client({ hosts: [], caFiles: [join(tmp, "front.crt")], dockerConfigDir: dir });
+    const err = await errorOf(registryRepository(c, host, "team/app").resolve("v1"));
+    expect(err).toBeInstanceOf(RemoteError);
+    expect(err?.message).toContain("from https to plain http");
+    expect(evil.seen).toEqual([]);
+  });
+
+  it("an oversized token answer is refused", async () => {
+    const huge = await listen((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(`{"token":"${"a".repeat(2 * 1024 * 1024)}"}`);
+    });
+    const host = await realmFront(`${huge}/token`);
+    const c = client({ hosts: [{ host, plainHTTP: true }], dockerConfigDir: configWith({}) });
+    const err = await errorOf(registryRepository(c, host, "team/app").resolve("v1"));
+    expect(err).toBeInstanceOf(RemoteError);
+    expect(err?.message).toMatch(
+      /token answer of http:\/\/127\.0\.0\.1:\d+\/token .* is larger than 1048576 bytes; refused/,
+    );
   });
 });

@@ -35,4 +35,30 @@ describe("layers stay honest", () => {
     );
     expect(offenders).toEqual([]);
   });
+
+  it("the registry client knows nothing of stores: src/oci imports nothing from src/store", () => {
+    const offenders = files(join(SRC, "oci")).flatMap((f) =>
+      imports(f)
+        .filter((i) => /\/store\//.test(i))
+        .map((i) => `${f.slice(SRC.length + 1)} imports ${i}`),
+    );
+    expect(offenders).toEqual([]);
+  });
+
+  it("the network layer stands alone: src/net imports only errors.ts of the project", () => {
+    const offenders = files(join(SRC, "net")).flatMap((f) =>
+      imports(f)
+        .filter((i) => i.startsWith(".") && !/^\.\/[\w-]+\.js$/.test(i) && i !== "../errors.js")
+        .map((i) => `${f.slice(SRC.length + 1)} imports ${i}`),
+    );
+    expect(offenders).toEqual([]);
+  });
+
+  it("TLS trust is built in one place: only src/net reads the root CA list", () => {
+    const offenders = files(SRC)
+      .filter((f) => !f.startsWith(join(SRC, "net")))
+      .filter((f) => /\brootCertificates\b|createSecureContext/.test(readFileSync(f, "utf8")))
+      .map((f) => f.slice(SRC.length + 1));
+    expect(offenders).toEqual([]);
+  });
 });

@@ -11,7 +11,6 @@ import {
   isRetryableStatus,
   parseRetryAfter,
 } from "../../src/oci/registry/retry.js";
-import { findHostConfig, loadHostTls } from "../../src/oci/registry/tls.js";
 import { nextLink } from "../../src/store/registry.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "airgap-registry-unit-"));
@@ -226,40 +225,6 @@ describe("credential sources", () => {
     } finally {
       process.env.PATH = oldPath;
     }
-  });
-});
-
-describe("TLS settings per host", () => {
-  it("finds host config by host:port, with scheme prefixes and the Docker Hub aliases", () => {
-    const hosts = [{ host: "https://reg.example:5000" }, { host: "index.docker.io", insecure: true }];
-    expect(findHostConfig("reg.example:5000", hosts)).toBe(hosts[0]);
-    expect(findHostConfig("reg.example", hosts)).toBeUndefined();
-    expect(findHostConfig("registry-1.docker.io", hosts)).toBe(hosts[1]);
-  });
-
-  it("verifies by default with TLS 1.2 minimum; insecure and plainHTTP only for hosts named so", () => {
-    const t = loadHostTls("localhost:5000", { certsDirs: [] });
-    expect(t.connect).toEqual({ minVersion: "TLSv1.2", rejectUnauthorized: true });
-    expect(t.plainHTTP).toBe(false);
-    const i = loadHostTls("a:1", {
-      certsDirs: [],
-      hosts: [{ host: "a:1", insecure: true, plainHTTP: true }],
-    });
-    expect(i.connect.rejectUnauthorized).toBe(false);
-    expect(i.plainHTTP).toBe(true);
-    expect(
-      loadHostTls("b:1", { certsDirs: [], hosts: [{ host: "a:1", insecure: true }] }).connect
-        .rejectUnauthorized,
-    ).toBe(true);
-  });
-
-  it("names a missing CA file and a lone client certificate as config errors", () => {
-    expect(() =>
-      loadHostTls("a:1", { certsDirs: [], hosts: [{ host: "a:1", ca: "/no/such/ca.crt" }] }),
-    ).toThrow(/\/no\/such\/ca\.crt/);
-    expect(() => loadHostTls("a:1", { certsDirs: [], hosts: [{ host: "a:1", cert: "/x.crt" }] })).toThrow(
-      /both cert and key/,
-    );
   });
 });
 

@@ -1,6 +1,13 @@
 /**
  * Registry authentication: anonymous, Basic, and the Bearer token flow of the distribution token spec
  * (challenge → token endpoint with Basic credentials or an identity token → cached per host and scope set).
+ *
+ * Where credentials go: the registry's own credentials go to the registry's origin and to the token
+ * service its challenge names (the realm), nowhere else. A realm may be on another host (Docker Hub
+ * sends clients to auth.docker.io), but when the registry speaks https the realm must too, unless the
+ * user named the realm's host plain-HTTP or insecure. Redirects of token requests follow
+ * net/follow.ts: no credential header crosses to another origin, a refresh-token POST is not
+ * redirected to another origin at all.
  */
 import { RemoteError } from "../../errors.js";
 import type { CredentialLookup } from "./credentials.js";
@@ -106,6 +113,45 @@ export type HttpText = (
   signal?: AbortSignal,
 ) => Promise<HttpTextResponse>;
 
+export interface RealmRules {
+  /** The registry's base URL (its scheme decides whether an http:// realm may be used). */
+  registryUrl: URL;
+  /** Hosts the user named plain-HTTP or insecure. */
+  plainHttpAllowed: (host: string) => boolean;
+}
+
+/** The realm of a Bearer challenge as a URL, when credentials may be sent there; otherwise an error saying why. */
+export function checkRealm(realm: string, registry: string, rules: RealmRules): URL {
+  let u: URL;
+  try {
+    u = new URL(realm);
+  } catch {
+    throw new RemoteError(
+      `registry ${registry} named a token realm that is not a URL: ${realm}`,
+      401,
+      "AUTH",
+    );
+  }
+  if (u.protocol !== "https:" && u.protocol !== "http:") {
+    throw new RemoteError(
+      `registry ${registry} named a token realm that is not http(s): ${u.origin}${u.pathname}`,
+      401,
+      "AUTH",
+    );
+  }
+  if (u.username || u.password) {
+    throw new RemoteError(`registry ${registry} named a token realm with user info; refused`, 401, "AUTH");
+  }
+  if (u.protocol === "http:" && rules.registryUrl.protocol === "https:" && !rules.plainHttpAllowed(u.host)) {
+    throw new RemoteError(
+      `registry ${registry} speaks https but sends clients to the token service ${u.origin}${u.pathname} over plain http; refused, credentials would travel in clear text. If ${u.host} really has no TLS, name it as a plain-HTTP host in the config (registries: - host: ${u.host}, plainHTTP: true)`,
+      401,
+      "AUTH",
+    );
+  }
+  return u;
+}
+
 interface CachedToken {
   header: string;
   expiresAt: number;
@@ -123,6 +169,7 @@ export class HostAuth {
     private readonly lookup: () => Promise<CredentialLookup>,
     private readonly http: HttpText,
     private readonly userAgent: string,
+    private readonly realmRules?: RealmRules,
   ) {}
 
   credentials(): Promise<CredentialLookup> {
@@ -185,9 +232,12 @@ export class HostAuth {
   }
 
   private async fetchToken(ch: Challenge, scopes: string[], signal?: AbortSignal): Promise<CachedToken> {
-    const realm = ch.params.realm;
-    if (!realm)
+    if (!ch.params.realm)
       throw new RemoteError(`registry ${this.host} asked for a Bearer token but named no realm`, 401, "AUTH");
+    const realmUrl = this.realmRules
+      ? checkRealm(ch.params.realm, this.host, this.realmRules)
+      : new URL(ch.params.realm);
+    const realm = realmUrl.toString();
     const { credential } = await this.credentials();
     const now = Date.now();
     if (credential?.registryToken) {

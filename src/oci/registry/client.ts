@@ -1,15 +1,17 @@
 /**
- * The OCI registry client: one per run. It owns one undici agent per host (built once from that host's
- * TLS settings), the authentication state per host, and hands out repository-scoped stores.
+ * The OCI registry client: one per run. It owns one undici agent per host (TLS from the run's Trust,
+ * one SecureContext per trust setting), the authentication state per host, the manifest cache and
+ * the counters. Repository-scoped stores on top of it live in store/registry.ts.
  */
-import { RegistryStore } from "../../store/registry.js";
-import { AgentPool, type AgentPool as AgentPoolT, RegistryHost } from "./host.js";
+import { type HostTlsConfig, Trust } from "../../net/trust.js";
+import { AgentPool, RegistryHost } from "./host.js";
 import { DEFAULT_RETRY } from "./retry.js";
-import type { RegistryHostConfig } from "./tls.js";
 
-export type { RegistryHostConfig } from "./tls.js";
+export type RegistryHostConfig = HostTlsConfig;
 
 export interface RegistryClientOptions {
+  /** TLS for every host; when given, `hosts`, `caFiles` and `certsDirs` only serve to build it if absent. */
+  trust?: Trust;
   /** Per-host TLS settings (file paths). */
   hosts?: RegistryHostConfig[];
   /** Extra trusted CA files for every host. */
@@ -65,18 +67,23 @@ export class ManifestCache {
 
 export class RegistryClient {
   readonly stats: RegistryStats = { blobsUploaded: 0, blobsMounted: 0, bytesUploaded: 0, requests: 0 };
-  private readonly agents: AgentPoolT;
+  readonly trust: Trust;
+  private readonly agents: AgentPool;
   private readonly hosts = new Map<string, RegistryHost>();
-  private readonly manifests = new ManifestCache();
+  /** Manifest bytes seen by any repository of this client. */
+  readonly manifests = new ManifestCache();
   readonly chunkThreshold: number;
   readonly chunkSize: number;
 
   constructor(private readonly opts: RegistryClientOptions = {}) {
-    this.agents = new AgentPool({
-      ...(opts.hosts ? { hosts: opts.hosts } : {}),
-      ...(opts.caFiles ? { caFiles: opts.caFiles } : {}),
-      ...(opts.certsDirs ? { certsDirs: opts.certsDirs } : {}),
-    });
+    this.trust =
+      opts.trust ??
+      new Trust({
+        ...(opts.hosts ? { hosts: opts.hosts } : {}),
+        ...(opts.caFiles ? { caFiles: opts.caFiles } : {}),
+        ...(opts.certsDirs ? { certsDirs: opts.certsDirs } : {}),
+      });
+    this.agents = new AgentPool(this.trust);
     this.chunkThreshold = opts.chunkThreshold ?? DEFAULT_CHUNK_THRESHOLD;
     this.chunkSize = Math.max(1, opts.chunkSize ?? DEFAULT_CHUNK_SIZE);
   }
@@ -90,9 +97,6 @@ export class RegistryClient {
         key,
         this.agents,
         {
-          ...(this.opts.hosts ? { hosts: this.opts.hosts } : {}),
-          ...(this.opts.caFiles ? { caFiles: this.opts.caFiles } : {}),
-          ...(this.opts.certsDirs ? { certsDirs: this.opts.certsDirs } : {}),
           ...(this.opts.authFile ? { authFile: this.opts.authFile } : {}),
           ...(this.opts.dockerConfigDir ? { dockerConfigDir: this.opts.dockerConfigDir } : {}),
           ...(this.opts.signal ? { signal: this.opts.signal } : {}),
@@ -109,20 +113,6 @@ export class RegistryClient {
       this.hosts.set(key, h);
     }
     return h;
-  }
-
-  /** A store for one repository of one registry, e.g. `repository("127.0.0.1:5000", "test/app")`. */
-  repository(registry: string, repository: string): RegistryStore {
-    return new RegistryStore(
-      {
-        host: this.host(registry),
-        stats: this.stats,
-        manifests: this.manifests,
-        chunkThreshold: this.chunkThreshold,
-        chunkSize: this.chunkSize,
-      },
-      repository,
-    );
   }
 
   /** Close every connection; stores of this client must not be used afterwards. */

@@ -8,7 +8,7 @@ import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { hostAliases } from "./tls.js";
+import { hostAliases } from "../../net/trust.js";
 
 export interface Credential {
   username?: string;

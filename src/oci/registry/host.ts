@@ -5,7 +5,10 @@
 import { isIP } from "node:net";
 import type { Readable } from "node:stream";
 import { connect as tlsConnect } from "node:tls";
-import { Agent, type Dispatcher } from "undici";
+import { Agent, buildConnector, type Dispatcher } from "undici";
+import { readCapped } from "../../net/body.js";
+import { followRedirect, type Hop, RedirectRefused } from "../../net/follow.js";
+import type { HostTrust, Trust } from "../../net/trust.js";
 import { HostAuth, type HttpText } from "./auth.js";
 import { type CredentialOptions, lookupCredential } from "./credentials.js";
 import { errorFromNetwork, errorFromResponse, RegistryError, type RequestContext, where } from "./errors.js";
@@ -17,7 +20,6 @@ import {
   type RetryPolicy,
   sleep,
 } from "./retry.js";
-import { type HostTls, loadHostTls, type TlsOptions, trustHint } from "./tls.js";
 
 export type Method = "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE";
 
@@ -34,10 +36,15 @@ export interface SendOptions {
   signal?: AbortSignal | undefined;
   /** Statuses that are answers, not errors (default: 2xx). Others throw a RegistryError. */
   ok?: (status: number) => boolean;
-  /** Follow redirects (default true); a redirect to another host never carries Authorization. */
+  /**
+   * Follow redirects (default true) by the rules of net/follow.ts: a redirect to another origin
+   * carries no credential header, https never turns into http.
+   */
   followRedirects?: boolean;
   /** Send without registry auth (token service requests). */
   noAuth?: boolean;
+  /** The body is a credential (a refresh-token form): never sent to another origin. */
+  credentialBody?: boolean;
 }
 
 export interface SendResult {
@@ -49,8 +56,10 @@ export interface SendResult {
 }
 
 export const MAX_REDIRECTS = 5;
+/** A token answer is a few KiB; anything past this is refused rather than held in memory. */
+export const MAX_TOKEN_RESPONSE = 1024 * 1024;
 
-export interface HostSharedOptions extends TlsOptions, CredentialOptions {
+export interface HostSharedOptions extends CredentialOptions {
   userAgent: string;
   retry: RetryPolicy;
   stats: { requests: number };
@@ -66,18 +75,22 @@ export function header(h: SendResult["headers"], name: string): string | undefin
   return Array.isArray(v) ? v[0] : v;
 }
 
-/** Agents for every host this run talks to (registries, token services, redirect targets), built once each. */
+/**
+ * Agents for every host this run talks to (registries, token services, redirect targets), built once
+ * each; their TLS (one SecureContext per trust setting) comes from the run's Trust.
+ */
 export class AgentPool {
-  private readonly agents = new Map<string, { agent: Agent; tls: HostTls }>();
+  private readonly agents = new Map<string, { agent: Agent; tls: HostTrust }>();
 
-  constructor(private readonly opts: TlsOptions) {}
+  constructor(readonly trust: Trust) {}
 
-  get(host: string): { agent: Agent; tls: HostTls } {
+  get(host: string): { agent: Agent; tls: HostTrust } {
     let a = this.agents.get(host);
     if (!a) {
-      const tls = loadHostTls(host, this.opts);
+      const tls = this.trust.host(host);
       const agent = new Agent({
-        connect: tls.connect,
+        // Built lazily: a plain-HTTP host never needs a context.
+        connect: (opts, callback) => this.connector(host)(opts, callback),
         keepAliveTimeout: 30_000,
         keepAliveMaxTimeout: 120_000,
         connections: 16,
@@ -90,8 +103,19 @@ export class AgentPool {
     return a;
   }
 
+  private readonly connectors = new Map<string, buildConnector.connector>();
+
+  private connector(host: string): buildConnector.connector {
+    let c = this.connectors.get(host);
+    if (!c) {
+      c = buildConnector({ ...this.trust.connectOptions(host) });
+      this.connectors.set(host, c);
+    }
+    return c;
+  }
+
   hint(host: string): string {
-    return trustHint(this.get(host).tls, this.opts);
+    return this.trust.hint(host);
   }
 
   async close(): Promise<void> {
@@ -133,6 +157,7 @@ export class RegistryHost {
       () => lookupCredential(registry, shared),
       this.tokenHttp,
       shared.userAgent,
+      { registryUrl: new URL(this.baseUrl), plainHttpAllowed: this.plainHttpAllowed },
     );
   }
 
@@ -159,19 +184,31 @@ export class RegistryHost {
     s.add(repository);
   }
 
+  /** A host the user named plain-HTTP or insecure: the only http:// target an https request may reach. */
+  private readonly plainHttpAllowed = (host: string): boolean => {
+    const { tls } = this.agents.get(host);
+    return tls.plainHTTP || tls.insecure;
+  };
+
   private readonly tokenHttp: HttpText = async (method, url, headers, body, signal) => {
     const res = await this.send({
       method,
       url,
       headers,
-      ...(body !== undefined ? { body } : {}),
+      ...(body !== undefined ? { body, credentialBody: true } : {}),
       scopes: [],
       ctx: { registry: this.registry, subject: "token request" },
       signal,
       ok: () => true,
       noAuth: true,
     });
-    return { status: res.status, headers: res.headers, text: await res.body.text() };
+    const from = new URL(res.url);
+    const text = await readCapped(
+      res.body,
+      MAX_TOKEN_RESPONSE,
+      `the token answer of ${from.origin}${from.pathname} for registry ${this.registry}`,
+    );
+    return { status: res.status, headers: res.headers, text };
   };
 
   private async dispatch(
@@ -200,11 +237,10 @@ export class RegistryHost {
   private async explain(url: URL, err: unknown): Promise<unknown> {
     const code = (err as { code?: unknown }).code;
     if (url.protocol !== "https:" || (code !== "UND_ERR_SOCKET" && code !== "ECONNRESET")) return err;
-    const { tls } = this.agents.get(url.host);
     const alert = await new Promise<Error | undefined>((resolve) => {
       const host = url.hostname.replace(/^\[|\]$/g, "");
       const sock = tlsConnect({
-        ...tls.connect,
+        ...this.agents.trust.connectOptions(url.host),
         host,
         port: Number(url.port || 443),
         ...(isIP(host) ? {} : { servername: host }),
@@ -237,19 +273,26 @@ export class RegistryHost {
     const noAuth = o.noAuth === true;
     const ok = o.ok ?? ((s: number) => s >= 200 && s < 300);
     const replayable = !isStream(o.body);
-    let url = new URL(o.url, this.baseUrl);
-    const ctxOf = (): RequestContext => ({ ...o.ctx, method: o.method, url: url.toString() });
+    // What is sent next: redirects change it only through followRedirect (net/follow.ts).
+    let hop: Hop<SendOptions["body"]> = {
+      method: o.method,
+      url: new URL(o.url, this.baseUrl),
+      headers: { "user-agent": this.shared.userAgent, ...o.headers },
+      body: o.body,
+      ...(o.credentialBody ? { credentialBody: true } : {}),
+    };
+    const ctxOf = (): RequestContext => ({ ...o.ctx, method: o.method, url: hop.url.toString() });
     const registryOrigin = new URL(this.baseUrl).origin;
     let attempt = 0;
     let redirects = 0;
     let authRetried = false;
-    let method = o.method;
-    let body = o.body;
 
     for (;;) {
       signal?.throwIfAborted();
+      const { url, body } = hop;
+      const method = hop.method as Method;
       const onRegistry = url.origin === registryOrigin;
-      const headers: Record<string, string> = { "user-agent": this.shared.userAgent, ...o.headers };
+      const headers: Record<string, string> = { ...hop.headers };
       let sentAuth: string | undefined;
       if (onRegistry && !noAuth) {
         sentAuth = await this.auth.header(o.scopes, signal);
@@ -297,10 +340,11 @@ export class RegistryHost {
         }
         if (!replayable)
           throw errorFromResponse(ctxOf(), status, "", "cannot follow a redirect with a streamed body");
-        url = new URL(loc, url);
-        if (status === 303) {
-          method = "GET";
-          body = undefined;
+        try {
+          hop = followRedirect(hop, new URL(loc, url), status, { plainHttpAllowed: this.plainHttpAllowed });
+        } catch (err) {
+          if (!(err instanceof RedirectRefused)) throw err;
+          throw new RegistryError(`${err.message} [${where(ctxOf())}]`, ctxOf(), status, [], err.code);
         }
         continue;
       }

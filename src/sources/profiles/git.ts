@@ -6,11 +6,10 @@
  */
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { isAbsolute, join, resolve } from "node:path";
-import { rootCertificates } from "node:tls";
+import { mkdir } from "node:fs/promises";
+import { isAbsolute, resolve } from "node:path";
 import { AirgapError, ConfigError, RemoteError } from "../../errors.js";
+import { trustFor } from "../../net/trust.js";
 
 export interface GitOptions {
   /** Extra trusted CA (PEM file) for HTTPS remotes, added to the machine's roots for the child git. */
@@ -30,37 +29,6 @@ function redactUrl(s: string): string {
   return s.replace(/(\w+:\/\/)([^/@\s]+)@/g, "$1***@");
 }
 
-const bundles = new Map<string, Promise<string>>();
-
-/**
- * GIT_SSL_CAINFO replaces git's trust store, so the extra CA is written together with Node's roots
- * (and NODE_EXTRA_CA_CERTS) into one bundle: a private CA adds to the machine's trust, never replaces it.
- */
-function caBundleFor(caFile: string): Promise<string> {
-  let p = bundles.get(caFile);
-  if (!p) {
-    p = (async () => {
-      let extra = "";
-      try {
-        extra = await readFile(caFile, "utf8");
-      } catch (err) {
-        throw new ConfigError(`cannot read CA file ${caFile}: ${(err as Error).message}`, undefined, {
-          cause: err,
-        });
-      }
-      const parts = [...rootCertificates, extra];
-      const nodeExtra = process.env.NODE_EXTRA_CA_CERTS;
-      if (nodeExtra) parts.push(await readFile(nodeExtra, "utf8").catch(() => ""));
-      const dir = await mkdtemp(join(tmpdir(), "airgap-ca-"));
-      const file = join(dir, "ca-bundle.pem");
-      await writeFile(file, `${parts.join("\n")}\n`, { mode: 0o600 });
-      return file;
-    })();
-    bundles.set(caFile, p);
-  }
-  return p;
-}
-
 export async function runGit(args: string[], opts: GitOptions & { cwd?: string } = {}): Promise<GitResult> {
   const env: Record<string, string | undefined> = {
     ...process.env,
@@ -69,7 +37,8 @@ export async function runGit(args: string[], opts: GitOptions & { cwd?: string }
     GCM_INTERACTIVE: "never",
     LC_ALL: "C",
   };
-  if (opts.caFile) env.GIT_SSL_CAINFO = await caBundleFor(opts.caFile);
+  // One bundle of the machine's roots plus the extra CA (GIT_SSL_CAINFO replaces git's trust).
+  if (opts.caFile) Object.assign(env, await trustFor({ caFiles: [opts.caFile] }).gitEnv());
   const bin = opts.gitBinary ?? "git";
   return await new Promise<GitResult>((done, fail) => {
     const child = spawn(bin, ["-c", "advice.detachedHead=false", ...args], {

@@ -3,13 +3,14 @@
  * verifies TLS with the machine's roots plus an optional CA file, streams to disk while hashing.
  */
 import { createHash } from "node:crypto";
-import { createWriteStream, readFileSync } from "node:fs";
+import { createWriteStream } from "node:fs";
 import { rename, rm } from "node:fs/promises";
 import { Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { rootCertificates } from "node:tls";
-import { Agent, type Dispatcher, interceptors, request } from "undici";
-import { ConfigError, IntegrityError, RemoteError } from "../../errors.js";
+import type { Dispatcher } from "undici";
+import { IntegrityError, RemoteError } from "../../errors.js";
+import { requestFollowing } from "../../net/follow.js";
+import { trustFor } from "../../net/trust.js";
 
 export interface HttpOptions {
   /** Extra trusted CA (PEM file), added to the machine's roots. */
@@ -21,36 +22,15 @@ export interface HttpOptions {
   signal?: AbortSignal;
 }
 
-const agents = new Map<string, Dispatcher>();
-
+/**
+ * TLS (one SecureContext per trust setting, keep-alive pools per origin) comes from the trust
+ * module; redirects follow net/follow.ts (no credentials to another origin, never https → http).
+ */
 function dispatcherFor(opts: HttpOptions): Dispatcher {
-  const key = `${opts.caFile ?? ""}|${opts.insecure ? 1 : 0}`;
-  let d = agents.get(key);
-  if (d) return d;
-  const connect: Record<string, unknown> = { minVersion: "TLSv1.2", rejectUnauthorized: !opts.insecure };
-  if (opts.caFile) {
-    let pem: string;
-    try {
-      pem = readFileSync(opts.caFile, "utf8");
-    } catch (err) {
-      throw new ConfigError(`cannot read CA file ${opts.caFile}: ${(err as Error).message}`, undefined, {
-        cause: err,
-      });
-    }
-    const extra = process.env.NODE_EXTRA_CA_CERTS;
-    const ca = [...rootCertificates, pem];
-    if (extra) {
-      try {
-        ca.push(readFileSync(extra, "utf8"));
-      } catch {
-        // Node itself ignores an unreadable NODE_EXTRA_CA_CERTS with a warning
-      }
-    }
-    connect.ca = ca;
-  }
-  d = new Agent({ connect }).compose(interceptors.redirect({ maxRedirections: 10 }));
-  agents.set(key, d);
-  return d;
+  return trustFor({
+    ...(opts.caFile ? { caFiles: [opts.caFile] } : {}),
+    ...(opts.insecure ? { insecure: true } : {}),
+  }).dispatcher();
 }
 
 function redact(url: string): string {
@@ -82,7 +62,11 @@ export async function httpGetJson(url: string, opts: HttpOptions = {}): Promise<
   const target = splitUserinfo(url, headers);
   let res: Dispatcher.ResponseData;
   try {
-    res = await request(target, { dispatcher: dispatcherFor(opts), headers, signal: opts.signal });
+    ({ res } = await requestFollowing(target, {
+      dispatcher: dispatcherFor(opts),
+      headers,
+      signal: opts.signal,
+    }));
   } catch (err) {
     throw new RemoteError(`GET ${redact(url)}: ${(err as Error).message}`, undefined, "REMOTE", {
       cause: err,
@@ -129,7 +113,11 @@ export async function download(
   const target = splitUserinfo(url, headers);
   let res: Dispatcher.ResponseData;
   try {
-    res = await request(target, { dispatcher: dispatcherFor(opts), headers, signal: opts.signal });
+    ({ res } = await requestFollowing(target, {
+      dispatcher: dispatcherFor(opts),
+      headers,
+      signal: opts.signal,
+    }));
   } catch (err) {
     throw new RemoteError(
       `profile URL ${redact(url)} could not be fetched: ${(err as Error).message}`,
