@@ -424,6 +424,10 @@ ${body}
   faster). The tables give the median over a case's runs and, in brackets, the range; peak RSS is the
   highest of the runs. Odd runs start with the peer, even runs with airgap, so neither always gets the
   warmer server.
+- On a shared machine the CPU time column matters as much as the wall time: when the load average is
+  far above the number of cores, the kernel shares CPU per thread, so a tool with many threads (skopeo,
+  the Go registry) gets a larger share than one with a single main thread (Node), and wall-time ratios
+  move against airgap while CPU seconds stay comparable.
 - Everything runs from the page cache (the machine has far more RAM than the data), so disk speed is
   not what is measured; network is loopback. \`sync\` runs before each measured command, so dirty pages
   one command left behind are not written back on the next one's time.
