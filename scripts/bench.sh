@@ -378,8 +378,27 @@ create_airgap() {
   rm -rf "$dir/bundle-warm"
 }
 
+# registry_limit CASE: every blob of the case fetched from the source registry with curl over the same
+# transport, 8 at a time, bodies discarded: how fast this registry serves on this machine, a ceiling
+# for any client (no client-side hashing or writing).
+registry_limit() {
+  local c=$1 dir=$WORK/$1 i list=$WORK/$1/blob-urls
+  if [ ! -f "$list" ]; then
+    : >"$list"
+    for ((i = 0; i < IMAGES; i++)); do
+      curl -sf --cacert "$PKI/ca.crt" -u "$BENCH_USER:$BENCH_PASSWORD" \
+        -H 'Accept: application/vnd.oci.image.manifest.v1+json' "$(scheme)://$SRC/v2/bench/img$i/manifests/v1" |
+        jq -r --arg u "$(scheme)://$SRC/v2/bench/img$i/blobs/" '(.config.digest, .layers[].digest) | $u + .' >>"$list"
+    done
+  fi
+  log "create ($c, run $RUN): the registry's own limit, every blob with curl, 8 at a time"
+  measure "x$c.create.curl" "" "$DATA_BYTES" bash -c \
+    'xargs -P 8 -n 1 curl -sf -o /dev/null --cacert "$1" -u "$2" <"$3"' _ "$PKI/ca.crt" "$BENCH_USER:$BENCH_PASSWORD" "$list" || true
+}
+
 section_create() {
   if peer_first; then create_peer "$1"; create_airgap "$1"; else create_airgap "$1"; create_peer "$1"; fi
+  registry_limit "$1"
 }
 
 # signed_bundle_for CASE: a signed bundle of the same content (warm cache, so cheap), once per case.

@@ -10,7 +10,7 @@
 //   {type:"data", case, transport, bytes, images, layers, blobs, mib, even}
 //   {type:"load", case, run, load}
 //   {type:"note", case, section, text}
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { parseArgs } from "node:util";
 
@@ -165,6 +165,22 @@ function caseTable(c) {
     "create.skopeo",
     CREATE_TARGET,
   );
+  const curl = get(c, "create.curl");
+  if (curl) {
+    rows.push([
+      "the source registry's own limit: every blob with `curl`, 8 in parallel, bodies discarded",
+      fmtS(curl),
+      "—",
+      fmtRate(curl, bytes),
+      "—",
+      "—",
+      fmtCpu(curl, undefined),
+      "—",
+      "—",
+      "reported (a ceiling for create)",
+      "—",
+    ]);
+  }
   const cold = get(c, "create.airgap.cold");
   const warm = get(c, "create.airgap.warm");
   if (warm) {
@@ -368,6 +384,8 @@ process.stdout.write(`${body}\n${verdicts}\n`);
 
 if (values.write) {
   const m = meta;
+  const analysisFile = new URL("./analysis.md", import.meta.url);
+  const analysis = existsSync(analysisFile) ? readFileSync(analysisFile, "utf8").trim() : "";
   const doc = `# Benchmarks
 
 \`npm run bench\` (\`scripts/bench.sh\`) measures airgap side by side with the tools a site already has,
@@ -390,7 +408,7 @@ included), so a ratio near a target can land on either side of it.
 ${verdicts}
 
 ${body}
-## How it is measured
+${analysis ? `## Where the time goes\n\n${analysis}\n\n` : ""}## How it is measured
 
 - Registries: CNCF distribution (\`docker-registry serve\`) on 127.0.0.1, started by the script with
   fresh storage: one source registry per case, and for each import run two new empty registries (one

@@ -193,11 +193,13 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
         inflightByRepo.set(key, m);
         return m;
       };
+      // A root the target holds stands for its whole item: those bytes need not move.
+      const itemBytes = new Map(inventory.items.map((i) => [i.digest, i.size]));
       const onEvent = (e: CopyEvent) => {
         if (e.type === "bytes") progress.bytes("push", e.bytes);
         else if (e.type === "skip") {
           stats.blobsSkipped++;
-          progress.skipped("push", e.desc.size);
+          progress.skipped("push", itemBytes.get(e.desc.digest) ?? e.desc.size);
         } else if (e.type === "done" && e.desc.mediaType.includes("manifest")) stats.manifestsPushed++;
       };
       const copies = [
@@ -219,6 +221,7 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
             inflight: inflightFor(to),
             onEvent,
             holdRoot: true,
+            presentRootIsComplete: true,
           }).catch((err: unknown) => {
             stop.abort(err);
             throw err;

@@ -35,6 +35,12 @@ export interface CopyGraphOptions {
    * anywhere leaves no root behind. Undefined when dst already holds the root.
    */
   holdRoot?: boolean;
+  /**
+   * A root dst already holds is taken as complete and its graph is not walked: a registry checks a
+   * manifest's children before it accepts the manifest, and with `holdRoot` a root is only pushed
+   * after its whole graph landed. Saves an existence check per blob on a re-run.
+   */
+  presentRootIsComplete?: boolean;
 }
 
 /** Content copied alongside the graph: cosign tags and referrers. */
@@ -118,6 +124,10 @@ export async function copyGraph(
 
   const copyManifest = async (desc: Descriptor, depth: number): Promise<void> => {
     const present = await limit(() => dst.exists(desc, signal));
+    if (present && depth === 0 && options.presentRootIsComplete) {
+      emit({ type: "skip", desc });
+      return;
+    }
     // Read from dst when it has the manifest: walking its children (for extras and to heal
     // interrupted copies) then costs no network on the source side.
     const bytes = await limit(async () =>
