@@ -115,8 +115,8 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
   const { progress, signal } = opts;
   const reader = await openBundle(opts.input);
   try {
-    if (!reader.seekable) return await streamingImport(reader, opts, started);
     progress.phase("verifying", 0);
+    if (!reader.seekable) return await streamingImport(reader, opts, started);
     const head = await readBundleHead(reader, opts);
     // What the head's check itself hashed: index.json and bundle.json (SHA256SUMS and signatures are
     // judged by readBundleHead).
