@@ -72,7 +72,7 @@ function loadKey(opts: VerifyOptions): KeyObject | undefined {
   return opts.publicKeyPem ? loadPublicKey(opts.publicKeyPem) : undefined;
 }
 
-interface SignatureVerdict {
+export interface SignatureVerdict {
   signature: VerifyReport["signature"];
   signed: boolean;
   problem?: VerifyProblem;
@@ -487,39 +487,55 @@ async function verifySequential(reader: BundleReader, opts: VerifyOptions): Prom
   return v.finish();
 }
 
-async function verifyParallel(reader: BundleReader, opts: VerifyOptions): Promise<VerifyReport> {
-  if (!isRangeReader(reader)) throw new Error("internal: parallel verification needs file ranges");
-  const started = performance.now();
-  const key = loadKey(opts);
-  const problems: VerifyProblem[] = [];
-  const warnings: string[] = [];
-  const report = (v: SignatureVerdict | undefined, files = 0, blobs = 0, bytes = 0): VerifyReport => {
-    const all = dedupe(problems);
-    return {
-      ok: all.length === 0,
-      signature: v?.signature ?? undecidedSignature(key, all),
-      signed: v?.signed ?? false,
-      files,
-      blobs,
-      bytes,
-      seconds: (performance.now() - started) / 1000,
-      problems: all,
-      warnings,
-    };
-  };
+/**
+ * What a seekable bundle's head establishes before any content is hashed: the listing, SHA256SUMS
+ * and its signature, files listed but absent and present but unlisted, and every blob's name
+ * against its SHA256SUMS entry (a blob's file name is its digest).
+ */
+export interface BundleHead {
+  started: number;
+  key: KeyObject | undefined;
+  problems: VerifyProblem[];
+  warnings: string[];
+  verdict?: SignatureVerdict;
+  /** path → size of every file in the bundle. */
+  present: Map<string, number>;
+  /** path → sha256 hex from SHA256SUMS. */
+  sums: Map<string, string>;
+  /** Files listed in SHA256SUMS and present, the signature files and SHA256SUMS excepted. */
+  toHash: { path: string; size: number; expected: string }[];
+  /** False when the head itself is unreadable: nothing else can be checked. */
+  complete: boolean;
+}
 
+export async function readBundleHead(
+  reader: BundleReader,
+  opts: Pick<VerifyOptions, "publicKeyPem" | "requireSignature">,
+): Promise<BundleHead> {
+  const head: BundleHead = {
+    started: performance.now(),
+    key: loadKey(opts),
+    problems: [],
+    warnings: [],
+    present: new Map(),
+    sums: new Map(),
+    toHash: [],
+    complete: false,
+  };
+  const { problems } = head;
   let listing: { path: string; size: number }[];
   try {
     listing = await reader.list();
   } catch (err) {
     if (!(err instanceof IntegrityError)) throw err;
     problems.push(problemOf(err, "bundle"));
-    return report(undefined);
+    return head;
   }
   const present = new Map(listing.map((e) => [e.path, e.size]));
+  head.present = present;
   if (!present.has(CHECKSUMS_FILE)) {
     problems.push({ code: "MISSING_FILE", item: CHECKSUMS_FILE, message: "the bundle has no SHA256SUMS" });
-    return report(undefined);
+    return head;
   }
   const sumsBytes = await reader.readSmall(CHECKSUMS_FILE, METADATA_MAX_BYTES);
   let sums: Map<string, string>;
@@ -528,15 +544,17 @@ async function verifyParallel(reader: BundleReader, opts: VerifyOptions): Promis
   } catch (err) {
     if (!(err instanceof IntegrityError)) throw err;
     problems.push(problemOf(err, CHECKSUMS_FILE));
-    return report(undefined);
+    return head;
   }
+  head.sums = sums;
   const sigs = new Map<string, Buffer>();
   for (const name of SIGNATURE_FILES) {
     if (present.has(name)) sigs.set(name, await reader.readSmall(name, SIG_MAX));
   }
-  const verdict = judgeSignature(sumsBytes, sigs, key);
+  const verdict = judgeSignature(sumsBytes, sigs, head.key);
+  head.verdict = verdict;
   if (verdict.problem) problems.push(verdict.problem);
-  if (verdict.warning) warnings.push(verdict.warning);
+  if (verdict.warning) head.warnings.push(verdict.warning);
 
   for (const path of sums.keys()) {
     if (!present.has(path)) {
@@ -547,7 +565,6 @@ async function verifyParallel(reader: BundleReader, opts: VerifyOptions): Promis
       });
     }
   }
-  const toHash: { path: string; size: number; expected: string }[] = [];
   for (const { path, size } of listing) {
     if (path === CHECKSUMS_FILE || SIGNATURE_FILES.includes(path)) continue;
     const expected = sums.get(path);
@@ -559,8 +576,37 @@ async function verifyParallel(reader: BundleReader, opts: VerifyOptions): Promis
       });
       continue;
     }
-    toHash.push({ path, size, expected });
+    head.toHash.push({ path, size, expected });
   }
+  head.complete = true;
+  return head;
+}
+
+/** A report of the head's findings plus what was hashed since. */
+export function headReport(
+  head: BundleHead,
+  counts: { files: number; blobs: number; bytes: number },
+  more: VerifyProblem[] = [],
+): VerifyReport {
+  const all = dedupe([...head.problems, ...more]);
+  return {
+    ok: all.length === 0,
+    signature: head.verdict?.signature ?? undecidedSignature(head.key, all),
+    signed: head.verdict?.signed ?? false,
+    ...counts,
+    seconds: (performance.now() - head.started) / 1000,
+    problems: all,
+    warnings: head.warnings,
+  };
+}
+
+async function verifyParallel(reader: BundleReader, opts: VerifyOptions): Promise<VerifyReport> {
+  if (!isRangeReader(reader)) throw new Error("internal: parallel verification needs file ranges");
+  const head = await readBundleHead(reader, opts);
+  const { problems, present, sums, toHash, verdict } = head;
+  const report = (_v: SignatureVerdict | undefined, files = 0, blobs = 0, bytes = 0): VerifyReport =>
+    headReport(head, { files, blobs, bytes });
+  if (!head.complete) return report(undefined);
 
   const totalBytes = toHash.reduce((a, f) => a + f.size, 0);
   let bytes = 0;

@@ -172,8 +172,10 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     assertUniqueNames(images.map((i) => i.resolved));
 
     // 2. Plan: sizes and what the cache already holds (manifests only are fetched).
+    // What the pull will really move: each uncached blob once, however many images share it.
+    const toPull = new Map<string, number>();
     const plan = await Promise.all(
-      images.map(({ resolved, store }) => planImage(resolved, store, cache, limit, signal)),
+      images.map(({ resolved, store }) => planImage(resolved, store, cache, limit, toPull, signal)),
     );
     for (const entry of config.profiles) plan.push(profilePlanItem(entry));
     plan.push(...charts.map(chartPlanItem));
@@ -203,7 +205,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     const inflight = new Map<string, Promise<void>>();
     progress.phase(
       "pulling",
-      plan.reduce((n, p) => n + p.size - p.cachedBytes, 0) /* shared blobs counted per image */,
+      [...toPull.values()].reduce((n, size) => n + size, 0),
     );
     const pulled = await Promise.all(
       images.map(async ({ resolved, store }) => {
@@ -213,7 +215,10 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
             stats.pulledBytes += e.bytes;
             progress.bytes(resolved.name, e.bytes);
           } else if (e.type === "done") stats.pulledBlobs++;
-          else if (e.type === "skip") stats.skippedBlobs++;
+          else if (e.type === "skip") {
+            stats.skippedBlobs++;
+            progress.skipped(resolved.name, e.desc.size);
+          }
         };
         const cosignTags = resolved.carry
           .map((c) => CARRY_TO_COSIGN[c])
@@ -395,6 +400,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
       ...(since ? { since } : {}),
     } satisfies Inventory);
     const files = bundleFiles(cache, carried, roots, inventory, opts.sign, await carriedTools());
+    progress.expect(files.reduce((n, f) => n + f.size, 0));
     let written = 0;
     const output = await writeBundle(files, opts.output, {
       signal,
@@ -610,6 +616,7 @@ async function planImage(
   store: RegistryStore,
   cache: OciLayoutStore,
   limit: ReturnType<typeof pLimit>,
+  toPull: Map<string, number>,
   signal?: AbortSignal,
 ): Promise<PlanItem> {
   // Walk the source's manifests (small) to size the graph; blobs are only HEADed in the cache.
@@ -621,7 +628,10 @@ async function planImage(
   let allCached = true;
   for (const d of graph) {
     if (await cache.hasBlob(d)) cachedBytes += d.size;
-    else allCached = false;
+    else {
+      allCached = false;
+      toPull.set(d.digest, d.size);
+    }
   }
   return {
     kind: "image",
