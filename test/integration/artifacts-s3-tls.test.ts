@@ -15,6 +15,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RemoteError } from "../../src/errors.js";
+import { openArtifactRepository } from "../../src/store/open-artifacts.js";
 import { type CliResult, runCli } from "../helpers/cli.js";
 import { needEnv } from "../helpers/env.js";
 import { closeFixtures, plainTarget } from "../helpers/fixtures.js";
@@ -230,5 +232,26 @@ describe("S3 over mutual TLS", () => {
     );
     expect(r.stderr).toContain("`cert:` and `key:`");
     expect(await keysUnder("mtls-none")).toEqual([]);
+  });
+
+  it("explains a refused HEAD too (no body to read), and passes with the client certificate", async () => {
+    // publishing files starts with HEAD (exists), whose 400 from the TLS proxy carries no page
+    const base = { endpoint: mtlsEndpoint, caFile: needEnv("AIRGAP_TEST_CA"), env: {} };
+    const without = await openArtifactRepository(`s3://${bucket}/head`, base);
+    const err = await without.exists("files/x", sha256("x"), 1).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RemoteError);
+    expect((err as RemoteError).code).toBe("TLS_CLIENT_CERT");
+    expect((err as Error).message).toContain(`HEAD s3://${bucket}/head/files/x`);
+    const withCert = await openArtifactRepository(`s3://${bucket}/head`, {
+      ...base,
+      hosts: [
+        {
+          host: hostOf(mtlsEndpoint),
+          cert: needEnv("AIRGAP_TEST_CLIENT_CERT"),
+          key: needEnv("AIRGAP_TEST_CLIENT_KEY"),
+        },
+      ],
+    });
+    expect(await withCert.exists("files/x", sha256("x"), 1)).toBe(false);
   });
 });
