@@ -9,10 +9,12 @@
  * This machine exports NODE_EXTRA_CA_CERTS, AWS_CA_BUNDLE and the like globally: every CLI run here
  * sets them all, so what a test proves is the product's own option, not the machine's trust.
  */
-import { createHash } from "node:crypto";
+import { execFileSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { Readable } from "node:stream";
 import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RemoteError } from "../../src/errors.js";
@@ -208,6 +210,28 @@ describe("S3 over TLS with a private CA", () => {
   });
 });
 
+describe("S3 over TLS through a proxy", () => {
+  it("streams a multipart upload through the TLS front; the object reads back whole", async () => {
+    const repo = await openArtifactRepository(`s3://${bucket}/big`, {
+      endpoint: tlsEndpoint,
+      caFile: needEnv("AIRGAP_TEST_CA"),
+      env: {},
+      multipartThreshold: 8 * 1024 * 1024,
+      partSize: 5 * 1024 * 1024,
+    });
+    const data = randomBytes(12 * 1024 * 1024 + 321);
+    // in slices, as a bundle streams
+    const slices = Array.from({ length: 13 }, (_, i) =>
+      data.subarray(i * 1024 * 1024, (i + 1) * 1024 * 1024),
+    );
+    await repo.put("blob.bin", Readable.from(slices), { sha256: sha256(data), size: data.length });
+    const obj = await raw.send(new GetObjectCommand({ Bucket: bucket, Key: "big/blob.bin" }));
+    expect(obj.ETag).toMatch(/-3"$/);
+    expect(sha256(Buffer.from(await obj.Body!.transformToByteArray()))).toBe(sha256(data));
+    expect(await repo.exists("blob.bin", sha256(data), data.length)).toBe(true);
+  });
+});
+
 describe("S3 over mutual TLS", () => {
   it("publishes with the client certificate from the import config's entry for the S3 host", async () => {
     const r = await importTo(mtlsEndpoint, "mtls", {
@@ -253,5 +277,50 @@ describe("S3 over mutual TLS", () => {
       ],
     });
     expect(await withCert.exists("files/x", sha256("x"), 1)).toBe(false);
+  });
+
+  it("a client certificate the endpoint does not accept is named as refused", async () => {
+    // signed by a CA of its own, not by the one the endpoint trusts
+    const dir = path.join(work, "stranger");
+    await mkdir(dir, { recursive: true });
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=stranger",
+        "-addext",
+        "extendedKeyUsage=clientAuth",
+        "-keyout",
+        path.join(dir, "client.key"),
+        "-out",
+        path.join(dir, "client.crt"),
+      ],
+      { stdio: "ignore" },
+    );
+    const r = await importTo(mtlsEndpoint, "mtls-stranger", {
+      config: [
+        `  - host: "${hostOf(mtlsEndpoint)}"`,
+        `    ca: "${needEnv("AIRGAP_TEST_CA")}"`,
+        `    cert: "${path.join(dir, "client.crt")}"`,
+        `    key: "${path.join(dir, "client.key")}"`,
+        "",
+      ].join("\n"),
+    });
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain(
+      `S3 endpoint ${mtlsEndpoint} requires a client certificate and refused the one given`,
+    );
+    expect(r.stderr).toContain(`client certificate ${path.join(dir, "client.crt")}`);
+    expect(await keysUnder("mtls-stranger")).toEqual([]);
   });
 });
