@@ -11,6 +11,7 @@
  *   (`x-amz-meta-sha256`), which is what `exists` compares, so unchanged content is never re-sent.
  */
 import { createHash, type Hash } from "node:crypto";
+import { accessSync, constants } from "node:fs";
 import { type Readable, Transform, type TransformCallback } from "node:stream";
 import {
   DeleteObjectCommand,
@@ -21,7 +22,7 @@ import {
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
-import { IntegrityError, RemoteError, UsageError } from "../errors.js";
+import { ConfigError, IntegrityError, RemoteError, UsageError } from "../errors.js";
 import { trustFor } from "../net/trust.js";
 import type { ArtifactRepository, ArtifactRepositoryOptions, PutOptions } from "./artifacts.js";
 import { joinKey } from "./artifacts.js";
@@ -191,7 +192,18 @@ export class S3ArtifactRepository implements ArtifactRepository {
     // certs.d folders, or AWS_CA_BUNDLE, the AWS tools' own variable (aws CLI, boto3) that SDK v3
     // ignores: users who reach their S3 with the aws CLI already have it set.
     const https = !endpoint || /^https:/i.test(endpoint);
-    const awsCaBundle = https ? env.AWS_CA_BUNDLE : undefined;
+    const awsCaBundle = https ? env.AWS_CA_BUNDLE || undefined : undefined;
+    if (awsCaBundle) {
+      try {
+        accessSync(awsCaBundle, constants.R_OK);
+      } catch (err) {
+        throw new ConfigError(
+          `AWS_CA_BUNDLE names ${awsCaBundle}, which cannot be read (${(err as Error).message}); fix or unset it`,
+          undefined,
+          { cause: err },
+        );
+      }
+    }
     const caFiles = [...(opts.caFile ? [opts.caFile] : []), ...(awsCaBundle ? [awsCaBundle] : [])];
     const trust = trustFor({
       ...(caFiles.length > 0 ? { caFiles } : {}),

@@ -17,7 +17,7 @@ import path from "node:path";
 import { Readable } from "node:stream";
 import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RemoteError } from "../../src/errors.js";
+import { ConfigError, RemoteError } from "../../src/errors.js";
 import { openArtifactRepository } from "../../src/store/open-artifacts.js";
 import { type CliResult, runCli } from "../helpers/cli.js";
 import { needEnv } from "../helpers/env.js";
@@ -207,6 +207,23 @@ describe("S3 over TLS with a private CA", () => {
     expect(r.stderr).toContain(`host: "${hostOf(tlsEndpoint)}"`);
     expect(r.stderr).toContain("AWS_CA_BUNDLE");
     expect(await keysUnder("no-ca")).toEqual([]);
+  });
+});
+
+describe("AWS_CA_BUNDLE", () => {
+  it("an unreadable one is a config error naming the variable (https endpoints only)", async () => {
+    const missing = path.join(work, "no-such-ca.pem");
+    const err = await openArtifactRepository(`s3://${bucket}/x`, {
+      endpoint: tlsEndpoint,
+      env: { AWS_CA_BUNDLE: missing },
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toContain(`AWS_CA_BUNDLE names ${missing}`);
+    // plain http needs no CA: the variable is not read
+    await openArtifactRepository(`s3://${bucket}/x`, {
+      endpoint: needEnv("AIRGAP_TEST_S3_ENDPOINT"),
+      env: { AWS_CA_BUNDLE: missing },
+    });
   });
 });
 
