@@ -89,6 +89,8 @@ export async function runImport(input: string, flags: ImportFlags): Promise<void
         ...(flags.s3Endpoint ? { endpoint: flags.s3Endpoint } : {}),
         ...(flags.s3PathStyle === false ? { forcePathStyle: false } : {}),
         ...(flags.caFile[0] ? { caFile: flags.caFile[0] } : {}),
+        // an entry for the S3 endpoint's host:port gives its CA and client certificate
+        ...(registries.length > 0 ? { hosts: registries } : {}),
       },
       progress,
       signal: ac.signal,
