@@ -131,6 +131,7 @@ export class ProgressMeter {
 export class StreamProgress implements Progress {
   private phaseName = "";
   private meter?: ProgressMeter;
+  private pendingHeader: string | undefined;
   private lastDraw = 0;
   private lastPlain = 0;
   private readonly tty: boolean;
@@ -149,7 +150,14 @@ export class StreamProgress implements Progress {
     this.phaseName = name;
     this.meter = new ProgressMeter(this.now, totalBytes);
     this.lastPlain = this.meter.started;
-    this.out.write(`${name}${totalBytes > 0 ? ` ${human(totalBytes)}` : ""}…\n`);
+    // Announced with its first activity: a command that fails before any work prints only its error.
+    this.pendingHeader = `${name}${totalBytes > 0 ? ` ${human(totalBytes)}` : ""}…\n`;
+  }
+
+  private announce(): void {
+    if (this.pendingHeader === undefined) return;
+    this.out.write(this.pendingHeader);
+    this.pendingHeader = undefined;
   }
 
   expect(totalBytes: number): void {
@@ -162,6 +170,7 @@ export class StreamProgress implements Progress {
 
   bytes(_item: string, n: number): void {
     if (!this.meter) return;
+    this.announce();
     this.meter.add(n);
     const now = this.now();
     if (this.tty && now - this.lastDraw > 100) {
@@ -197,8 +206,10 @@ export class StreamProgress implements Progress {
     const m = this.meter;
     this.meter = undefined;
     if (m && (m.moved > 0 || m.items > 0 || m.total > 0 || m.skippedBytes > 0)) {
+      this.announce();
       this.out.write(`  ${m.summary(this.phaseName)}\n`);
     }
+    this.pendingHeader = undefined;
   }
 
   private draw(): void {
@@ -211,6 +222,7 @@ export class StreamProgress implements Progress {
 
   private line(text: string): void {
     this.clear();
+    this.announce();
     this.out.write(`${text}\n`);
     if (this.tty) this.draw();
   }
