@@ -271,7 +271,7 @@ export class RegistryHost {
         this.send({
           ...o,
           headers: { ...o.headers, range: `bytes=${from}-` },
-          ok: (s) => s === 200 || s === 206,
+          ok: (s) => s === 200 || s === 206 || s === 416,
         }),
       retry: this.shared.retry,
       stats: this.shared.stats,

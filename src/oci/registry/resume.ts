@@ -19,7 +19,7 @@ export interface ResumeOptions {
   first: Readable;
   /** Declared size of the content: fewer bytes than this is a broken download. */
   size: number;
-  /** Ask again from byte `from` (with a Range header); 200 or 206 are the only answers it returns. */
+  /** Ask again from byte `from` (with a Range header); it returns only 200, 206 or 416 answers. */
   again: (from: number) => Promise<ResumeAnswer>;
   retry: RetryPolicy;
   stats: { retries: number; resumes: number; restarts: number };
@@ -100,7 +100,6 @@ export function resumingBody(o: ResumeOptions): Readable {
             { cause },
           );
         }
-        o.stats.retries++;
         await sleep(backoffDelay(failures - 1, o.retry), o.signal);
         let next: ResumeAnswer;
         try {
@@ -110,6 +109,13 @@ export function resumingBody(o: ResumeOptions): Readable {
             err.message = `${o.what}: resuming at byte ${received} of ${o.size} failed: ${err.message}${o.hint ? `; ${o.hint}` : ""}`;
           throw err;
         }
+        if (next.status === 416) {
+          // The server has no byte past what arrived: the content is shorter than its descriptor
+          // says, which the verifier downstream reports as a size mismatch.
+          next.body.destroy();
+          return;
+        }
+        o.stats.retries++;
         if (next.status === 206) {
           const range = headerOf(next.headers, "content-range");
           if (!continuesAt(range, received)) {
