@@ -102,10 +102,13 @@ export class FaultProxy {
       }
       const headers = { ...req.headers };
       if (o.range === false) delete headers.range;
-      const up = httpRequest({ host: upHost, port: upPort, method: req.method, path, headers }, (ur) =>
-        self.answer(req, ur, res, fault),
+      const up = httpRequest(
+        // a fresh upstream connection per request: no pooled socket outlives a fault or a client gone away
+        { host: upHost, port: upPort, method: req.method, path, headers, agent: false },
+        (ur) => self.answer(req, ur, res, fault),
       );
       up.on("error", () => res.destroy());
+      res.on("close", () => up.destroy());
       req.pipe(up);
     });
     server.on("connection", (s: Socket) => {

@@ -19,6 +19,7 @@ const env = { AIRGAP_REGISTRY_TIMEOUT_MS: "1500" };
 let work: string;
 let big: PushedImage;
 let small: PushedImage;
+let more: PushedImage;
 const proxies: FaultProxy[] = [];
 
 interface CreateJson {
@@ -39,16 +40,16 @@ registries:
 images:
   - ref: ${host}/${ns}/big:1
   - ref: ${host}/${ns}/small:1
+  - ref: ${host}/${ns}/more:1
 `,
   );
   return file;
 }
 
-async function create(host: string, name: string, cache = join(work, `cache-${name}`)) {
+async function create(host: string, name: string, cache = join(work, `cache-${name}`), json = true) {
   const out = join(work, name);
-  const r = await runCli(["bundle", "create", "-c", config(host), "-o", out, "--cache", cache, "--json"], {
-    env,
-  });
+  const args = ["bundle", "create", "-c", config(host), "-o", out, "--cache", cache];
+  const r = await runCli(json ? [...args, "--json"] : args, { env });
   return { r, out, cache };
 }
 
@@ -77,10 +78,12 @@ beforeAll(async () => {
     layerSizes: [3 * MiB, 2 * MiB, 4 * MiB, 2 * MiB, 3 * MiB, 2 * MiB],
   });
   small = await pushImage(plainTarget(), `${ns}/small`, "1", { layerSizes: [2 * MiB, 2 * MiB] });
+  more = await pushImage(plainTarget(), `${ns}/more`, "1", { layerSizes: [2 * MiB, 2 * MiB, 3 * MiB] });
   const { r, out } = await create(registry, "reference");
   expect(r.code, r.stderr).toBe(0);
   reference = contentOf(out);
-  for (const l of [...big.layers, ...small.layers]) expect(reference.blobs).toContain(l.digest.slice(7));
+  for (const l of [...big.layers, ...small.layers, ...more.layers])
+    expect(reference.blobs).toContain(l.digest.slice(7));
 }, 120_000);
 
 afterAll(async () => {
@@ -91,12 +94,18 @@ afterAll(async () => {
 describe("bundle create through faults", () => {
   it("completes through cut, short and stalled downloads, 503 and 429: same bundle, retries reported", async () => {
     const kinds = ["reset", "truncate", "wrong-length"] as const;
+    // Own counters, so each kind of fault lands whatever order the concurrent requests come in.
+    let fresh = 0; // blob GETs from byte 0
+    let other = 0; // requests not picked for a body fault
     const p = await proxy((r) => {
-      if (r.blobGet > 0 && !r.range && r.blobGet % 4 === 0)
-        return { kind: kinds[(r.blobGet / 4) % kinds.length] as (typeof kinds)[number], at: 0.5 };
-      if (r.blobGet === 2) return { kind: "stall", seconds: 4, at: 0.5 };
-      if (r.request % 7 === 3) return { kind: "status", status: 503 };
-      if (r.request % 11 === 6) return { kind: "status", status: 429, retryAfter: 1 };
+      if (r.blobGet > 0 && !r.range) {
+        fresh++;
+        if (fresh % 4 === 0) return { kind: kinds[(fresh / 4 - 1) % kinds.length] ?? "reset", at: 0.5 };
+        if (fresh === 2) return { kind: "stall", seconds: 4, at: 0.5 };
+      }
+      other++;
+      if (other % 6 === 2) return { kind: "status", status: 503 };
+      if (other % 6 === 5) return { kind: "status", status: 429, retryAfter: 1 };
       return undefined;
     });
     const { r, out } = await create(p.host, "through-faults");
@@ -105,14 +114,15 @@ describe("bundle create through faults", () => {
 
     // every kind of fault really happened, and was answered with a Range request, not a new download
     for (const k of ["reset", "truncate", "wrong-length", "stall", "status-503", "status-429"])
-      expect(p.counts.faults[k], `${k} in ${JSON.stringify(p.counts)}`).toBeGreaterThan(0);
+      expect(p.counts.faults[k] ?? 0, `${k} in ${JSON.stringify(p.counts)}`).toBeGreaterThan(0);
     const body = JSON.parse(r.stdout) as CreateJson;
     const cuts = ["reset", "truncate", "wrong-length", "stall"].reduce(
       (n, k) => n + (p.counts.faults[k] ?? 0),
       0,
     );
     expect(body.stats.resumes).toBe(cuts);
-    expect(p.counts.rangeRequests).toBe(cuts);
+    // (a Range request may itself meet a 503 and be sent again)
+    expect(p.counts.rangeRequests).toBeGreaterThanOrEqual(cuts);
     expect(body.stats.restarts).toBe(0);
     expect(body.stats.retries).toBe(p.injected);
   }, 120_000);
@@ -122,13 +132,16 @@ describe("bundle create through faults", () => {
       (r) => (r.blobGet > 0 && !r.range && r.blobGet % 3 === 0 ? { kind: "reset", at: 0.6 } : undefined),
       false,
     );
-    const { r, out } = await create(p.host, "no-range");
+    const { r, out } = await create(p.host, "no-range", undefined, false);
     expect(r.code, r.stderr).toBe(0);
     expect(contentOf(out)).toEqual(reference);
-    const body = JSON.parse(r.stdout) as CreateJson;
-    expect(p.counts.faults.reset).toBeGreaterThan(0);
-    expect(body.stats.restarts).toBe(p.counts.faults.reset);
-    expect(body.stats.resumes).toBe(0);
+    const restarts = p.counts.faults.reset ?? 0;
+    expect(restarts).toBeGreaterThan(0);
+    expect(p.counts.rangeRequests).toBe(restarts);
+    // the summary tells the user what the network cost
+    expect(r.stderr).toContain(
+      `(${restarts} ${restarts === 1 ? "retry" : "retries"}, ${restarts} restarted)`,
+    );
   }, 120_000);
 
   it("a download cut on every attempt: clear error naming the blob and its attempts, exit 1; a rerun without faults completes", async () => {
