@@ -92,9 +92,23 @@ export interface CreateResult {
   plan: PlanItem[];
   inventory?: Inventory;
   output?: { paths: string[]; bytes: number };
-  stats: { pulledBytes: number; pulledBlobs: number; skippedBlobs: number; seconds: number };
+  stats: {
+    pulledBytes: number;
+    pulledBlobs: number;
+    skippedBlobs: number;
+    seconds: number;
+    /** Registry requests and downloads tried again after a failure; resumes continued a broken blob by Range, restarts began it again. */
+    retries: number;
+    resumes: number;
+    restarts: number;
+  };
   /** Things the user should know that did not stop the bundle (e.g. files pinned by what was downloaded). */
   warnings: string[];
+}
+
+function retryStats(client: RegistryClient): Pick<CreateResult["stats"], "retries" | "resumes" | "restarts"> {
+  const { retries, resumes, restarts } = client.stats;
+  return { retries, resumes, restarts };
 }
 
 export function defaultCacheDir(): string {
@@ -184,7 +198,13 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     if (opts.dryRun) {
       return {
         plan,
-        stats: { pulledBytes: 0, pulledBlobs: 0, skippedBlobs: 0, seconds: (Date.now() - started) / 1000 },
+        stats: {
+          pulledBytes: 0,
+          pulledBlobs: 0,
+          skippedBlobs: 0,
+          seconds: (Date.now() - started) / 1000,
+          ...retryStats(client),
+        },
         warnings,
       };
     }
@@ -415,7 +435,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
       plan,
       inventory,
       output,
-      stats: { ...stats, seconds: (Date.now() - started) / 1000 },
+      stats: { ...stats, seconds: (Date.now() - started) / 1000, ...retryStats(client) },
       warnings,
     };
   } finally {
