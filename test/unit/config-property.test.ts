@@ -112,7 +112,9 @@ describe("config loaders (property)", () => {
         caught = err;
       }
       expect(caught).toBeInstanceOf(ConfigError);
-      expect((caught as Error).message).toMatch(/^airgap\.yaml:4:\d+: YAML: aliases expand to more than 1000/);
+      expect((caught as Error).message).toMatch(
+        /^airgap\.yaml:4:\d+: YAML: aliases expand to more than 1000/,
+      );
       expect(Date.now() - started).toBeLessThan(2000);
     }
   });

@@ -22,12 +22,14 @@ const label = fc
 const host = fc.oneof(
   fc.tuple(label, fc.array(label, { minLength: 1, maxLength: 3 })).map(([a, rest]) => [a, ...rest].join(".")),
   fc.constant("localhost"),
-  fc.tuple(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 })).map(([a, b]) => `10.0.${a}.${b}`),
+  fc
+    .tuple(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 }))
+    .map(([a, b]) => `10.0.${a}.${b}`),
   fc.constant("[::1]"),
 );
-const registry = fc.tuple(host, fc.option(fc.integer({ min: 1, max: 65535 }), { nil: undefined })).map(
-  ([h, port]) => (port === undefined ? h : `${h}:${port}`),
-);
+const registry = fc
+  .tuple(host, fc.option(fc.integer({ min: 1, max: 65535 }), { nil: undefined }))
+  .map(([h, port]) => (port === undefined ? h : `${h}:${port}`));
 const tagChar = fc.constantFrom(..."abcXYZ019_.-");
 const tag = fc
   .tuple(fc.constantFrom(..."aZ9_"), fc.array(tagChar, { maxLength: 20 }))

@@ -31,7 +31,11 @@ afterAll(() => {
 function tarOf(files: { path: string; body: Buffer }[]): Buffer {
   const parts: Buffer[] = [];
   for (const f of files) {
-    parts.push(encodeHeader(f.path, f.body.length, new Date(0), "File"), f.body, Buffer.alloc(padLength(f.body.length)));
+    parts.push(
+      encodeHeader(f.path, f.body.length, new Date(0), "File"),
+      f.body,
+      Buffer.alloc(padLength(f.body.length)),
+    );
   }
   parts.push(Buffer.alloc(1024));
   return Buffer.concat(parts);
@@ -63,7 +67,11 @@ type Mutation =
 const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ kind: fc.constant("flip" as const), at: fc.nat(), xor: fc.integer({ min: 1, max: 255 }) }),
   fc.record({ kind: fc.constant("cut" as const), at: fc.nat() }),
-  fc.record({ kind: fc.constant("splice" as const), at: fc.nat(), junk: fc.uint8Array({ minLength: 1, maxLength: 600 }) }),
+  fc.record({
+    kind: fc.constant("splice" as const),
+    at: fc.nat(),
+    junk: fc.uint8Array({ minLength: 1, maxLength: 600 }),
+  }),
   // a header field rewritten and the checksum fixed, so the damage gets past the checksum test
   fc.record({
     kind: fc.constant("field" as const),
@@ -149,21 +157,28 @@ function expectEntriesOrIntegrityError(r: string[] | Error): void {
 describe("tar reader (property)", () => {
   it("reads generated valid tars back exactly, from a file and from standard input (control)", async () => {
     await fc.assert(
-      fc.asyncProperty(fc.uniqueArray(bundleFile, { maxLength: 4, selector: (f) => f.path }), async (files) => {
-        const tar = tarOf(files);
-        const want = files.map((f) => f.path);
-        expect(await readAll(tar, "file")).toEqual(want);
-        expect(await readAll(tar, "stdin")).toEqual(want);
-      }),
+      fc.asyncProperty(
+        fc.uniqueArray(bundleFile, { maxLength: 4, selector: (f) => f.path }),
+        async (files) => {
+          const tar = tarOf(files);
+          const want = files.map((f) => f.path);
+          expect(await readAll(tar, "file")).toEqual(want);
+          expect(await readAll(tar, "stdin")).toEqual(want);
+        },
+      ),
       { numRuns: 50 },
     );
   });
 
   it("arbitrary bytes: entries or an IntegrityError", async () => {
     await fc.assert(
-      fc.asyncProperty(fc.uint8Array({ maxLength: 3000 }), fc.constantFrom("stdin", "file"), async (a, how) => {
-        expectEntriesOrIntegrityError(await readAll(Buffer.from(a), how as "stdin" | "file"));
-      }),
+      fc.asyncProperty(
+        fc.uint8Array({ maxLength: 3000 }),
+        fc.constantFrom("stdin", "file"),
+        async (a, how) => {
+          expectEntriesOrIntegrityError(await readAll(Buffer.from(a), how as "stdin" | "file"));
+        },
+      ),
       { numRuns: 300 },
     );
   });
