@@ -12,7 +12,6 @@
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import {
-  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -24,7 +23,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Header } from "tar";
-import { request } from "undici";
+import { type Dispatcher, request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { canonicalCompare } from "../../src/bundle/archive/paths.js";
 import { encodeHeader, padLength } from "../../src/bundle/archive/tar-format.js";
@@ -144,11 +143,15 @@ function materialize(name: string, h: Hostile): { form: Form; input: string; std
     const file = join(work, `${name}-${n++}.tar`);
     writeFileSync(file, tar);
     execFileSync("zstd", ["-q", "-f", file, "-o", `${file}.zst`]);
-    out.push({ form: "tar", input: file }, { form: "tar.zst", input: `${file}.zst` }, {
-      form: "stdin",
-      input: "-",
-      stdin: tar,
-    });
+    out.push(
+      { form: "tar", input: file },
+      { form: "tar.zst", input: `${file}.zst` },
+      {
+        form: "stdin",
+        input: "-",
+        stdin: tar,
+      },
+    );
   }
   return out;
 }
@@ -158,11 +161,11 @@ async function catalog(): Promise<string[]> {
   const out: string[] = [];
   let url: string | undefined = `http://${target.host}/v2/_catalog?n=1000`;
   while (url) {
-    const res = await request(url);
+    const res: Dispatcher.ResponseData = await request(url);
     const body = (await res.body.json()) as { repositories: string[] | null };
     out.push(...(body.repositories ?? []));
-    const link = res.headers.link;
-    const m = typeof link === "string" ? /<([^>]+)>/.exec(link) : null;
+    const link: string | string[] | undefined = res.headers.link;
+    const m: RegExpExecArray | null = typeof link === "string" ? /<([^>]+)>/.exec(link) : null;
     url = m ? new URL(m[1]!, `http://${target.host}`).toString() : undefined;
   }
   return out;
@@ -241,40 +244,83 @@ describe("hostile bundles are refused: exit 3, the item named, nothing pushed or
         { input: stdin, cwd, env: { ...env, HOME: cwd }, killAfterMs: HANG_MS },
       );
       expect(i.code, `import ${form}: ${i.stderr}`).toBe(0);
-      expect((await catalog()).filter((r) => r.startsWith(`${prefix}/`))).toEqual([`${prefix}/${ns}/app`]);
+      expect(await tagsUnder(prefix)).toEqual([`${prefix}/${ns}/app:1.0`]);
     }
   }, 180_000);
 
   describe("tar entries", () => {
     it.each([
-      ["a path with ..", { path: "../evil", type: "File", body: Buffer.from("x") }, /"\.\.\/evil" escapes the bundle root/],
-      ["a path with .. inside", { path: "blobs/../../evil", type: "File", body: Buffer.from("x") }, /"blobs\/\.\.\/\.\.\/evil" escapes/],
-      ["an absolute path", { path: "/tmp/evil", type: "File", body: Buffer.from("x") }, /absolute path "\/tmp\/evil"/],
-      ["a symbolic link", { path: "evil-link", type: "SymbolicLink", linkpath: "/etc/passwd" }, /"evil-link" is a SymbolicLink/],
+      [
+        "a path with ..",
+        { path: "../evil", type: "File", body: Buffer.from("x") },
+        /"\.\.\/evil" escapes the bundle root/,
+      ],
+      [
+        "a path with .. inside",
+        { path: "blobs/../../evil", type: "File", body: Buffer.from("x") },
+        /"blobs\/\.\.\/\.\.\/evil" escapes/,
+      ],
+      [
+        "an absolute path",
+        { path: "/tmp/evil", type: "File", body: Buffer.from("x") },
+        /absolute path "\/tmp\/evil"/,
+      ],
+      [
+        "a symbolic link",
+        { path: "evil-link", type: "SymbolicLink", linkpath: "/etc/passwd" },
+        /"evil-link" is a SymbolicLink/,
+      ],
       ["a hard link", { path: "evil-hard", type: "Link", linkpath: "bundle.json" }, /"evil-hard" is a Link/],
-      ["a character device", { path: "evil-dev", type: "CharacterDevice" }, /"evil-dev" is a CharacterDevice/],
+      [
+        "a character device",
+        { path: "evil-dev", type: "CharacterDevice" },
+        /"evil-dev" is a CharacterDevice/,
+      ],
       ["a block device", { path: "evil-blk", type: "BlockDevice" }, /"evil-blk" is a BlockDevice/],
       ["a fifo", { path: "evil-fifo", type: "FIFO" }, /"evil-fifo" is a FIFO/],
-      ["a name stored twice", { path: "bundle.json", type: "File", body: Buffer.from("{}") }, /"bundle\.json" appears twice/],
-      ["a huge declared size (1 TiB, 1 byte present)", { path: "huge.bin", type: "File", size: 2 ** 40, body: Buffer.from("x") }, /truncated: it ends inside huge\.bin|huge\.bin is larger than/],
-    ])("%s", async (name, entry, message) => {
-      const dir = fresh();
-      await expectRefused(name, { tar: tarOf(dir, [rawEntry(entry)]) }, message);
-    }, 240_000);
+      [
+        "a name stored twice",
+        { path: "bundle.json", type: "File", body: Buffer.from("{}") },
+        /"bundle\.json" appears twice/,
+      ],
+      [
+        "a huge declared size (1 TiB, 1 byte present)",
+        { path: "huge.bin", type: "File", size: 2 ** 40, body: Buffer.from("x") },
+        /truncated: it ends inside huge\.bin|huge\.bin is larger than/,
+      ],
+    ])(
+      "%s",
+      async (name, entry, message) => {
+        const dir = fresh();
+        await expectRefused(name, { tar: tarOf(dir, [rawEntry(entry)]) }, message);
+      },
+      240_000,
+    );
 
     it("a symbolic link, a fifo in a directory bundle", async () => {
       const withLink = fresh();
       symlinkSync("/etc/passwd", join(withLink, "blobs/sha256/evil-link"));
-      await expectRefused("directory symlink", { dir: withLink, dirOnly: true }, /blobs\/sha256\/evil-link in the bundle directory is a symbolic link/);
+      await expectRefused(
+        "directory symlink",
+        { dir: withLink, dirOnly: true },
+        /blobs\/sha256\/evil-link in the bundle directory is a symbolic link/,
+      );
       const withFifo = fresh();
       execFileSync("mkfifo", [join(withFifo, "evil-fifo")]);
-      await expectRefused("directory fifo", { dir: withFifo, dirOnly: true }, /evil-fifo in the bundle directory is not a regular file/);
+      await expectRefused(
+        "directory fifo",
+        { dir: withFifo, dirOnly: true },
+        /evil-fifo in the bundle directory is not a regular file/,
+      );
     }, 240_000);
   });
 
   describe("manifests", () => {
     /** Replaces the bundle's root manifest with `edit(manifest)`, pointing index.json at it. */
-    function withRoot(edit: (m: Record<string, unknown>) => unknown, mediaType?: string): { dir: string; hex: string } {
+    function withRoot(
+      edit: (m: Record<string, unknown>) => unknown,
+      mediaType?: string,
+    ): { dir: string; hex: string } {
       const dir = fresh();
       const index = readIndex(dir);
       const root = index.manifests[0]!;
@@ -283,7 +329,12 @@ describe("hostile bundles are refused: exit 3, the item named, nothing pushed or
       const bytes = Buffer.from(JSON.stringify(edit(m)));
       unlinkSync(join(dir, "blobs/sha256", old));
       const hex = writeBlob(dir, bytes);
-      index.manifests[0] = { ...root, digest: `sha256:${hex}`, size: bytes.length, ...(mediaType && { mediaType }) };
+      index.manifests[0] = {
+        ...root,
+        digest: `sha256:${hex}`,
+        size: bytes.length,
+        ...(mediaType && { mediaType }),
+      };
       writeFileSync(join(dir, "index.json"), JSON.stringify(index));
       reseal(dir);
       return { dir, hex };
@@ -294,7 +345,11 @@ describe("hostile bundles are refused: exit 3, the item named, nothing pushed or
         ...m,
         annotations: { ...(m.annotations as object), padding: "x".repeat(5 * MiB) },
       }));
-      await expectRefused("oversized manifest", { dir }, new RegExp(`blobs/sha256/${hex}.*(over the 4 MiB limit|larger than the 4194304-byte limit)`));
+      await expectRefused(
+        "oversized manifest",
+        { dir },
+        new RegExp(`blobs/sha256/${hex}.*(over the 4 MiB limit|larger than the 4194304-byte limit)`),
+      );
     }, 240_000);
 
     it("an index with 100k descriptors", async () => {
@@ -322,7 +377,11 @@ describe("hostile bundles are refused: exit 3, the item named, nothing pushed or
       }
       writeFileSync(join(dir, "index.json"), JSON.stringify(index));
       reseal(dir);
-      await expectRefused("index.json 100k", { dir }, /index\.json refers to sha256:[0-9a-f]{64}.*which is not in the bundle/);
+      await expectRefused(
+        "index.json 100k",
+        { dir },
+        /index\.json refers to sha256:[0-9a-f]{64}.*which is not in the bundle/,
+      );
     }, 240_000);
 
     it("an index that names itself", async () => {
@@ -332,7 +391,9 @@ describe("hostile bundles are refused: exit 3, the item named, nothing pushed or
       const body = JSON.stringify({
         schemaVersion: 2,
         mediaType: "application/vnd.oci.image.index.v1+json",
-        manifests: [{ mediaType: "application/vnd.oci.image.index.v1+json", digest: `sha256:${self}`, size: 300 }],
+        manifests: [
+          { mediaType: "application/vnd.oci.image.index.v1+json", digest: `sha256:${self}`, size: 300 },
+        ],
       });
       writeBlob(dir, body, self);
       index.manifests.push({
@@ -354,11 +415,17 @@ describe("hostile bundles are refused: exit 3, the item named, nothing pushed or
         JSON.stringify({
           schemaVersion: 2,
           mediaType: "application/vnd.oci.image.index.v1+json",
-          manifests: [{ mediaType: "application/vnd.oci.image.index.v1+json", digest: `sha256:${other}`, size: 300 }],
+          manifests: [
+            { mediaType: "application/vnd.oci.image.index.v1+json", digest: `sha256:${other}`, size: 300 },
+          ],
         });
       writeBlob(dir, naming(b), a);
       writeBlob(dir, naming(a), b);
-      index.manifests.push({ mediaType: "application/vnd.oci.image.index.v1+json", digest: `sha256:${a}`, size: 300 });
+      index.manifests.push({
+        mediaType: "application/vnd.oci.image.index.v1+json",
+        digest: `sha256:${a}`,
+        size: 300,
+      });
       writeFileSync(join(dir, "index.json"), JSON.stringify(index));
       reseal(dir);
       await expectRefused("two-cycle", { dir }, new RegExp(`blobs/sha256/(${a}|${b}): content has digest`));
@@ -372,6 +439,22 @@ describe("hostile bundles are refused: exit 3, the item named, nothing pushed or
       writeFileSync(file, JSON.stringify({ ...m, annotations: { swapped: "yes" } }));
       reseal(dir);
       await expectRefused("digest mismatch", { dir }, new RegExp(`blobs/sha256/${root}: content has digest`));
+    }, 240_000);
+
+    it("a descriptor whose size is not its blob's", async () => {
+      const dir = fresh();
+      const index = readIndex(dir);
+      const root = index.manifests[0]!;
+      index.manifests[0] = { ...root, size: root.size + 7 };
+      writeFileSync(join(dir, "index.json"), JSON.stringify(index));
+      reseal(dir);
+      await expectRefused(
+        "descriptor size",
+        { dir },
+        new RegExp(
+          `index\\.json says blobs/sha256/${root.digest.slice(7)} is ${root.size + 7} bytes, but it is ${root.size}`,
+        ),
+      );
     }, 240_000);
 
     it("a file that SHA256SUMS does not list", async () => {
