@@ -9,7 +9,7 @@ import { blobHexOf, canonicalCompare, compareBytes } from "./archive/paths.js";
 import { type BundleEntry, type BundleReader, isRangeReader, openBundle } from "./archive/reader.js";
 import { CHECKSUMS_FILE, parseChecksums, SIGNATURE_FILES } from "./checksums.js";
 import { loadPublicKey } from "./keys.js";
-import { METADATA_MAX_BYTES, overLimitMessage } from "./limits.js";
+import { describeLimit, METADATA_MAX_BYTES, overLimitMessage } from "./limits.js";
 import { verifyChecksumsSignature, verifySigstoreBundle } from "./signing.js";
 
 export interface VerifyProblem {
@@ -136,7 +136,17 @@ function judgeSignature(
  * its subject, it does not contain it). Undefined when the bytes are not a manifest or index.
  * Foreign layers that carry `urls` are not expected in the bundle.
  */
-function referencesOf(bytes: Buffer): { digest: string; mediaType: string }[] | undefined {
+/** A descriptor found in a manifest, an index or index.json. */
+interface Reference {
+  digest: string;
+  mediaType: string;
+  /** The size the descriptor declares, when it is a whole number. */
+  size?: number;
+  /** Listed under an index's `manifests`: the blob is itself a manifest or an index. */
+  manifest: boolean;
+}
+
+function referencesOf(bytes: Buffer): Reference[] | undefined {
   let i = 0;
   while (
     i < bytes.length &&
@@ -154,17 +164,23 @@ function referencesOf(bytes: Buffer): { digest: string; mediaType: string }[] | 
   const o = m as { schemaVersion?: unknown; manifests?: unknown; config?: unknown; layers?: unknown };
   if (o.schemaVersion !== 2) return undefined;
   const descs: unknown[] = [];
+  const manifest = Array.isArray(o.manifests);
   if (Array.isArray(o.manifests)) descs.push(...o.manifests);
   else if (typeof o.config === "object" && o.config !== null && Array.isArray(o.layers))
     descs.push(o.config, ...o.layers);
   else return undefined;
-  const out: { digest: string; mediaType: string }[] = [];
+  const out: Reference[] = [];
   for (const d of descs) {
     if (typeof d !== "object" || d === null) continue;
-    const x = d as { digest?: unknown; mediaType?: unknown; urls?: unknown };
+    const x = d as { digest?: unknown; mediaType?: unknown; urls?: unknown; size?: unknown };
     if (typeof x.digest !== "string") continue;
     if (Array.isArray(x.urls) && x.urls.length > 0) continue;
-    out.push({ digest: x.digest, mediaType: typeof x.mediaType === "string" ? x.mediaType : "" });
+    out.push({
+      digest: x.digest,
+      mediaType: typeof x.mediaType === "string" ? x.mediaType : "",
+      ...(Number.isSafeInteger(x.size) && { size: x.size as number }),
+      manifest,
+    });
   }
   return out;
 }
@@ -190,20 +206,46 @@ export function omittedBlobsOf(inventory: Buffer): Set<string> {
   }
 }
 
-function danglingProblems(
-  refs: { item: string; digests: { digest: string; mediaType: string }[] }[],
-  present: (hex: string) => boolean,
+/**
+ * What the bundle's descriptors say that its blobs contradict: a digest that is not in the bundle
+ * (and not left out on purpose), a declared size that differs from the blob's, and a manifest or
+ * index over the 4 MiB that registries accept (import would read it whole; a registry refuses it).
+ * `sizeOf` gives a blob's size, or undefined when the bundle leaves it out.
+ */
+function referenceProblems(
+  refs: { item: string; digests: Reference[] }[],
+  sizeOf: (hex: string) => number | undefined,
+  omitted: Set<string>,
 ): VerifyProblem[] {
   const out: VerifyProblem[] = [];
   for (const r of refs) {
     for (const d of r.digests) {
       const hex = /^sha256:([a-f0-9]{64})$/.exec(d.digest)?.[1];
-      if (hex && present(hex)) continue;
-      out.push({
-        code: "DANGLING_REFERENCE",
-        item: r.item,
-        message: `${r.item} refers to ${d.digest}${d.mediaType ? ` (${d.mediaType})` : ""}, which is not in the bundle`,
-      });
+      const size = hex === undefined ? undefined : sizeOf(hex);
+      if (hex !== undefined && size === undefined && omitted.has(hex)) continue;
+      if (hex === undefined || size === undefined) {
+        out.push({
+          code: "DANGLING_REFERENCE",
+          item: r.item,
+          message: `${r.item} refers to ${d.digest}${d.mediaType ? ` (${d.mediaType})` : ""}, which is not in the bundle`,
+        });
+        continue;
+      }
+      const blob = `blobs/sha256/${hex}`;
+      if (d.size !== undefined && d.size !== size) {
+        out.push({
+          code: "MALFORMED",
+          item: r.item,
+          message: `${r.item} says ${blob} is ${d.size} bytes, but it is ${size}`,
+        });
+      }
+      if (d.manifest && size > MANIFEST_MAX) {
+        out.push({
+          code: "MALFORMED",
+          item: blob,
+          message: `${blob} is a manifest of ${size} bytes (named in ${r.item}), over the ${describeLimit(MANIFEST_MAX)} limit registries accept; refusing to read it`,
+        });
+      }
     }
   }
   return out;
@@ -238,9 +280,9 @@ export class SequentialVerifier {
   private readonly problems: VerifyProblem[] = [];
   private readonly warnings: string[] = [];
   private readonly seen = new Set<string>();
-  private readonly blobHexes = new Set<string>();
   private omitted = new Set<string>();
-  private readonly refs: { item: string; digests: { digest: string; mediaType: string }[] }[] = [];
+  private readonly refs: { item: string; digests: Reference[] }[] = [];
+  private readonly blobSizes = new Map<string, number>();
   private files = 0;
   private blobs = 0;
   private bytes = 0;
@@ -375,7 +417,7 @@ export class SequentialVerifier {
         this.files++;
         if (blobHex) {
           this.blobs++;
-          this.blobHexes.add(blobHex);
+          this.blobSizes.set(blobHex, n);
         }
         let err: IntegrityError | undefined;
         if (expected === undefined) {
@@ -434,9 +476,7 @@ export class SequentialVerifier {
           });
         }
       }
-      problems.push(
-        ...danglingProblems(this.refs, (hex) => this.blobHexes.has(hex) || this.omitted.has(hex)),
-      );
+      problems.push(...referenceProblems(this.refs, (hex) => this.blobSizes.get(hex), this.omitted));
     }
     const all = dedupe(problems);
     return {
@@ -679,7 +719,7 @@ async function verifyParallel(reader: BundleReader, opts: VerifyOptions): Promis
   }
   opts.signal?.throwIfAborted();
 
-  const refs: { item: string; digests: { digest: string; mediaType: string }[] }[] = [];
+  const refs: { item: string; digests: Reference[] }[] = [];
   for (const path of manifestCandidates) {
     const b = await reader.readSmall(path, path === "index.json" ? METADATA_MAX_BYTES : MANIFEST_MAX);
     // Re-read after hashing: make sure what is parsed is what was checked.
@@ -700,7 +740,7 @@ async function verifyParallel(reader: BundleReader, opts: VerifyOptions): Promis
     if (createHash("sha256").update(inv).digest("hex") === sums.get("bundle.json"))
       omitted = omittedBlobsOf(inv);
   }
-  problems.push(...danglingProblems(refs, (hex) => present.has(`blobs/sha256/${hex}`) || omitted.has(hex)));
+  problems.push(...referenceProblems(refs, (hex) => present.get(`blobs/sha256/${hex}`), omitted));
 
   return report(verdict, files, blobs, bytes);
 }
