@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { AirgapError, exitCodeOf, UsageError } from "../errors.js";
+import { AirgapError, exitCodeOf, InterruptedError, UsageError } from "../errors.js";
+import { removeTempsNow } from "../temp-files.js";
 import { VERSION } from "../version.js";
 import { printError } from "./output.js";
 
@@ -239,6 +240,12 @@ export async function main(argv: string[]): Promise<number> {
     }
     const shown = withCliHint(err, argv.slice(2));
     printError(shown, argv.includes("--json"));
+    // An interrupted run ends now: connections kept alive for reuse must not hold the process open,
+    // and parallel work that has not yet seen the abort must not leave its temporary files.
+    if (shown instanceof InterruptedError) {
+      removeTempsNow();
+      process.exit(shown.exitCode);
+    }
     return exitCodeOf(shown);
   }
 }
