@@ -4,9 +4,19 @@
  * never holds a blob whose bytes differ from its name, and an interrupt stops quickly, cleans up and
  * says how to resume.
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../helpers/cli.js";
 import { closeFixtures, type PushedImage, plainTarget, pushImage, uniqueRepo } from "../helpers/fixtures.js";
@@ -116,7 +126,18 @@ describe("bundle create killed with SIGKILL, then run again", () => {
     expect(stop.stopped).toBe(true);
     const left = expectCacheSound(run.cache, "after the kill");
     expect(cachedBlobs(run.cache).filter((hex) => layers.has(hex)).length).toBeLessThan(layers.size);
-    await rerunAndCompare(run, left);
+    // a temp file that no writer touched for long is a killed run's: the next run removes it; a
+    // recent one may belong to a run still writing, and stays
+    const blobs = join(run.cache, "blobs", "sha256");
+    const stale = join(blobs, `${"0".repeat(64)}.partial-000000000000`);
+    const recent = join(blobs, `${"1".repeat(64)}.partial-000000000000`);
+    writeFileSync(stale, "left by a run killed long ago");
+    writeFileSync(recent, "being written");
+    const longAgo = new Date(Date.now() - 11 * 60 * 1000);
+    utimesSync(stale, longAgo, longAgo);
+    await rerunAndCompare(run, [...left, basename(recent)]);
+    expect(existsSync(stale)).toBe(false);
+    expect(existsSync(recent)).toBe(true);
   });
 
   it("while the tar is being written", async () => {
