@@ -26,13 +26,15 @@ const registry = plainTarget();
 const ns = uniqueRepo("crash-import");
 let work: string;
 let bundle: string;
+/** The same bundle as one tar file: import streams it in one pass. */
+let tarBundle: string;
 let images: { name: string; image: PushedImage }[];
 let baselineMs: number;
 
-const importArgs = (prefix: string, out: string) => [
+const importArgs = (prefix: string, out: string, input = bundle) => [
   "bundle",
   "import",
-  bundle,
+  input,
   "--registry",
   `${registry.host}/${prefix}`,
   "--plain-http",
@@ -57,8 +59,8 @@ async function expectImported(run: { prefix: string; dir: string }): Promise<voi
   expect(partialFiles(run.dir)).toEqual([]);
 }
 
-async function rerun(run: { prefix: string; dir: string; out: string }): Promise<void> {
-  const r = await runCli(importArgs(run.prefix, run.out));
+async function rerun(run: { prefix: string; dir: string; out: string }, input = bundle): Promise<void> {
+  const r = await runCli(importArgs(run.prefix, run.out, input));
   expect(r.code, r.stderr).toBe(0);
   await expectImported(run);
 }
@@ -68,6 +70,28 @@ async function landed(prefix: string): Promise<number> {
   const repo = `${prefix}/${ns}/big`;
   const found = await Promise.all(images[0]!.image.layers.map((l) => blobExists(registry, repo, l.digest)));
   return found.filter(Boolean).length;
+}
+
+/**
+ * A stop condition for runAndStop: at least `n` layers of the big image are in the target. The
+ * registry is asked in the background, one question at a time, so the 5 ms poll never waits on it.
+ */
+function landedAtLeast(run: { prefix: string }, n: number): () => boolean {
+  let count = 0;
+  let asking = false;
+  return () => {
+    if (!asking) {
+      asking = true;
+      void landed(run.prefix)
+        .then((c) => {
+          count = c;
+        })
+        .finally(() => {
+          asking = false;
+        });
+    }
+    return count >= n;
+  };
 }
 
 beforeAll(async () => {
@@ -89,6 +113,8 @@ beforeAll(async () => {
   ]);
   bundle = join(work, "bundle");
   await createBundle(config, bundle, { cache: join(work, "cache") });
+  tarBundle = join(work, "bundle.tar");
+  await createBundle(config, tarBundle, { cache: join(work, "cache") });
   rmSync(join(work, "cache"), { recursive: true, force: true });
   const base = fresh();
   const start = Date.now();
@@ -117,50 +143,36 @@ describe("bundle import killed with SIGKILL, then run again", () => {
 
   it("after some blobs were pushed: no tag points at half-imported content, and a rerun completes", async () => {
     const run = fresh();
-    let count = 0;
-    let checking = false;
-    const stop = await runAndStop(importArgs(run.prefix, run.out), "SIGKILL", () => {
-      if (!checking) {
-        checking = true;
-        void landed(run.prefix)
-          .then((n) => {
-            count = n;
-          })
-          .finally(() => {
-            checking = false;
-          });
-      }
-      return count >= 2;
-    });
+    const stop = await runAndStop(importArgs(run.prefix, run.out), "SIGKILL", landedAtLeast(run, 2));
     expect(stop.stopped).toBe(true);
     expect(await listTags(registry, `${run.prefix}/${ns}/big`)).toEqual([]);
     await rerun(run);
+  });
+
+  it("while streaming a tar bundle, after some blobs were pushed", async () => {
+    const run = fresh();
+    const stop = await runAndStop(
+      importArgs(run.prefix, run.out, tarBundle),
+      "SIGKILL",
+      landedAtLeast(run, 2),
+    );
+    expect(stop.stopped).toBe(true);
+    expect(await listTags(registry, `${run.prefix}/${ns}/big`)).toEqual([]);
+    await rerun(run, tarBundle);
   });
 });
 
 describe("bundle import stopped with SIGINT or SIGTERM", () => {
   it.each([
-    ["SIGINT", 130],
-    ["SIGTERM", 143],
+    ["SIGINT", 130, "folder"],
+    ["SIGTERM", 143, "folder"],
+    ["SIGTERM", 143, "tar"],
   ] as const)(
-    "%s while pushing: exits %s within 2 s with a resume hint, and resumes",
-    async (signal, code) => {
+    "%s while pushing: exits %s within 2 s with a resume hint, and resumes (%s bundle)",
+    async (signal, code, kind) => {
+      const input = kind === "tar" ? tarBundle : bundle;
       const run = fresh();
-      let count = 0;
-      let checking = false;
-      const stop = await runAndStop(importArgs(run.prefix, run.out), signal, () => {
-        if (!checking) {
-          checking = true;
-          void landed(run.prefix)
-            .then((n) => {
-              count = n;
-            })
-            .finally(() => {
-              checking = false;
-            });
-        }
-        return count >= 1;
-      });
+      const stop = await runAndStop(importArgs(run.prefix, run.out, input), signal, landedAtLeast(run, 1));
       expect(stop.stopped).toBe(true);
       expect(stop.result.code, stop.result.stderr).toBe(code);
       expect(stop.exitMs).toBeLessThan(2000);
@@ -168,7 +180,7 @@ describe("bundle import stopped with SIGINT or SIGTERM", () => {
         new RegExp(`^airgap: interrupted by ${signal}; rerun the same command to resume`),
       );
       expect(partialFiles(run.dir)).toEqual([]);
-      await rerun(run);
+      await rerun(run, input);
     },
   );
 });
