@@ -48,6 +48,9 @@ export function onInterrupt(resume: string, json: boolean): Interrupt {
     signal: ac.signal,
     reason: (err) => (ac.signal.aborted ? ac.signal.reason : err),
     dispose: () => {
+      // Once interrupted, the handlers stay until the process exits: a further signal while the
+      // error is reported must end it with the interruption's exit code, not by the signal itself.
+      if (ac.signal.aborted) return;
       process.off("SIGINT", onSignal);
       process.off("SIGTERM", onSignal);
     },

@@ -10,6 +10,7 @@ import {
   renderImagesJson,
   renderRegistriesConf,
 } from "../targets/render.js";
+import { trackTemp } from "../temp-files.js";
 import type { ImportResult } from "./import.js";
 import { type ClusterManifestsOptions, clusterManifests } from "./manifests.js";
 
@@ -129,9 +130,14 @@ export async function writeClusterConfig(
   for (const [path, text] of files) {
     const final = join(outDir, path);
     const temp = `${final}.partial-${randomBytes(4).toString("hex")}`;
-    await mkdir(dirname(final), { recursive: true });
-    await writeFile(temp, text);
-    await rename(temp, final);
+    const untrack = trackTemp(temp);
+    try {
+      await mkdir(dirname(final), { recursive: true });
+      await writeFile(temp, text);
+      await rename(temp, final);
+    } finally {
+      untrack();
+    }
   }
   return [...files.keys()].map((p) => join(outDir, p));
 }

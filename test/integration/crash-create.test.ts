@@ -180,6 +180,24 @@ describe("bundle create stopped with SIGINT or SIGTERM", () => {
     },
   );
 
+  it("a second SIGTERM 10 ms after the first (it ends the run at once): exit 143, no temp files, resumes", async () => {
+    const run = fresh();
+    const stop = await runAndStop(
+      createArgs(run.out, run.cache),
+      "SIGTERM",
+      () => cachedBlobs(run.cache).length >= 2,
+      {},
+      2,
+    );
+    expect(stop.stopped).toBe(true);
+    expect(stop.result.code, stop.result.stderr).toBe(143);
+    expect(stop.exitMs).toBeLessThan(2000);
+    expect(lastLine(stop.result.stderr)).toMatch(resumeHint);
+    expect(expectCacheSound(run.cache, "after the interrupt")).toEqual([]);
+    expect(partialFiles(run.dir)).toEqual([]);
+    await rerunAndCompare(run, []);
+  });
+
   it("SIGTERM while writing 1 MiB split parts: exits 143 within 2 s and removes every part", async () => {
     const run = fresh();
     const split = ["--split", "1M"];

@@ -19,14 +19,15 @@ export interface StoppedRun {
 }
 
 /**
- * Run the CLI and send `signal` as soon as `when(elapsedMs)` says so (polled every 5 ms). A run that
- * ends before that is reported with stopped: false.
+ * Run the CLI and send `signal` (`times` times, 10 ms apart) as soon as `when(elapsedMs)` says so (polled
+ * every 5 ms). A run that ends before that is reported with stopped: false.
  */
 export async function runAndStop(
   args: string[],
   signal: NodeJS.Signals,
   when: (elapsedMs: number) => boolean,
   env: NodeJS.ProcessEnv = {},
+  times = 1,
 ): Promise<StoppedRun> {
   let child: ChildProcess | undefined;
   const start = Date.now();
@@ -46,6 +47,10 @@ export async function runAndStop(
     if (when(Date.now() - start)) {
       sentAt = Date.now();
       child?.kill(signal);
+      for (let i = 1; i < times; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+        child?.kill(signal);
+      }
       break;
     }
     await new Promise((r) => setTimeout(r, 5));
