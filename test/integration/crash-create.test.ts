@@ -70,6 +70,16 @@ function expectCacheSound(cache: string, when: string): string[] {
 
 /** Rerun the same command; it must complete with the bundle of the clean run and leave no temp files. */
 async function rerunAndCompare(run: { dir: string; out: string; cache: string }, leftInCache: string[]) {
+  if (existsSync(run.out)) {
+    // the run got as far as renaming its finished bundle into place: that bundle is complete, and a
+    // rerun refuses to replace it without --force
+    expect(contentOf(run.out)).toEqual(expected);
+    const again = await runCli(createArgs(run.out, run.cache));
+    expect(again.code, again.stderr).toBe(2);
+    expect(lastLine(again.stderr)).toMatch(/already exists.*--force/);
+    expectCacheSound(run.cache, "after the run");
+    return;
+  }
   const r = await runCli(createArgs(run.out, run.cache));
   expect(r.code, r.stderr).toBe(0);
   expect(contentOf(run.out)).toEqual(expected);
