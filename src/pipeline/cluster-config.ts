@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, rename, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { removeLeftovers } from "../bundle/archive/writer.js";
 import { formatReference } from "../oci/reference.js";
 import { assertSafeSegment } from "../store/publish.js";
 import {
@@ -133,6 +134,8 @@ export async function writeClusterConfig(
     const untrack = trackTemp(temp);
     try {
       await mkdir(dirname(final), { recursive: true });
+      // temp files of an import killed while writing here
+      await removeLeftovers(final);
       await writeFile(temp, text);
       await rename(temp, final);
     } finally {

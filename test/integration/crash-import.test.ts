@@ -4,7 +4,7 @@
  * has the digest of a clean import; an interrupt stops quickly, says how to resume, and leaves no
  * temporary files.
  */
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -146,6 +146,9 @@ describe("bundle import killed with SIGKILL, then run again", () => {
     const stop = await runAndStop(importArgs(run.prefix, run.out), "SIGKILL", landedAtLeast(run, 2));
     expect(stop.stopped).toBe(true);
     expect(await listTags(registry, `${run.prefix}/${ns}/big`)).toEqual([]);
+    // what a kill while the cluster configuration is written leaves: the rerun removes it
+    mkdirSync(run.out, { recursive: true });
+    writeFileSync(join(run.out, "images.json.partial-0badc0de"), "[");
     await rerun(run);
   });
 

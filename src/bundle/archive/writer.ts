@@ -159,7 +159,7 @@ async function exists(path: string): Promise<boolean> {
  * exact names of this writer's temporary files are touched; two runs writing one output at the same
  * time would overwrite each other's result anyway.
  */
-async function removeLeftovers(output: string): Promise<void> {
+export async function removeLeftovers(output: string): Promise<void> {
   const name = basename(output);
   const dir = dirname(output);
   const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
