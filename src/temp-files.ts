@@ -15,7 +15,11 @@ export function trackTemp(path: string): () => void {
   };
 }
 
-/** Remove every temporary path still noted, synchronously: for the last moment before exit. */
+/**
+ * Remove every temporary path still noted, synchronously: for the last moments before exit. The paths
+ * stay noted: a file whose creation was already under way can appear after this, so callers run it
+ * again a little later.
+ */
 export function removeTempsNow(): void {
   for (const path of live) {
     try {
@@ -24,5 +28,4 @@ export function removeTempsNow(): void {
       // best effort: the process is exiting
     }
   }
-  live.clear();
 }

@@ -8,6 +8,29 @@ import { printError } from "./output.js";
  */
 export const STOP_GRACE_MS = 1500;
 
+/**
+ * Time for filesystem work already handed to the thread pool (a temp file being created) to land
+ * before the temp files are removed a second time and the process exits.
+ */
+const SETTLE_MS = 100;
+
+let exiting = false;
+
+/**
+ * End the process with `code` after removing the noted temporary files, twice: now, and once work
+ * already under way had SETTLE_MS to finish creating what it was creating.
+ */
+export function exitAfterCleanup(code: number): Promise<never> {
+  exiting = true;
+  removeTempsNow();
+  return new Promise<never>(() => {
+    setTimeout(() => {
+      removeTempsNow();
+      process.exit(code);
+    }, SETTLE_MS);
+  });
+}
+
 export interface Interrupt {
   signal: AbortSignal;
   /**
@@ -28,9 +51,9 @@ export function onInterrupt(resume: string, json: boolean): Interrupt {
   const ac = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const exitNow = (err: InterruptedError) => {
-    removeTempsNow();
+    if (exiting) return;
     printError(err, json);
-    process.exit(err.exitCode);
+    void exitAfterCleanup(err.exitCode);
   };
   const onSignal = (signal: "SIGINT" | "SIGTERM") => {
     if (ac.signal.aborted) {

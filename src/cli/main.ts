@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { AirgapError, exitCodeOf, InterruptedError, UsageError } from "../errors.js";
-import { removeTempsNow } from "../temp-files.js";
 import { VERSION } from "../version.js";
+import { exitAfterCleanup } from "./interrupt.js";
 import { printError } from "./output.js";
 
 /**
@@ -242,10 +242,7 @@ export async function main(argv: string[]): Promise<number> {
     printError(shown, argv.includes("--json"));
     // An interrupted run ends now: connections kept alive for reuse must not hold the process open,
     // and parallel work that has not yet seen the abort must not leave its temporary files.
-    if (shown instanceof InterruptedError) {
-      removeTempsNow();
-      process.exit(shown.exitCode);
-    }
+    if (shown instanceof InterruptedError) await exitAfterCleanup(shown.exitCode);
     return exitCodeOf(shown);
   }
 }
