@@ -10,39 +10,43 @@
 #   import   skopeo copy OCI layout -> empty registry (image by image)  vs  airgap bundle import into
 #            another empty registry, then both again into the now-populated registries (re-import)
 #
+# Cases (--cases, comma separated, each NAME or NAME:RUNS; default: all of them, in this order):
+#   tls-1g     1 GiB, 3 images x 4 layers, registries over TLS (private CA) with htpasswd auth
+#   tls-4g     4 GiB, the same shape: memory must stay flat as data grows
+#   tls-500    500 blobs (5 images x 98 small layers + config + manifest): per-item overhead
+#   tls-5000   5,000 blobs (5 images x 998 small layers + config + manifest): per-blob time must stay flat
+#   plain-1g   1 GiB over plain HTTP without auth (the loopback best case, for comparison)
+# TLS is the path users have: airgap gets the CA with --ca-file and credentials from REGISTRY_AUTH_FILE
+# (the machine's global CA variables are removed for it); skopeo gets --src-cert-dir/--dest-cert-dir
+# and --authfile.
+#
 # Options:
-#   --runs N        measure each step N times (default 3; medians and ranges are reported)
-#   --scale N       multiply the data by N (default 1)
-#   --mb N          total MiB of image data at scale 1 (default 990 = 3 images x 330 MiB; env BENCH_MB)
-#   --images N      number of images (default 3);  --layers N  layers per image (default 4)
-#   --no-double     skip the second pass at twice the data (the pass that checks memory stays flat)
+#   --cases LIST    which cases (see above), e.g. --cases tls-1g:3,tls-4g:1,plain-1g:1
+#   --runs N        runs per case when a case names none (default 3; medians and ranges are reported)
 #   --no-build      use dist/ as it is instead of running npm run build
-#   --no-docs       print the table only; do not rewrite docs/benchmarks.md
+#   --no-docs       print the tables only; do not rewrite docs/benchmarks.md
 #   --keep          keep the work folder (registries are still stopped)
 #   env BENCH_NODE_ARGS  extra node flags for the airgap runs only (profiling: "--cpu-prof --cpu-prof-dir=D")
 #
 # Everything runs on 127.0.0.1 with docker-registry instances this script starts on ports 27000-27999
-# (plain HTTP, fresh storage each, so "empty registry" is true) and stops on exit by recorded PID.
-# Image data is generated at run time: incompressible, deterministic (seeded) uncompressed layers.
-# A section whose airgap command is not implemented yet is skipped with a note.
+# (fresh storage each, so "empty registry" is true) and stops on exit by recorded PID. Image data is
+# generated at run time: incompressible, deterministic (seeded) uncompressed layers. The load average
+# is recorded with every run: the machine is shared, and the figures mean little without it.
 set -euo pipefail
 
 ARGS="$*"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 HERE=$ROOT/scripts/bench
+# shellcheck source=servers/certs.sh
+. "$ROOT/scripts/servers/certs.sh"
 # BENCH_NODE_ARGS: extra node flags for the airgap runs only (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
 read -r -a NODE_ARGS <<<"${BENCH_NODE_ARGS:-}"
-AIRGAP=(node "${NODE_ARGS[@]}" "$ROOT/dist/cli/main.js")
 
 SECTIONS=()
 RUNS=${BENCH_RUNS:-3}
 RUN=1
-SCALE=1
-MB=${BENCH_MB:-990}
-IMAGES=3
-LAYERS=4
-DOUBLE=1
+CASES_ARG="tls-1g,tls-4g,tls-500,tls-5000,plain-1g"
 BUILD=1
 DOCS=1
 KEEP=0
@@ -51,12 +55,8 @@ while [ $# -gt 0 ]; do
   case $1 in
     create | verify | import) SECTIONS+=("$1") ;;
     all) SECTIONS=(create verify import) ;;
+    --cases) CASES_ARG=$2; shift ;;
     --runs) RUNS=$2; shift ;;
-    --scale) SCALE=$2; shift ;;
-    --mb) MB=$2; shift ;;
-    --images) IMAGES=$2; shift ;;
-    --layers) LAYERS=$2; shift ;;
-    --no-double) DOUBLE=0 ;;
     --no-build) BUILD=0 ;;
     --no-docs) DOCS=0 ;;
     --keep) KEEP=1 ;;
@@ -66,17 +66,40 @@ while [ $# -gt 0 ]; do
   shift
 done
 [ ${#SECTIONS[@]} -gt 0 ] || SECTIONS=(create verify import)
-for n in "$RUNS" "$SCALE" "$MB" "$IMAGES" "$LAYERS"; do
-  [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "bench: '$n' is not a positive integer" >&2; exit 2; }
-done
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || { echo "bench: --runs '$RUNS' is not a positive integer" >&2; exit 2; }
 has_section() { local s; for s in "${SECTIONS[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
+
+# case_shape NAME: sets TRANSPORT MB IMAGES LAYERS EVEN for a case, or fails.
+case_shape() {
+  EVEN=0
+  case $1 in
+    tls-1g) TRANSPORT=tls MB=1024 IMAGES=3 LAYERS=4 ;;
+    tls-4g) TRANSPORT=tls MB=4096 IMAGES=3 LAYERS=4 ;;
+    tls-500) TRANSPORT=tls MB=8 IMAGES=5 LAYERS=98 EVEN=1 ;;
+    tls-5000) TRANSPORT=tls MB=80 IMAGES=5 LAYERS=998 EVEN=1 ;;
+    plain-1g) TRANSPORT=plain MB=1024 IMAGES=3 LAYERS=4 ;;
+    *) return 1 ;;
+  esac
+}
+CASES=()
+CASE_RUNS=()
+IFS=, read -r -a _cases <<<"$CASES_ARG"
+for c in "${_cases[@]}"; do
+  name=${c%%:*}
+  runs=$RUNS
+  [ "$name" = "$c" ] || runs=${c#*:}
+  case_shape "$name" || { echo "bench: unknown case '$name' (see --help)" >&2; exit 2; }
+  [[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "bench: runs '$runs' of case $name is not a positive integer" >&2; exit 2; }
+  CASES+=("$name")
+  CASE_RUNS+=("$runs")
+done
 
 T0=$(date +%s)
 log() { printf '[bench %4ss] %s\n' "$(($(date +%s) - T0))" "$*" >&2; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 
-for t in docker-registry skopeo curl jq python3 sha256sum /usr/bin/time node; do
-  command -v "$t" >/dev/null || die "missing $t (apt-get install docker-registry skopeo curl jq python3 time)"
+for t in docker-registry skopeo curl jq python3 sha256sum /usr/bin/time node openssl htpasswd; do
+  command -v "$t" >/dev/null || die "missing $t (apt-get install docker-registry skopeo curl jq python3 time openssl apache2-utils)"
 done
 
 LOAD_BEFORE=$(cut -d" " -f1-3 /proc/loadavg)
@@ -114,6 +137,22 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 : >"$REGISTRIES"
 
+# --- TLS and credentials, as a site has them ------------------------------------------------------
+# A private CA and a server certificate for 127.0.0.1 (scripts/servers/certs.sh), an htpasswd user,
+# and one auth file (docker config format) that lists every registry this run starts.
+PKI=$WORK/pki
+make_certs "$PKI"
+BENCH_USER=bench
+BENCH_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -dc A-Za-z0-9)
+htpasswd -Bbn "$BENCH_USER" "$BENCH_PASSWORD" >"$WORK/htpasswd" 2>/dev/null
+AUTHFILE=$WORK/auth.json
+echo '{"auths":{}}' >"$AUTHFILE"
+chmod 600 "$AUTHFILE"
+mkdir -p "$WORK/no-docker-config"
+# airgap: trust only the CA it is given (--ca-file), credentials only from the auth file.
+AIRGAP=(env -u NODE_EXTRA_CA_CERTS -u SSL_CERT_FILE -u SSL_CERT_DIR "REGISTRY_AUTH_FILE=$AUTHFILE"
+  "DOCKER_CONFIG=$WORK/no-docker-config" node "${NODE_ARGS[@]}" "$ROOT/dist/cli/main.js")
+
 free_port() {
   python3 - <<'PY'
 import random, socket
@@ -134,13 +173,17 @@ else:
 PY
 }
 
-# start_registry NAME: a docker-registry on a free port with empty storage; sets REG_ADDR.
+scheme() { if [ "$TRANSPORT" = tls ]; then echo https; else echo http; fi; }
+
+# start_registry NAME: a docker-registry on a free port with empty storage, over TLS with htpasswd
+# auth when TRANSPORT=tls; sets REG_ADDR.
 start_registry() {
   local name=$1 dir=$WORK/reg-$1 port
   rm -rf "$dir"
   mkdir -p "$dir/storage"
   port=$(free_port)
-  cat >"$dir/config.yml" <<EOF
+  {
+    cat <<EOF
 version: 0.1
 log:
   level: warn
@@ -158,32 +201,64 @@ http:
   addr: 127.0.0.1:$port
   secret: $(head -c 18 /dev/urandom | base64 | tr -dc A-Za-z0-9)
 EOF
+    if [ "$TRANSPORT" = tls ]; then
+      cat <<EOF
+  tls:
+    certificate: $PKI/server.crt
+    key: $PKI/server.key
+auth:
+  htpasswd:
+    realm: airgap-bench
+    path: $WORK/htpasswd
+EOF
+    fi
+  } >"$dir/config.yml"
   # setsid makes the registry its own process group, so stopping it cannot touch anything else.
   setsid docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 </dev/null &
   local pid=$!
   echo "$name $pid" >>"$REGISTRIES"
-  local i
+  local i code
   for i in $(seq 100); do
     kill -0 "$pid" 2>/dev/null || { cat "$dir/log" >&2; die "registry $name exited"; }
-    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$port/v2/" || true)" = 200 ] && {
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 --cacert "$PKI/ca.crt" \
+      -u "$BENCH_USER:$BENCH_PASSWORD" "$(scheme)://127.0.0.1:$port/v2/" || true)
+    if [ "$code" = 200 ]; then
       REG_ADDR=127.0.0.1:$port
+      if [ "$TRANSPORT" = tls ]; then
+        jq --arg h "$REG_ADDR" --arg a "$(printf '%s:%s' "$BENCH_USER" "$BENCH_PASSWORD" | base64 -w0)" \
+          '.auths[$h] = {auth: $a}' "$AUTHFILE" >"$AUTHFILE.tmp" && mv "$AUTHFILE.tmp" "$AUTHFILE"
+      fi
       return 0
-    }
+    fi
     sleep 0.1
   done
   die "registry $name did not answer on 127.0.0.1:$port"
+}
+
+# Per-transport options. skopeo: trust and credentials for the source / destination side. airgap:
+# --ca-file (credentials come from REGISTRY_AUTH_FILE), or plain HTTP for the plain case.
+skopeo_src() {
+  if [ "$TRANSPORT" = tls ]; then echo "--src-cert-dir $PKI/certs.d --authfile $AUTHFILE"; else echo "--src-tls-verify=false"; fi
+}
+skopeo_dst() {
+  if [ "$TRANSPORT" = tls ]; then echo "--dest-cert-dir $PKI/certs.d --authfile $AUTHFILE"; else echo "--dest-tls-verify=false"; fi
+}
+create_trust() { if [ "$TRANSPORT" = tls ]; then echo "--ca-file $PKI/ca.crt"; fi; }
+import_trust() { if [ "$TRANSPORT" = tls ]; then echo "--ca-file $PKI/ca.crt"; else echo "--plain-http"; fi; }
+registry_entry() { # HOST: a registries: entry of a bundle config
+  if [ "$TRANSPORT" = tls ]; then printf '  - host: "%s"\n' "$1"; else printf '  - host: "%s"\n    plainHTTP: true\n' "$1"; fi
 }
 
 # emit JSON-LINE: append one record to the results.
 emit() { printf '%s\n' "$1" >>"$RESULTS"; }
 
 # measure ID PART BYTES CMD...: run CMD under /usr/bin/time, record wall seconds and peak RSS.
-# Returns CMD's exit status; stdout/stderr go to $WORK/logs/ID.PART.{out,err}.
+# Returns CMD's exit status; stdout/stderr go to $WORK/logs/ID.PART.RUN.{out,err}.
 measure() {
   local id=$1 part=$2 bytes=$3
   shift 3
   mkdir -p "$WORK/logs"
-  local base=$WORK/logs/$id.$part rc=0
+  local base=$WORK/logs/$id.$part.$RUN rc=0
   # Start every measured command with no dirty pages pending, so one tool's writeback is not billed
   # to the next one (the page cache itself cannot be dropped here, and stays warm).
   sync
@@ -202,78 +277,71 @@ measure() {
   return $rc
 }
 
-note() { # SCALE_FACTOR SECTION TEXT
-  emit "$(jq -cn --arg s "$2" --arg t "$3" --argjson f "$1" '{type:"note",factor:$f,section:$s,text:$t}')"
-  log "note ($2): $3"
-}
-
-# implemented SUBCOMMAND ARGS...: false when this build of airgap does not have the command yet.
-implemented() {
-  local out
-  out=$("${AIRGAP[@]}" bundle "$@" 2>&1 || true)
-  if grep -qiE 'not available in this version|not implemented|ERR_MODULE_NOT_FOUND|Cannot find module|unknown command' <<<"$out"; then
-    PROBE_MESSAGE=$(grep -m1 -iE 'not available|not implemented|Cannot find module|unknown command' <<<"$out" | cut -c1-200)
-    return 1
-  fi
-  return 0
+note() { # CASE SECTION TEXT
+  emit "$(jq -cn --arg c "$1" --arg s "$2" --arg t "$3" '{type:"note",case:$c,section:$s,text:$t}')"
+  log "note ($1 $2): $3"
 }
 
 # --- build -------------------------------------------------------------------------------------
 BUILD_STATE="not rebuilt (--no-build)"
 if [ "$BUILD" = 1 ]; then
   log "npm run build"
-  if npm run build >"$WORK/build.log" 2>&1; then
-    BUILD_STATE="built"
-  else
-    # tsc still emits on type errors; a section whose command is missing is skipped below.
-    [ -f dist/cli/main.js ] || { cat "$WORK/build.log" >&2; die "build failed and dist/cli/main.js is missing"; }
-    BUILD_STATE="built with type errors ($(grep -c 'error TS' "$WORK/build.log" || true) tsc errors)"
-    log "warning: npm run build reported errors; using what it emitted"
-  fi
+  npm run build >"$WORK/build.log" 2>&1 || { cat "$WORK/build.log" >&2; die "npm run build failed"; }
+  BUILD_STATE="built"
 fi
 [ -f dist/cli/main.js ] || die "dist/cli/main.js missing: run npm run build"
 
 # --- data ---------------------------------------------------------------------------------------
-# prepare_source F: generate MB*F MiB of images, push them to a fresh source registry, write the
-# bundle config. Sets SRC, DATA_BYTES, NAMES (full references as airgap names them).
+# prepare_source CASE: generate the case's images, push them to a fresh source registry, write the
+# bundle config. Sets SRC, DATA_BYTES, BLOBS, NAMES (full references as airgap names them).
 prepare_source() {
-  local f=$1 dir=$WORK/s$1
+  local c=$1 dir=$WORK/$1 i
   mkdir -p "$dir"
-  start_registry "src$f"
+  start_registry "src-$c"
   SRC=$REG_ADDR
-  log "generating $((MB * f)) MiB: $IMAGES images x $LAYERS layers (uncompressed, random, seeded)"
-  node "$HERE/gen-images.mjs" --out "$dir/gen" --images "$IMAGES" --layers "$LAYERS" \
-    --total-mib $((MB * f)) --seed "cinc-airgap-bench-$f" >"$dir/gen.json"
+  local even=()
+  [ "$EVEN" = 1 ] && even=(--even)
+  log "generating $MB MiB: $IMAGES images x $LAYERS layers (uncompressed, random, seeded) ${even[*]}"
+  node "$HERE/gen-images.mjs" --out "$dir/gen" --images "$IMAGES" --layers "$LAYERS" "${even[@]}" \
+    --total-mib "$MB" --seed "cinc-airgap-bench-$c" >"$dir/gen.json"
   DATA_BYTES=$(jq .totalBytes "$dir/gen.json")
-  log "pushing to source registry $SRC with skopeo"
+  BLOBS=$((IMAGES * (LAYERS + 2)))
+  log "pushing to source registry $SRC ($TRANSPORT) with skopeo"
   NAMES=()
-  local i
   {
     echo "apiVersion: cinc-airgap/v1"
     echo "kind: Bundle"
     echo "metadata: { name: airgap-bench, version: 1.0.0 }"
     echo "registries:"
-    echo "  - host: \"$SRC\""
-    echo "    plainHTTP: true"
+    registry_entry "$SRC"
     echo "images:"
   } >"$dir/bundle.config.yaml"
+  # Setup, not measured: the images are pushed side by side.
+  local pids=()
   for ((i = 0; i < IMAGES; i++)); do
-    skopeo copy --quiet --all --preserve-digests --dest-tls-verify=false \
-      "oci:$dir/gen:img$i" "docker://$SRC/bench/img$i:v1" >/dev/null
+    # shellcheck disable=SC2046
+    skopeo copy --quiet --all --preserve-digests $(skopeo_dst) \
+      "oci:$dir/gen:img$i" "docker://$SRC/bench/img$i:v1" >"$dir/push-$i.log" 2>&1 &
+    pids+=($!)
     NAMES+=("$SRC/bench/img$i:v1")
     echo "  - ref: \"$SRC/bench/img$i:v1\"" >>"$dir/bundle.config.yaml"
   done
+  for i in "${!pids[@]}"; do
+    wait "${pids[$i]}" || { cat "$dir/push-$i.log" >&2; die "pushing img$i to the source registry failed"; }
+  done
   rm -rf "$dir/gen"
-  emit "$(jq -cn --argjson f "$f" --argjson b "$DATA_BYTES" --argjson i "$IMAGES" --argjson l "$LAYERS" \
-    '{type:"data",factor:$f,bytes:$b,images:$i,layers:$l}')"
+  emit "$(jq -cn --arg c "$c" --arg t "$TRANSPORT" --argjson b "$DATA_BYTES" --argjson i "$IMAGES" \
+    --argjson l "$LAYERS" --argjson n "$BLOBS" --argjson mb "$MB" --argjson even "$EVEN" \
+    '{type:"data",case:$c,transport:$t,bytes:$b,images:$i,layers:$l,blobs:$n,mib:$mb,even:($even==1)}')"
 }
 
-# bundle_for F: a bundle folder of the data at scale F (the cold create's output when create ran).
+# bundle_for CASE: a bundle folder of the case's data (the cold create's output when create ran).
 bundle_for() {
-  local f=$1 dir=$WORK/s$1
+  local c=$1 dir=$WORK/$1
   if [ ! -f "$dir/bundle/SHA256SUMS" ]; then
     log "making a bundle for this section (not measured)"
-    "${AIRGAP[@]}" bundle create -c "$dir/bundle.config.yaml" -o "$dir/bundle" --cache "$dir/cache" \
+    # shellcheck disable=SC2046
+    "${AIRGAP[@]}" bundle create -c "$dir/bundle.config.yaml" -o "$dir/bundle" --cache "$dir/cache" $(create_trust) \
       >"$dir/prep-create.log" 2>&1 || { cat "$dir/prep-create.log" >&2; return 1; }
   fi
   BUNDLE=$dir/bundle
@@ -285,70 +353,89 @@ bundle_for() {
 peer_first() { [ $((RUN % 2)) = 1 ]; }
 
 create_peer() {
-  local f=$1 dir=$WORK/s$1 i
-  log "create (scale $f, run $RUN): skopeo copy docker:// -> oci: image by image"
+  local c=$1 dir=$WORK/$1 i
+  log "create ($c, run $RUN): skopeo copy docker:// -> oci: image by image"
   rm -rf "$dir/skopeo-oci"
   for ((i = 0; i < IMAGES; i++)); do
-    measure "x$f.create.skopeo" "img$i" "$DATA_BYTES" skopeo copy --all --preserve-digests \
-      --src-tls-verify=false "docker://${NAMES[$i]}" "oci:$dir/skopeo-oci:${NAMES[$i]}" || true
+    # shellcheck disable=SC2046
+    measure "x$c.create.skopeo" "img$i" "$DATA_BYTES" skopeo copy --all --preserve-digests \
+      $(skopeo_src) "docker://${NAMES[$i]}" "oci:$dir/skopeo-oci:${NAMES[$i]}" || true
   done
   rm -rf "$dir/skopeo-oci"
 }
 
 create_airgap() {
-  local f=$1 dir=$WORK/s$1
-  log "create (scale $f, run $RUN): airgap bundle create, cold cache"
+  local c=$1 dir=$WORK/$1
+  log "create ($c, run $RUN): airgap bundle create, cold cache"
   rm -rf "$dir/cache" "$dir/bundle"
-  measure "x$f.create.airgap.cold" "" "$DATA_BYTES" "${AIRGAP[@]}" bundle create \
-    -c "$dir/bundle.config.yaml" -o "$dir/bundle" --cache "$dir/cache" || return 0
-  log "create (scale $f, run $RUN): airgap bundle create, warm cache, new output folder"
-  measure "x$f.create.airgap.warm" "" "$DATA_BYTES" "${AIRGAP[@]}" bundle create \
-    -c "$dir/bundle.config.yaml" -o "$dir/bundle-warm" --cache "$dir/cache" || true
+  # shellcheck disable=SC2046
+  measure "x$c.create.airgap.cold" "" "$DATA_BYTES" "${AIRGAP[@]}" bundle create \
+    -c "$dir/bundle.config.yaml" -o "$dir/bundle" --cache "$dir/cache" $(create_trust) || return 0
+  log "create ($c, run $RUN): airgap bundle create, warm cache, new output folder"
+  # shellcheck disable=SC2046
+  measure "x$c.create.airgap.warm" "" "$DATA_BYTES" "${AIRGAP[@]}" bundle create \
+    -c "$dir/bundle.config.yaml" -o "$dir/bundle-warm" --cache "$dir/cache" $(create_trust) || true
   rm -rf "$dir/bundle-warm"
+}
+
+# registry_limit CASE: every blob of the case fetched from the source registry with curl over the same
+# transport, 8 at a time, bodies discarded: how fast this registry serves on this machine, a ceiling
+# for any client (no client-side hashing or writing).
+registry_limit() {
+  local c=$1 dir=$WORK/$1 i list=$WORK/$1/blob-urls
+  if [ ! -f "$list" ]; then
+    : >"$list"
+    for ((i = 0; i < IMAGES; i++)); do
+      curl -sf --cacert "$PKI/ca.crt" -u "$BENCH_USER:$BENCH_PASSWORD" \
+        -H 'Accept: application/vnd.oci.image.manifest.v1+json' "$(scheme)://$SRC/v2/bench/img$i/manifests/v1" |
+        jq -r --arg u "$(scheme)://$SRC/v2/bench/img$i/blobs/" '(.config.digest, .layers[].digest) | $u + .' >>"$list"
+    done
+  fi
+  log "create ($c, run $RUN): the registry's own limit, every blob with curl, 8 at a time"
+  measure "x$c.create.curl" "" "$DATA_BYTES" bash -c \
+    'xargs -P 8 -n 1 curl -sf -o /dev/null --cacert "$1" -u "$2" <"$3"' _ "$PKI/ca.crt" "$BENCH_USER:$BENCH_PASSWORD" "$list" || true
 }
 
 section_create() {
   if peer_first; then create_peer "$1"; create_airgap "$1"; else create_airgap "$1"; create_peer "$1"; fi
+  registry_limit "$1"
 }
 
-# signed_bundle_for F: a signed bundle of the same content (warm cache, so cheap), once per scale.
+# signed_bundle_for CASE: a signed bundle of the same content (warm cache, so cheap), once per case.
 # Sets SIGNED (empty when a key or a signed bundle could not be made).
 signed_bundle_for() {
-  local f=$1 dir=$WORK/s$1
+  local c=$1 dir=$WORK/$1
   SIGNED=""
   if [ ! -f "$WORK/cosign.pub" ]; then
     (cd "$WORK" && COSIGN_PASSWORD=bench "${AIRGAP[@]}" key generate --output-prefix cosign) \
       >"$WORK/keygen.log" 2>&1 || true
   fi
   if [ ! -f "$dir/bundle-signed/SHA256SUMS" ]; then
+    # shellcheck disable=SC2046
     [ -f "$WORK/cosign.key" ] && COSIGN_PASSWORD=bench "${AIRGAP[@]}" bundle create \
       -c "$dir/bundle.config.yaml" -o "$dir/bundle-signed" --cache "$dir/cache" --key "$WORK/cosign.key" \
-      >"$dir/signed-create.log" 2>&1 || { rm -rf "$dir/bundle-signed"; return 0; }
+      $(create_trust) >"$dir/signed-create.log" 2>&1 || { rm -rf "$dir/bundle-signed"; return 0; }
   fi
   SIGNED=$dir/bundle-signed
 }
 
 section_verify() {
-  local f=$1 dir=$WORK/s$1
-  if ! implemented verify "$WORK/no-such-bundle"; then
-    [ "$RUN" = 1 ] && note "$f" verify "skipped: airgap bundle verify is not implemented in this build ($PROBE_MESSAGE)"
-    return 0
-  fi
-  bundle_for "$f" || { note "$f" verify "skipped: could not make a bundle"; return 0; }
-  signed_bundle_for "$f"
+  local c=$1
+  bundle_for "$c" || { note "$c" verify "skipped: could not make a bundle"; return 0; }
+  signed_bundle_for "$c"
   local target=${SIGNED:-$BUNDLE}
-  [ -n "$SIGNED" ] || [ "$RUN" != 1 ] || note "$f" verify "no signed bundle (key generate or create --key failed); --key runs skipped"
-  log "verify (scale $f, run $RUN): one unmeasured warm-up pass of each, then measured"
+  [ -n "$SIGNED" ] || [ "$RUN" != 1 ] || note "$c" verify "no signed bundle (key generate or create --key failed); --key runs skipped"
+  log "verify ($c, run $RUN): one unmeasured warm-up pass of each, then measured"
   (cd "$target" && sha256sum -c --quiet SHA256SUMS) >/dev/null 2>&1 || true
   "${AIRGAP[@]}" bundle verify "$target" >/dev/null 2>&1 || true
   verify_peer() {
-    measure "x$f.verify.sha256sum" "" "$DATA_BYTES" bash -c 'cd "$1" && sha256sum -c --quiet SHA256SUMS' _ "$target" || true
+    measure "x$c.verify.sha256sum" "" "$DATA_BYTES" bash -c 'cd "$1" && sha256sum -c --quiet SHA256SUMS' _ "$target" || true
   }
   verify_airgap() {
-    measure "x$f.verify.airgap" "" "$DATA_BYTES" "${AIRGAP[@]}" bundle verify "$target" || true
+    measure "x$c.verify.airgap" "" "$DATA_BYTES" "${AIRGAP[@]}" bundle verify "$target" || true
     if [ -n "$SIGNED" ]; then
       "${AIRGAP[@]}" bundle verify "$target" --key "$WORK/cosign.pub" >/dev/null 2>&1 || true
-      measure "x$f.verify.airgap.key" "" "$DATA_BYTES" "${AIRGAP[@]}" bundle verify "$target" \
+      measure "x$c.verify.airgap.key" "" "$DATA_BYTES" "${AIRGAP[@]}" bundle verify "$target" \
         --key "$WORK/cosign.pub" || true
     fi
   }
@@ -356,30 +443,26 @@ section_verify() {
 }
 
 section_import() {
-  local f=$1 dir=$WORK/s$1 i
-  if ! implemented import "$WORK/no-such-bundle" --registry 127.0.0.1:9/probe --plain-http --out "$WORK/probe-out"; then
-    [ "$RUN" = 1 ] && note "$f" import "skipped: airgap bundle import is not implemented in this build ($PROBE_MESSAGE)"
-    return 0
-  fi
-  bundle_for "$f" || { note "$f" import "skipped: could not make a bundle"; return 0; }
-  start_registry "dst-skopeo$f"
+  local c=$1 dir=$WORK/$1 i
+  bundle_for "$c" || { note "$c" import "skipped: could not make a bundle"; return 0; }
+  start_registry "dst-skopeo-$c"
   local dst_s=$REG_ADDR
-  start_registry "dst-airgap$f"
+  start_registry "dst-airgap-$c"
   local dst_a=$REG_ADDR
-  printf 'apiVersion: cinc-airgap/v1\nkind: Import\nregistries:\n  - host: "%s"\n    plainHTTP: true\n' \
-    "$dst_a" >"$dir/import.yaml"
   local pass id
   import_peer() {
-    log "import (scale $f, run $RUN, $pass): skopeo copy oci: -> docker:// image by image"
+    log "import ($c, run $RUN, $pass): skopeo copy oci: -> docker:// image by image"
     for ((i = 0; i < IMAGES; i++)); do
-      measure "x$f.$id.skopeo" "img$i" "$DATA_BYTES" skopeo copy --all --preserve-digests \
-        --dest-tls-verify=false "oci:$BUNDLE:${NAMES[$i]}" "docker://$dst_s/bench-import/bench/img$i:v1" || true
+      # shellcheck disable=SC2046
+      measure "x$c.$id.skopeo" "img$i" "$DATA_BYTES" skopeo copy --all --preserve-digests \
+        $(skopeo_dst) "oci:$BUNDLE:${NAMES[$i]}" "docker://$dst_s/bench-import/bench/img$i:v1" || true
     done
   }
   import_airgap() {
-    log "import (scale $f, run $RUN, $pass): airgap bundle import"
-    measure "x$f.$id.airgap" "" "$DATA_BYTES" "${AIRGAP[@]}" bundle import "$BUNDLE" \
-      --registry "$dst_a/bench-import" --config "$dir/import.yaml" --out "$dir/airgap-out" || true
+    log "import ($c, run $RUN, $pass): airgap bundle import"
+    # shellcheck disable=SC2046
+    measure "x$c.$id.airgap" "" "$DATA_BYTES" "${AIRGAP[@]}" bundle import "$BUNDLE" \
+      --registry "$dst_a/bench-import" $(import_trust) --out "$dir/airgap-out" || true
   }
   for pass in first again; do
     id=import
@@ -388,34 +471,41 @@ section_import() {
   done
   # The numbers only count if both registries now serve the same manifests.
   local bad=0 want got_s got_a
+  get_manifest() { # HOST IMAGE-NUMBER
+    curl -s --cacert "$PKI/ca.crt" -u "$BENCH_USER:$BENCH_PASSWORD" \
+      -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+      "$(scheme)://$1/v2/bench-import/bench/img$2/manifests/v1" | sha256sum | cut -d' ' -f1
+  }
   for ((i = 0; i < IMAGES; i++)); do
     want=$(jq -r ".images[$i].digest" "$dir/gen.json")
-    got_s=$(curl -s -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
-      "http://$dst_s/v2/bench-import/bench/img$i/manifests/v1" | sha256sum | cut -d' ' -f1)
-    got_a=$(curl -s -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
-      "http://$dst_a/v2/bench-import/bench/img$i/manifests/v1" | sha256sum | cut -d' ' -f1)
-    [ "sha256:$got_s" = "$want" ] || { bad=1; note "$f" import "run $RUN: the skopeo target lacks bench-import/bench/img$i:v1 = $want"; }
-    [ "sha256:$got_a" = "$want" ] || { bad=1; note "$f" import "run $RUN: the airgap target lacks bench-import/bench/img$i:v1 = $want"; }
+    got_s=$(get_manifest "$dst_s" "$i")
+    got_a=$(get_manifest "$dst_a" "$i")
+    [ "sha256:$got_s" = "$want" ] || { bad=1; note "$c" import "run $RUN: the skopeo target lacks bench-import/bench/img$i:v1 = $want"; }
+    [ "sha256:$got_a" = "$want" ] || { bad=1; note "$c" import "run $RUN: the airgap target lacks bench-import/bench/img$i:v1 = $want"; }
   done
-  [ $bad = 0 ] && log "import (scale $f, run $RUN): both targets serve every manifest with the source digest"
-  stop_registry "dst-skopeo$f"
-  stop_registry "dst-airgap$f"
+  [ $bad = 0 ] && log "import ($c, run $RUN): both targets serve every manifest with the source digest"
+  stop_registry "dst-skopeo-$c"
+  stop_registry "dst-airgap-$c"
 }
 
 # --- run ----------------------------------------------------------------------------------------
-FACTORS=("$SCALE")
-[ "$DOUBLE" = 1 ] && FACTORS+=($((SCALE * 2)))
-for f in "${FACTORS[@]}"; do
-  log "=== scale $f: $((MB * f)) MiB, $RUNS run(s) ==="
-  prepare_source "$f"
-  for ((RUN = 1; RUN <= RUNS; RUN++)); do
-    has_section create && section_create "$f"
-    has_section verify && section_verify "$f"
-    has_section import && section_import "$f"
+for k in "${!CASES[@]}"; do
+  c=${CASES[$k]}
+  runs=${CASE_RUNS[$k]}
+  case_shape "$c"
+  log "=== case $c: $MB MiB, $IMAGES images x $LAYERS layers, $TRANSPORT, $runs run(s) ==="
+  prepare_source "$c"
+  for ((RUN = 1; RUN <= runs; RUN++)); do
+    emit "$(jq -cn --arg c "$c" --argjson r "$RUN" --arg l "$(cut -d' ' -f1-3 /proc/loadavg)" \
+      '{type:"load",case:$c,run:$r,load:$l}')"
+    log "case $c, run $RUN: load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    has_section create && section_create "$c"
+    has_section verify && section_verify "$c"
+    has_section import && section_import "$c"
   done
-  # Free the disk before the larger pass.
-  stop_registry "src$f"
-  rm -rf "${WORK:?}/s$f/cache" "${WORK:?}/s$f/bundle" "${WORK:?}/s$f/bundle-signed"
+  # Free the disk before the next case.
+  stop_registry "src-$c"
+  rm -rf "${WORK:?}/$c"
 done
 
 META=$WORK/meta.json
@@ -437,10 +527,9 @@ jq -n \
   --arg load "$LOAD_BEFORE -> $(cut -d" " -f1-3 /proc/loadavg)" \
   --arg sections "${SECTIONS[*]}" \
   --arg cmd "npm run bench${ARGS:+ -- $ARGS}" \
-  --argjson runs "$RUNS" --argjson mb "$MB" --argjson scale "$SCALE" --argjson images "$IMAGES" --argjson layers "$LAYERS" \
   '{date:$date,nproc:$nproc,cpu:$cpu,mem:$mem,kernel:$kernel,os:$os,node:$node,skopeo:$skopeo,
     registry:$registry,coreutils:$coreutils,airgap:$airgap,commit:$commit,dirty:($dirty|tonumber),
-    build:$build,load:$load,sections:$sections,cmd:$cmd,runs:$runs,mb:$mb,scale:$scale,images:$images,layers:$layers}' >"$META"
+    build:$build,load:$load,sections:$sections,cmd:$cmd}' >"$META"
 
 if [ "$DOCS" = 1 ]; then
   node "$HERE/report.mjs" --results "$RESULTS" --meta "$META" --write "$ROOT/docs/benchmarks.md"

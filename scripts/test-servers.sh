@@ -8,7 +8,8 @@
 #
 # Servers: three CNCF distribution registries (plain HTTP; TLS + bcrypt htpasswd; TLS requiring a
 # client certificate), Ceph RADOS Gateway (S3), and one nginx serving git smart HTTP (with fcgiwrap
-# and git http-backend), static files, and an HTTP raw repository (WebDAV PUT under Basic auth);
+# and git http-backend), static files, an HTTP raw repository (WebDAV PUT under Basic auth), and
+# two HTTPS fronts of RGW (S3 over TLS with the test CA; the same requiring a client certificate);
 # two tinyproxy HTTP proxies (one requiring Basic proxy auth, one refusing every CONNECT).
 # State, logs and throwaway certificates live in .test-state/ (git-ignored), fresh on every start.
 set -euo pipefail
@@ -66,9 +67,9 @@ start_all() {
   mkdir -p "$STATE/logs"
   : >"$STATE/pids"
 
-  local ports p_plain p_tls p_mtls p_mon p_rgw p_git p_http p_dav p_proxy p_refuse
-  ports=$(pick_ports 10)
-  read -r p_plain p_tls p_mtls p_mon p_rgw p_git p_http p_dav p_proxy p_refuse <<<"$ports"
+  local ports p_plain p_tls p_mtls p_mon p_rgw p_git p_http p_dav p_proxy p_refuse p_s3tls p_s3mtls
+  ports=$(pick_ports 12)
+  read -r p_plain p_tls p_mtls p_mon p_rgw p_git p_http p_dav p_proxy p_refuse p_s3tls p_s3mtls <<<"$ports"
 
   local reg_user=airgap reg_pass dav_user=uploader dav_pass s3_ak s3_sk proxy_user=proxyuser proxy_pass
   reg_pass=$(random_secret 20)
@@ -93,7 +94,7 @@ start_all() {
   pid_tls=$SPAWNED_PID
   start_registry registry-mtls "$p_mtls" mtls
   pid_mtls=$SPAWNED_PID
-  start_nginx "$p_git" "$p_http" "$p_dav" "$STATE/dav.htpasswd"
+  start_nginx "$p_git" "$p_http" "$p_dav" "$STATE/dav.htpasswd" "$p_s3tls" "$p_s3mtls" "$p_rgw"
   local pid_proxy pid_refuse
   start_tinyproxy proxy-auth "$p_proxy" auth "$proxy_user" "$proxy_pass"
   pid_proxy=$SPAWNED_PID
@@ -109,6 +110,7 @@ start_all() {
 
   if wait "$ceph_job"; then
     log "ceph radosgw answers and accepts buckets"
+    if wait_s3_tls "$p_s3tls" "$p_s3mtls"; then log "S3 over TLS and mTLS (nginx) answer"; else failed=1; fi
   else
     cat "$STATE/logs/ceph-start.out" >&2
     failed=1
@@ -132,6 +134,8 @@ AIRGAP_TEST_CA_BUNDLE=$c/bundle.crt
 AIRGAP_TEST_CLIENT_CERT=$c/client.crt
 AIRGAP_TEST_CLIENT_KEY=$c/client.key
 AIRGAP_TEST_S3_ENDPOINT=http://127.0.0.1:$p_rgw
+AIRGAP_TEST_S3_TLS_ENDPOINT=https://127.0.0.1:$p_s3tls
+AIRGAP_TEST_S3_MTLS_ENDPOINT=https://127.0.0.1:$p_s3mtls
 AWS_ACCESS_KEY_ID=$s3_ak
 AWS_SECRET_ACCESS_KEY=$s3_sk
 AWS_REGION=us-east-1

@@ -4,7 +4,10 @@
 // AES-256-CTR keystream keyed by (seed, image, layer), so the same arguments always produce the same
 // digests, and generation runs at memory speed instead of /dev/urandom or gzip speed.
 //
-//   node scripts/bench/gen-images.mjs --out DIR [--images 3] [--total-mib 990] [--layers 4] [--seed bench]
+//   node scripts/bench/gen-images.mjs --out DIR [--images 3] [--total-mib 990] [--layers 4] [--even] [--seed bench]
+//
+// --even gives every layer the same size (many small layers: per-item overhead); without it sizes
+// are uneven within an image (a big base layer and smaller ones).
 //
 // Prints one JSON object on stdout: { images: [{ name, digest, bytes }], totalBytes }.
 // Each image is tagged in index.json with org.opencontainers.image.ref.name = "img<K>", so
@@ -20,6 +23,7 @@ const { values } = parseArgs({
     images: { type: "string", default: "3" },
     "total-mib": { type: "string", default: "990" },
     layers: { type: "string", default: "4" },
+    even: { type: "boolean", default: false },
     seed: { type: "string", default: "cinc-airgap-bench" },
   },
 });
@@ -40,7 +44,7 @@ mkdirSync(blobDir, { recursive: true });
 writeFileSync(join(out, "oci-layout"), '{"imageLayoutVersion":"1.0.0"}');
 
 // Uneven layer sizes, as real images have (a big base, smaller application layers).
-const weights = Array.from({ length: nLayers }, (_, i) => 2 ** (nLayers - i));
+const weights = Array.from({ length: nLayers }, (_, i) => (values.even ? 1 : 2 ** Math.min(nLayers - i, 30)));
 const weightSum = weights.reduce((a, b) => a + b, 0);
 const perImage = Math.floor((totalMiB * MiB) / nImages);
 

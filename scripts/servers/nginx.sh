@@ -1,11 +1,14 @@
 # shellcheck shell=bash
-# One nginx (Debian nginx-light) with three sites:
-#   git    read-only smart HTTP for the bare repos in GIT_ROOT (fcgiwrap + git http-backend)
-#   static plain files from HTTP_ROOT (Range, HEAD, ETag come with nginx)
-#   dav    an HTTP raw repository: GET/HEAD/PUT/DELETE under Basic auth (ngx_http_dav_module)
-# start_nginx GIT_PORT HTTP_PORT DAV_PORT DAV_HTPASSWD
+# One nginx (Debian nginx-light) with five sites:
+#   git      read-only smart HTTP for the bare repos in GIT_ROOT (fcgiwrap + git http-backend)
+#   static   plain files from HTTP_ROOT (Range, HEAD, ETag come with nginx)
+#   dav      an HTTP raw repository: GET/HEAD/PUT/DELETE under Basic auth (ngx_http_dav_module)
+#   s3-tls   HTTPS with the test CA's server certificate in front of Ceph RGW (S3 over TLS, private CA)
+#   s3-mtls  the same, but the TLS handshake asks for a client certificate signed by the test CA
+# start_nginx GIT_PORT HTTP_PORT DAV_PORT DAV_HTPASSWD S3_TLS_PORT S3_MTLS_PORT RGW_PORT
 start_nginx() {
-  local git_port=$1 http_port=$2 dav_port=$3 dav_htpasswd=$4
+  local git_port=$1 http_port=$2 dav_port=$3 dav_htpasswd=$4 s3_tls_port=$5 s3_mtls_port=$6 rgw_port=$7
+  local certs=$STATE/certs
   local dir=$STATE/nginx
   mkdir -p "$dir/tmp" "$STATE/git-root" "$STATE/http-root" "$STATE/dav-root"
   nginx -V 2>&1 | grep -q -- --with-http_dav_module ||
@@ -76,7 +79,37 @@ http {
       autoindex on;
     }
   }
+
+  # S3 behind a TLS-terminating proxy, as sites put RGW or MinIO behind nginx. SigV4 signs the Host
+  # header, so RGW must see exactly what the client sent (host:port of this listener); uploads and
+  # downloads stream through unbuffered, of any size.
+  upstream rgw { server 127.0.0.1:$rgw_port; keepalive 8; }
+  server {
+    listen 127.0.0.1:$s3_tls_port ssl;
+    ssl_certificate $certs/server.crt;
+    ssl_certificate_key $certs/server.key;
+    include $dir/s3-proxy.conf;
+  }
+  server {
+    listen 127.0.0.1:$s3_mtls_port ssl;
+    ssl_certificate $certs/server.crt;
+    ssl_certificate_key $certs/server.key;
+    ssl_client_certificate $certs/ca.crt;
+    ssl_verify_client on;
+    include $dir/s3-proxy.conf;
+  }
 }
+CONF
+  cat >"$dir/s3-proxy.conf" <<CONF
+ssl_protocols TLSv1.2 TLSv1.3;
+client_max_body_size 0;
+proxy_request_buffering off;
+proxy_buffering off;
+proxy_http_version 1.1;
+proxy_set_header Connection "";
+proxy_set_header Host \$http_host;
+proxy_set_header X-Forwarded-Proto https;
+location / { proxy_pass http://rgw; }
 CONF
   nginx -t -q -c "$dir/nginx.conf" -p "$dir" >>"$STATE/logs/nginx-error.log" 2>&1 ||
     { tail -5 "$STATE/logs/nginx-error.log" >&2; die "nginx rejected its config"; }
@@ -90,4 +123,15 @@ wait_nginx() { # GIT_PORT HTTP_PORT DAV_PORT
     wait_http "http://127.0.0.1:$2/" 10 "200" "$NGINX_PIDS" &&
     wait_http "http://127.0.0.1:$3/" 10 "401" "$NGINX_PIDS" ||
     { tail -20 "$STATE/logs/nginx-error.log" "$STATE/logs/fcgiwrap.log" >&2; return 1; }
+}
+
+# wait_s3_tls S3_TLS_PORT S3_MTLS_PORT: both TLS fronts reach RGW (an anonymous GET / answers from RGW
+# itself). The mTLS one is probed with the client certificate, and must refuse a client without one.
+wait_s3_tls() {
+  local c=$STATE/certs
+  wait_http "https://127.0.0.1:$1/" 20 "200 403" "$NGINX_PIDS" -- --cacert "$c/ca.crt" &&
+    wait_http "https://127.0.0.1:$2/" 20 "200 403" "$NGINX_PIDS" -- --cacert "$c/ca.crt" \
+      --cert "$c/client.crt" --key "$c/client.key" &&
+    wait_http "https://127.0.0.1:$2/" 5 "400" "$NGINX_PIDS" -- --cacert "$c/ca.crt" ||
+    { tail -20 "$STATE/logs/nginx-error.log" >&2; return 1; }
 }

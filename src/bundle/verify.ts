@@ -9,7 +9,7 @@ import { blobHexOf, canonicalCompare, compareBytes } from "./archive/paths.js";
 import { type BundleEntry, type BundleReader, isRangeReader, openBundle } from "./archive/reader.js";
 import { CHECKSUMS_FILE, parseChecksums, SIGNATURE_FILES } from "./checksums.js";
 import { loadPublicKey } from "./keys.js";
-import { METADATA_MAX_BYTES, overLimitMessage } from "./limits.js";
+import { describeLimit, METADATA_MAX_BYTES, overLimitMessage } from "./limits.js";
 import { verifyChecksumsSignature, verifySigstoreBundle } from "./signing.js";
 
 export interface VerifyProblem {
@@ -72,7 +72,7 @@ function loadKey(opts: VerifyOptions): KeyObject | undefined {
   return opts.publicKeyPem ? loadPublicKey(opts.publicKeyPem) : undefined;
 }
 
-interface SignatureVerdict {
+export interface SignatureVerdict {
   signature: VerifyReport["signature"];
   signed: boolean;
   problem?: VerifyProblem;
@@ -136,7 +136,17 @@ function judgeSignature(
  * its subject, it does not contain it). Undefined when the bytes are not a manifest or index.
  * Foreign layers that carry `urls` are not expected in the bundle.
  */
-function referencesOf(bytes: Buffer): { digest: string; mediaType: string }[] | undefined {
+/** A descriptor found in a manifest, an index or index.json. */
+interface Reference {
+  digest: string;
+  mediaType: string;
+  /** The size the descriptor declares, when it is a whole number. */
+  size?: number;
+  /** Listed under an index's `manifests`: the blob is itself a manifest or an index. */
+  manifest: boolean;
+}
+
+function referencesOf(bytes: Buffer): Reference[] | undefined {
   let i = 0;
   while (
     i < bytes.length &&
@@ -154,17 +164,23 @@ function referencesOf(bytes: Buffer): { digest: string; mediaType: string }[] | 
   const o = m as { schemaVersion?: unknown; manifests?: unknown; config?: unknown; layers?: unknown };
   if (o.schemaVersion !== 2) return undefined;
   const descs: unknown[] = [];
+  const manifest = Array.isArray(o.manifests);
   if (Array.isArray(o.manifests)) descs.push(...o.manifests);
   else if (typeof o.config === "object" && o.config !== null && Array.isArray(o.layers))
     descs.push(o.config, ...o.layers);
   else return undefined;
-  const out: { digest: string; mediaType: string }[] = [];
+  const out: Reference[] = [];
   for (const d of descs) {
     if (typeof d !== "object" || d === null) continue;
-    const x = d as { digest?: unknown; mediaType?: unknown; urls?: unknown };
+    const x = d as { digest?: unknown; mediaType?: unknown; urls?: unknown; size?: unknown };
     if (typeof x.digest !== "string") continue;
     if (Array.isArray(x.urls) && x.urls.length > 0) continue;
-    out.push({ digest: x.digest, mediaType: typeof x.mediaType === "string" ? x.mediaType : "" });
+    out.push({
+      digest: x.digest,
+      mediaType: typeof x.mediaType === "string" ? x.mediaType : "",
+      ...(Number.isSafeInteger(x.size) && { size: x.size as number }),
+      manifest,
+    });
   }
   return out;
 }
@@ -190,20 +206,46 @@ export function omittedBlobsOf(inventory: Buffer): Set<string> {
   }
 }
 
-function danglingProblems(
-  refs: { item: string; digests: { digest: string; mediaType: string }[] }[],
-  present: (hex: string) => boolean,
+/**
+ * What the bundle's descriptors say that its blobs contradict: a digest that is not in the bundle
+ * (and not left out on purpose), a declared size that differs from the blob's, and a manifest or
+ * index over the 4 MiB that registries accept (import would read it whole; a registry refuses it).
+ * `sizeOf` gives a blob's size, or undefined when the bundle leaves it out.
+ */
+function referenceProblems(
+  refs: { item: string; digests: Reference[] }[],
+  sizeOf: (hex: string) => number | undefined,
+  omitted: Set<string>,
 ): VerifyProblem[] {
   const out: VerifyProblem[] = [];
   for (const r of refs) {
     for (const d of r.digests) {
       const hex = /^sha256:([a-f0-9]{64})$/.exec(d.digest)?.[1];
-      if (hex && present(hex)) continue;
-      out.push({
-        code: "DANGLING_REFERENCE",
-        item: r.item,
-        message: `${r.item} refers to ${d.digest}${d.mediaType ? ` (${d.mediaType})` : ""}, which is not in the bundle`,
-      });
+      const size = hex === undefined ? undefined : sizeOf(hex);
+      if (hex !== undefined && size === undefined && omitted.has(hex)) continue;
+      if (hex === undefined || size === undefined) {
+        out.push({
+          code: "DANGLING_REFERENCE",
+          item: r.item,
+          message: `${r.item} refers to ${d.digest}${d.mediaType ? ` (${d.mediaType})` : ""}, which is not in the bundle`,
+        });
+        continue;
+      }
+      const blob = `blobs/sha256/${hex}`;
+      if (d.size !== undefined && d.size !== size) {
+        out.push({
+          code: "MALFORMED",
+          item: r.item,
+          message: `${r.item} says ${blob} is ${d.size} bytes, but it is ${size}`,
+        });
+      }
+      if (d.manifest && size > MANIFEST_MAX) {
+        out.push({
+          code: "MALFORMED",
+          item: blob,
+          message: `${blob} is a manifest of ${size} bytes (named in ${r.item}), over the ${describeLimit(MANIFEST_MAX)} limit registries accept; refusing to read it`,
+        });
+      }
     }
   }
   return out;
@@ -238,9 +280,9 @@ export class SequentialVerifier {
   private readonly problems: VerifyProblem[] = [];
   private readonly warnings: string[] = [];
   private readonly seen = new Set<string>();
-  private readonly blobHexes = new Set<string>();
   private omitted = new Set<string>();
-  private readonly refs: { item: string; digests: { digest: string; mediaType: string }[] }[] = [];
+  private readonly refs: { item: string; digests: Reference[] }[] = [];
+  private readonly blobSizes = new Map<string, number>();
   private files = 0;
   private blobs = 0;
   private bytes = 0;
@@ -375,7 +417,7 @@ export class SequentialVerifier {
         this.files++;
         if (blobHex) {
           this.blobs++;
-          this.blobHexes.add(blobHex);
+          this.blobSizes.set(blobHex, n);
         }
         let err: IntegrityError | undefined;
         if (expected === undefined) {
@@ -434,9 +476,7 @@ export class SequentialVerifier {
           });
         }
       }
-      problems.push(
-        ...danglingProblems(this.refs, (hex) => this.blobHexes.has(hex) || this.omitted.has(hex)),
-      );
+      problems.push(...referenceProblems(this.refs, (hex) => this.blobSizes.get(hex), this.omitted));
     }
     const all = dedupe(problems);
     return {
@@ -487,39 +527,55 @@ async function verifySequential(reader: BundleReader, opts: VerifyOptions): Prom
   return v.finish();
 }
 
-async function verifyParallel(reader: BundleReader, opts: VerifyOptions): Promise<VerifyReport> {
-  if (!isRangeReader(reader)) throw new Error("internal: parallel verification needs file ranges");
-  const started = performance.now();
-  const key = loadKey(opts);
-  const problems: VerifyProblem[] = [];
-  const warnings: string[] = [];
-  const report = (v: SignatureVerdict | undefined, files = 0, blobs = 0, bytes = 0): VerifyReport => {
-    const all = dedupe(problems);
-    return {
-      ok: all.length === 0,
-      signature: v?.signature ?? undecidedSignature(key, all),
-      signed: v?.signed ?? false,
-      files,
-      blobs,
-      bytes,
-      seconds: (performance.now() - started) / 1000,
-      problems: all,
-      warnings,
-    };
-  };
+/**
+ * What a seekable bundle's head establishes before any content is hashed: the listing, SHA256SUMS
+ * and its signature, files listed but absent and present but unlisted, and every blob's name
+ * against its SHA256SUMS entry (a blob's file name is its digest).
+ */
+export interface BundleHead {
+  started: number;
+  key: KeyObject | undefined;
+  problems: VerifyProblem[];
+  warnings: string[];
+  verdict?: SignatureVerdict;
+  /** path → size of every file in the bundle. */
+  present: Map<string, number>;
+  /** path → sha256 hex from SHA256SUMS. */
+  sums: Map<string, string>;
+  /** Files listed in SHA256SUMS and present, the signature files and SHA256SUMS excepted. */
+  toHash: { path: string; size: number; expected: string }[];
+  /** False when the head itself is unreadable: nothing else can be checked. */
+  complete: boolean;
+}
 
+export async function readBundleHead(
+  reader: BundleReader,
+  opts: Pick<VerifyOptions, "publicKeyPem" | "requireSignature">,
+): Promise<BundleHead> {
+  const head: BundleHead = {
+    started: performance.now(),
+    key: loadKey(opts),
+    problems: [],
+    warnings: [],
+    present: new Map(),
+    sums: new Map(),
+    toHash: [],
+    complete: false,
+  };
+  const { problems } = head;
   let listing: { path: string; size: number }[];
   try {
     listing = await reader.list();
   } catch (err) {
     if (!(err instanceof IntegrityError)) throw err;
     problems.push(problemOf(err, "bundle"));
-    return report(undefined);
+    return head;
   }
   const present = new Map(listing.map((e) => [e.path, e.size]));
+  head.present = present;
   if (!present.has(CHECKSUMS_FILE)) {
     problems.push({ code: "MISSING_FILE", item: CHECKSUMS_FILE, message: "the bundle has no SHA256SUMS" });
-    return report(undefined);
+    return head;
   }
   const sumsBytes = await reader.readSmall(CHECKSUMS_FILE, METADATA_MAX_BYTES);
   let sums: Map<string, string>;
@@ -528,15 +584,17 @@ async function verifyParallel(reader: BundleReader, opts: VerifyOptions): Promis
   } catch (err) {
     if (!(err instanceof IntegrityError)) throw err;
     problems.push(problemOf(err, CHECKSUMS_FILE));
-    return report(undefined);
+    return head;
   }
+  head.sums = sums;
   const sigs = new Map<string, Buffer>();
   for (const name of SIGNATURE_FILES) {
     if (present.has(name)) sigs.set(name, await reader.readSmall(name, SIG_MAX));
   }
-  const verdict = judgeSignature(sumsBytes, sigs, key);
+  const verdict = judgeSignature(sumsBytes, sigs, head.key);
+  head.verdict = verdict;
   if (verdict.problem) problems.push(verdict.problem);
-  if (verdict.warning) warnings.push(verdict.warning);
+  if (verdict.warning) head.warnings.push(verdict.warning);
 
   for (const path of sums.keys()) {
     if (!present.has(path)) {
@@ -547,7 +605,6 @@ async function verifyParallel(reader: BundleReader, opts: VerifyOptions): Promis
       });
     }
   }
-  const toHash: { path: string; size: number; expected: string }[] = [];
   for (const { path, size } of listing) {
     if (path === CHECKSUMS_FILE || SIGNATURE_FILES.includes(path)) continue;
     const expected = sums.get(path);
@@ -559,8 +616,37 @@ async function verifyParallel(reader: BundleReader, opts: VerifyOptions): Promis
       });
       continue;
     }
-    toHash.push({ path, size, expected });
+    head.toHash.push({ path, size, expected });
   }
+  head.complete = true;
+  return head;
+}
+
+/** A report of the head's findings plus what was hashed since. */
+export function headReport(
+  head: BundleHead,
+  counts: { files: number; blobs: number; bytes: number },
+  more: VerifyProblem[] = [],
+): VerifyReport {
+  const all = dedupe([...head.problems, ...more]);
+  return {
+    ok: all.length === 0,
+    signature: head.verdict?.signature ?? undecidedSignature(head.key, all),
+    signed: head.verdict?.signed ?? false,
+    ...counts,
+    seconds: (performance.now() - head.started) / 1000,
+    problems: all,
+    warnings: head.warnings,
+  };
+}
+
+async function verifyParallel(reader: BundleReader, opts: VerifyOptions): Promise<VerifyReport> {
+  if (!isRangeReader(reader)) throw new Error("internal: parallel verification needs file ranges");
+  const head = await readBundleHead(reader, opts);
+  const { problems, present, sums, toHash, verdict } = head;
+  const report = (_v: SignatureVerdict | undefined, files = 0, blobs = 0, bytes = 0): VerifyReport =>
+    headReport(head, { files, blobs, bytes });
+  if (!head.complete) return report(undefined);
 
   const totalBytes = toHash.reduce((a, f) => a + f.size, 0);
   let bytes = 0;
@@ -633,7 +719,7 @@ async function verifyParallel(reader: BundleReader, opts: VerifyOptions): Promis
   }
   opts.signal?.throwIfAborted();
 
-  const refs: { item: string; digests: { digest: string; mediaType: string }[] }[] = [];
+  const refs: { item: string; digests: Reference[] }[] = [];
   for (const path of manifestCandidates) {
     const b = await reader.readSmall(path, path === "index.json" ? METADATA_MAX_BYTES : MANIFEST_MAX);
     // Re-read after hashing: make sure what is parsed is what was checked.
@@ -654,7 +740,7 @@ async function verifyParallel(reader: BundleReader, opts: VerifyOptions): Promis
     if (createHash("sha256").update(inv).digest("hex") === sums.get("bundle.json"))
       omitted = omittedBlobsOf(inv);
   }
-  problems.push(...danglingProblems(refs, (hex) => present.has(`blobs/sha256/${hex}`) || omitted.has(hex)));
+  problems.push(...referenceProblems(refs, (hex) => present.get(`blobs/sha256/${hex}`), omitted));
 
   return report(verdict, files, blobs, bytes);
 }

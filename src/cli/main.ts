@@ -90,6 +90,10 @@ export function buildProgram(): Command {
     )
     .option("--concurrency <n>", "parallel transfers", parsePositiveInt)
     .option("--dry-run", "list what would be pushed where and what already exists; push nothing")
+    .option(
+      "--verify-all",
+      "hash the whole bundle before pushing anything (default: each blob is verified as it uploads, blobs the registry has are not read)",
+    )
     .option("--json", "machine-readable output on stdout")
     .action(async (input, opts) => (await import("./commands/import.js")).runImport(input, opts));
 

@@ -37,7 +37,9 @@ function safeForTerminal(p: ClosableProgress): ClosableProgress {
   return {
     phase: (name, total) => p.phase(forTerminal(name), total),
     resolved: (name, digest) => p.resolved(forTerminal(name), forTerminal(digest)),
+    expect: (totalBytes) => p.expect(totalBytes),
     bytes: (item, n) => p.bytes(forTerminal(item), n),
+    skipped: (item, n) => p.skipped(forTerminal(item), n),
     itemDone: (name) => p.itemDone(forTerminal(name)),
     info: (message) => p.info(forTerminal(message)),
     finish: () => p.finish(),

@@ -4,7 +4,7 @@
  */
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { type Document, LineCounter, parseDocument } from "yaml";
+import { type Document, isAlias, LineCounter, parseDocument, visit } from "yaml";
 import type { z } from "zod";
 import { ConfigError } from "../errors.js";
 import { formatReference, parseReference } from "../oci/reference.js";
@@ -38,6 +38,8 @@ import type {
 export const DEFAULT_GEM_SOURCE = "https://rubygems.org";
 export const DEFAULT_SUPERMARKET = "https://supermarket.chef.io";
 const PLACEHOLDER = /\{(os|arch|variant)\}/;
+/** The yaml package's alias budget (aliases × the nodes they repeat); a config needs few aliases. */
+const MAX_ALIAS_EXPANSION = 1000;
 
 interface ParsedYaml {
   data: unknown;
@@ -71,10 +73,36 @@ function parseYaml(text: string, file: string): ParsedYaml {
       },
     ]);
   }
-  return {
-    data: doc.toJS({ maxAliasCount: 1000 }),
-    locator: new Locator(doc as Document.Parsed, lines, file),
-  };
+  return { data: toData(doc, lines, file), locator: new Locator(doc as Document.Parsed, lines, file) };
+}
+
+/**
+ * The document as plain data. Aliases are expanded with a budget: a "billion laughs" file (aliases
+ * of aliases, each level multiplying the size) is refused as a config error instead of exhausting
+ * memory, at the line of its first alias.
+ */
+function toData(doc: Document, lines: LineCounter, file: string): unknown {
+  try {
+    return doc.toJS({ maxAliasCount: MAX_ALIAS_EXPANSION });
+  } catch (err) {
+    if (!(err instanceof ReferenceError)) throw err;
+    let at = 0;
+    visit(doc, (_key, node) => {
+      if (!isAlias(node)) return undefined;
+      at = node.range?.[0] ?? 0;
+      return visit.BREAK;
+    });
+    const pos = lines.linePos(at);
+    throw new ConfigValidationError([
+      {
+        file,
+        line: pos.line,
+        column: pos.col,
+        field: "",
+        message: `YAML: aliases expand to more than ${MAX_ALIAS_EXPANSION} nodes (${err.message.toLowerCase()}); write the values out instead`,
+      },
+    ]);
+  }
 }
 
 function validate<T>(schema: z.ZodType<T>, parsed: ParsedYaml, file: string): T {

@@ -93,9 +93,23 @@ export interface CreateResult {
   plan: PlanItem[];
   inventory?: Inventory;
   output?: { paths: string[]; bytes: number };
-  stats: { pulledBytes: number; pulledBlobs: number; skippedBlobs: number; seconds: number };
+  stats: {
+    pulledBytes: number;
+    pulledBlobs: number;
+    skippedBlobs: number;
+    seconds: number;
+    /** Registry requests and downloads tried again after a failure; resumes continued a broken blob by Range, restarts began it again. */
+    retries: number;
+    resumes: number;
+    restarts: number;
+  };
   /** Things the user should know that did not stop the bundle (e.g. files pinned by what was downloaded). */
   warnings: string[];
+}
+
+function retryStats(client: RegistryClient): Pick<CreateResult["stats"], "retries" | "resumes" | "restarts"> {
+  const { retries, resumes, restarts } = client.stats;
+  return { retries, resumes, restarts };
 }
 
 export function defaultCacheDir(): string {
@@ -174,8 +188,10 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     assertUniqueNames(images.map((i) => i.resolved));
 
     // 2. Plan: sizes and what the cache already holds (manifests only are fetched).
+    // What the pull will really move: each uncached blob once, however many images share it.
+    const toPull = new Map<string, number>();
     const plan = await Promise.all(
-      images.map(({ resolved, store }) => planImage(resolved, store, cache, limit, signal)),
+      images.map(({ resolved, store }) => planImage(resolved, store, cache, limit, toPull, signal)),
     );
     for (const entry of config.profiles) plan.push(profilePlanItem(entry));
     plan.push(...charts.map(chartPlanItem));
@@ -184,7 +200,13 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     if (opts.dryRun) {
       return {
         plan,
-        stats: { pulledBytes: 0, pulledBlobs: 0, skippedBlobs: 0, seconds: (Date.now() - started) / 1000 },
+        stats: {
+          pulledBytes: 0,
+          pulledBlobs: 0,
+          skippedBlobs: 0,
+          seconds: (Date.now() - started) / 1000,
+          ...retryStats(client),
+        },
         warnings,
       };
     }
@@ -205,7 +227,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     const inflight = new Map<string, Promise<void>>();
     progress.phase(
       "pulling",
-      plan.reduce((n, p) => n + p.size - p.cachedBytes, 0) /* shared blobs counted per image */,
+      [...toPull.values()].reduce((n, size) => n + size, 0),
     );
     const pulled = await Promise.all(
       images.map(async ({ resolved, store }) => {
@@ -215,7 +237,10 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
             stats.pulledBytes += e.bytes;
             progress.bytes(resolved.name, e.bytes);
           } else if (e.type === "done") stats.pulledBlobs++;
-          else if (e.type === "skip") stats.skippedBlobs++;
+          else if (e.type === "skip") {
+            stats.skippedBlobs++;
+            progress.skipped(resolved.name, e.desc.size);
+          }
         };
         const cosignTags = resolved.carry
           .map((c) => CARRY_TO_COSIGN[c])
@@ -397,6 +422,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
       ...(since ? { since } : {}),
     } satisfies Inventory);
     const files = bundleFiles(cache, carried, roots, inventory, opts.sign, await carriedTools());
+    progress.expect(files.reduce((n, f) => n + f.size, 0));
     let written = 0;
     const output = await writeBundle(files, opts.output, {
       signal,
@@ -411,7 +437,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
       plan,
       inventory,
       output,
-      stats: { ...stats, seconds: (Date.now() - started) / 1000 },
+      stats: { ...stats, seconds: (Date.now() - started) / 1000, ...retryStats(client) },
       warnings,
     };
   } finally {
@@ -615,6 +641,7 @@ async function planImage(
   store: RegistryStore,
   cache: OciLayoutStore,
   limit: ReturnType<typeof pLimit>,
+  toPull: Map<string, number>,
   signal?: AbortSignal,
 ): Promise<PlanItem> {
   // Walk the source's manifests (small) to size the graph; blobs are only HEADed in the cache.
@@ -626,7 +653,10 @@ async function planImage(
   let allCached = true;
   for (const d of graph) {
     if (await cache.hasBlob(d)) cachedBytes += d.size;
-    else allCached = false;
+    else {
+      allCached = false;
+      toPull.set(d.digest, d.size);
+    }
   }
   return {
     kind: "image",

@@ -1,23 +1,29 @@
 import { Readable } from "node:stream";
 import { finished } from "node:stream/promises";
 import pLimit from "p-limit";
+import { blobHexOf } from "../bundle/archive/paths.js";
 import { type BundleReader, openBundle } from "../bundle/archive/reader.js";
-import { CHECKSUMS_FILE, parseChecksums, SIGNATURE_FILES } from "../bundle/checksums.js";
 import { INVENTORY_FILE, type Inventory, type InventoryItem, parseInventory } from "../bundle/inventory.js";
-import { loadPublicKey } from "../bundle/keys.js";
 import { METADATA_MAX_BYTES } from "../bundle/limits.js";
-import { verifyChecksumsSignature } from "../bundle/signing.js";
-import { SequentialVerifier, type VerifyReport, verifyBundle } from "../bundle/verify.js";
+import {
+  type BundleHead,
+  headReport,
+  readBundleHead,
+  SequentialVerifier,
+  type VerifyProblem,
+  type VerifyReport,
+  verifyBundle,
+} from "../bundle/verify.js";
 import type { RegistryConfig } from "../config/types.js";
 import { AirgapError, type IntegrityCode, IntegrityError, UsageError } from "../errors.js";
 import type { Descriptor, ImageIndex } from "../oci/descriptor.js";
 import { sha256Hex } from "../oci/digest.js";
-import { MAX_MANIFEST_BYTES } from "../oci/mediatypes.js";
+import { isIndex, MAX_MANIFEST_BYTES } from "../oci/mediatypes.js";
 import { formatReference, parseReference, type Reference } from "../oci/reference.js";
 import { RegistryClient } from "../oci/registry/client.js";
 import type { ArtifactRepositoryOptions } from "../store/artifacts.js";
 import { BundleArchive, namedRoots, parseIndexJson, referrerRoots } from "../store/bundle.js";
-import { type CopyEvent, copyGraph } from "../store/copy.js";
+import { type CopyEvent, type CopyResult, copyGraph } from "../store/copy.js";
 import { registryRepository } from "../store/registry.js";
 import { readBounded, withProgress } from "../store/streams.js";
 import { findCollisions, type Mapping, mapReference } from "../targets/mapping.js";
@@ -50,6 +56,8 @@ export interface ImportOptions {
   artifactOptions?: ArtifactRepositoryOptions;
   progress: Progress;
   signal?: AbortSignal;
+  /** Hash the whole bundle before pushing anything (a file or directory; a pipe is always one pass). */
+  verifyAll?: boolean;
 }
 
 export interface PlannedImage {
@@ -69,8 +77,11 @@ export type { PublishedChart, PublishedFile, PublishedGem, PublishedProfile } fr
 
 export interface ImportResult {
   verify: VerifyReport;
-  /** Imported in one pass from a pipe or compressed tar (verification and pushes interleaved). */
-  streamed?: boolean;
+  /**
+   * Verification and pushes were interleaved (the default; a pipe or compressed tar always):
+   * on a failure, verified blobs that landed before it may remain, untagged, with no root manifest.
+   */
+  onePass?: boolean;
   inventory?: Inventory;
   images: PlannedImage[];
   referrers: number;
@@ -85,43 +96,73 @@ export interface ImportResult {
     manifestsPushed: number;
     bytesUploaded: number;
     seconds: number;
+    /** Blobs opened and bytes read from a file or directory bundle (not from a pipe). */
+    bundleBlobsRead?: number;
+    bundleBytesRead?: number;
   };
 }
 
 /**
- * `bundle import`: verify the whole bundle first, then push every root through copyGraph with its
- * digest unchanged, tags last. A bundle that arrives on a pipe (or compressed) is verified and
- * pushed in one sequential pass (see streamingImport).
+ * `bundle import`, in one pass over what it pushes. The head first: signature, SHA256SUMS, and
+ * index.json / bundle.json against it. Then every root's graph is copied with each blob verified
+ * against its digest (its SHA256SUMS entry) while it uploads; blobs the target holds are not read.
+ * Root manifests and tags go last, after every copy has landed, so a tampered bundle leaves no
+ * root or tag behind. `verifyAll` hashes the whole bundle before anything is pushed, as a separate
+ * pass. A bundle that arrives on a pipe (or compressed) is verified and pushed in one sequential
+ * pass (see streamingImport).
  */
 export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
   const started = Date.now();
   const { progress, signal } = opts;
   const reader = await openBundle(opts.input);
   try {
-    let report: VerifyReport;
     progress.phase("verifying", 0);
-    if (reader.seekable) {
+    if (!reader.seekable) return await streamingImport(reader, opts, started);
+    const head = await readBundleHead(reader, opts);
+    // What the head's check itself hashed: index.json and bundle.json (SHA256SUMS and signatures are
+    // judged by readBundleHead).
+    const checked = { files: 0, blobs: 0, bytes: 0 };
+    const failed = (problems: VerifyProblem[] = [], pushing = false): ImportResult => ({
+      verify: headReport(head, checked, problems),
+      onePass: pushing,
+      images: [],
+      referrers: 0,
+      stats: emptyStats(started),
+    });
+    if (!head.complete || head.problems.length > 0) return failed();
+    const blobNames = blobNameProblems(head);
+    if (blobNames.length > 0) return failed(blobNames);
+
+    let fullReport: VerifyReport | undefined;
+    if (opts.verifyAll) {
       let verified = 0;
-      report = await verifyBundle(reader, {
+      fullReport = await verifyBundle(reader, {
         publicKeyPem: opts.publicKeyPem,
         requireSignature: opts.requireSignature,
         concurrency: opts.concurrency,
         signal,
-        // verify reports bytes hashed so far; progress counts increments
+        // verify reports bytes hashed so far (and the total); progress counts increments
         onProgress: (e) => {
+          if (e.totalBytes !== undefined) progress.expect(e.totalBytes);
           progress.bytes(e.path, e.bytes - verified);
           verified = e.bytes;
         },
       });
-    } else {
-      return await streamingImport(reader, opts, started);
-    }
-    if (!report.ok) {
-      return { verify: report, images: [], referrers: 0, stats: emptyStats(started) };
+      if (!fullReport.ok) {
+        return { verify: fullReport, images: [], referrers: 0, stats: emptyStats(started) };
+      }
     }
 
-    const { index, inventory } = await readVerifiedHead(reader, opts);
-    const archive = new BundleArchive(reader, index, opts.input, true);
+    let index: ImageIndex;
+    let inventory: Inventory;
+    try {
+      ({ index, inventory } = await readVerifiedHead(reader, opts, head.sums, checked));
+    } catch (err) {
+      if (err instanceof IntegrityError) return failed([problemOf(err)]);
+      throw err;
+    }
+    // Without the full pass, every blob read from the bundle is hashed while it streams.
+    const archive = new BundleArchive(reader, index, opts.input, Boolean(opts.verifyAll));
     const { images, referrerRoots } = planTargets(index, opts);
 
     const client = new RegistryClient({ hosts: opts.registries, caFiles: opts.caFiles, signal });
@@ -137,7 +178,7 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
           }),
         );
         return {
-          verify: report,
+          verify: fullReport ?? headReport(head, checked),
           inventory,
           images,
           referrers: referrerRoots.length,
@@ -153,10 +194,14 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
         inflightByRepo.set(key, m);
         return m;
       };
+      // A root the target holds stands for its whole item: those bytes need not move.
+      const itemBytes = new Map(inventory.items.map((i) => [i.digest, i.size]));
       const onEvent = (e: CopyEvent) => {
         if (e.type === "bytes") progress.bytes("push", e.bytes);
-        else if (e.type === "skip") stats.blobsSkipped++;
-        else if (e.type === "done" && e.desc.mediaType.includes("manifest")) stats.manifestsPushed++;
+        else if (e.type === "skip") {
+          stats.blobsSkipped++;
+          progress.skipped("push", itemBytes.get(e.desc.digest) ?? e.desc.size);
+        } else if (e.type === "done" && e.desc.mediaType.includes("manifest")) stats.manifestsPushed++;
       };
       const copies = [
         ...images.map((img) => ({ from: img.sourceRepository, to: img.targetRef, root: img.descriptor })),
@@ -166,25 +211,58 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
           root: { mediaType: r.descriptor.mediaType, digest: r.descriptor.digest, size: r.descriptor.size },
         })),
       ];
-      // Referrers carry a subject: push them after the images so the subject exists first.
-      for (const group of [copies.slice(0, images.length), copies.slice(images.length)]) {
-        await Promise.all(
-          group.map(({ from, to, root }) =>
-            copyGraph(
-              archive.repository(from),
-              registryRepository(client, to.registry, to.repository),
-              root,
-              {
-                limit,
-                signal,
-                inflight: inflightFor(to),
-                onEvent,
-              },
-            ),
-          ),
-        );
+      // Everything below the roots, all copies at once; the first failure stops the others.
+      const stop = new AbortController();
+      const copySignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
+      const settled = await Promise.allSettled(
+        copies.map(({ from, to, root }) =>
+          copyGraph(archive.repository(from), registryRepository(client, to.registry, to.repository), root, {
+            limit,
+            signal: copySignal,
+            inflight: inflightFor(to),
+            onEvent,
+            holdRoot: true,
+            presentRootIsComplete: true,
+          }).catch((err: unknown) => {
+            stop.abort(err);
+            throw err;
+          }),
+        ),
+      );
+      signal?.throwIfAborted();
+      const integrity = settled.flatMap((r) =>
+        r.status === "rejected" && r.reason instanceof IntegrityError ? [problemOf(r.reason)] : [],
+      );
+      if (integrity.length > 0) {
+        checked.blobs += archive.read.blobs;
+        checked.bytes += archive.read.bytes;
+        return failed(integrity, true);
       }
-      // Tags last: a failure above leaves no tag pointing at partial content.
+      const other = settled.find((r) => r.status === "rejected");
+      if (other) throw (other as PromiseRejectedResult).reason;
+
+      // Every blob landed: roots (images before referrers, whose subjects they name; manifests
+      // before indexes, which may name them), then tags.
+      const held = settled
+        .map((r, i) => ({
+          ...copies[i]!,
+          bytes: (r as PromiseFulfilledResult<CopyResult>).value.heldRoot,
+          i,
+        }))
+        .filter((h): h is typeof h & { bytes: Buffer } => h.bytes !== undefined)
+        .sort(
+          (a, b) =>
+            Number(a.i >= images.length) - Number(b.i >= images.length) ||
+            Number(isIndex(a.root.mediaType)) - Number(isIndex(b.root.mediaType)) ||
+            a.i - b.i,
+        );
+      for (const { to, root, bytes } of held) {
+        await limit(() =>
+          registryRepository(client, to.registry, to.repository).push(root, Readable.from([bytes]), signal),
+        );
+        progress.bytes("push", bytes.length);
+        stats.manifestsPushed++;
+      }
       await Promise.all(
         images
           .filter((img) => img.tagged && img.targetRef.tag)
@@ -205,13 +283,20 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
           ? await archive.fetch(d)
           : await targetStore(client, item, opts).fetch(d, signal),
       );
+      checked.blobs += archive.read.blobs;
+      checked.bytes += archive.read.bytes;
       return {
-        verify: report,
+        verify: fullReport ?? headReport(head, checked),
+        onePass: !opts.verifyAll,
         inventory,
         images,
         referrers: referrerRoots.length,
         ...published,
-        stats: importStats(client, stats, started),
+        stats: {
+          ...importStats(client, stats, started),
+          bundleBlobsRead: archive.read.blobs,
+          bundleBytesRead: archive.read.bytes,
+        },
       };
     } finally {
       await client.close();
@@ -221,31 +306,56 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
   }
 }
 
+/** A verification failure as a report problem, named by its file in the bundle. */
+function problemOf(err: IntegrityError): VerifyProblem {
+  const item = err.item?.startsWith("sha256:") ? `blobs/sha256/${err.item.slice(7)}` : (err.item ?? "bundle");
+  return { code: err.code as IntegrityCode, item, message: err.message };
+}
+
+/** A blob's file name is its digest: SHA256SUMS must list that very digest for it. */
+function blobNameProblems(head: BundleHead): VerifyProblem[] {
+  const problems: VerifyProblem[] = [];
+  for (const { path, expected } of head.toHash) {
+    if (!path.startsWith("blobs/")) continue;
+    const hex = blobHexOf(path);
+    if (hex === undefined) {
+      problems.push({
+        code: "MALFORMED",
+        item: path,
+        message: `${path} is not named blobs/sha256/<64 hex digits>`,
+      });
+    } else if (hex !== expected) {
+      problems.push({
+        code: "DIGEST_MISMATCH",
+        item: path,
+        message: `SHA256SUMS lists ${path} with sha256 ${expected.slice(0, 12)}…, not the digest its name gives`,
+      });
+    }
+  }
+  return problems;
+}
+
 /**
- * index.json and bundle.json as used for the import, re-checked against SHA256SUMS (and its
- * signature) at the moment they are read, so a file changed on disk after the verify pass is caught.
+ * index.json and bundle.json as used for the import, hashed against SHA256SUMS (whose signature the
+ * head check judged) at the moment they are read, so what is parsed is what was checked.
  */
 async function readVerifiedHead(
   reader: BundleReader,
   opts: ImportOptions,
+  sums: Map<string, string>,
+  checked: { files: number; bytes: number },
 ): Promise<{ index: ImageIndex; inventory: Inventory }> {
-  const sumsBytes = await reader.readSmall(CHECKSUMS_FILE, METADATA_MAX_BYTES);
-  if (opts.publicKeyPem) {
-    const sig = (await reader.readSmall(SIGNATURE_FILES[0]!, 64 * 1024)).toString("utf8");
-    if (!verifyChecksumsSignature(sumsBytes, sig, loadPublicKey(opts.publicKeyPem))) {
-      throw new IntegrityError(
-        "SIGNATURE_INVALID",
-        `${CHECKSUMS_FILE} changed after it was verified`,
-        CHECKSUMS_FILE,
-      );
-    }
-  }
-  const sums = parseChecksums(sumsBytes.toString("utf8"));
   const read = async (path: string, max: number) => {
     const bytes = await reader.readSmall(path, max);
     if (sha256Hex(bytes) !== sums.get(path)) {
-      throw new IntegrityError("CHECKSUM_MISMATCH", `${path} changed after it was verified`, path);
+      throw new IntegrityError(
+        "CHECKSUM_MISMATCH",
+        `${path}: content does not match its SHA256SUMS entry`,
+        path,
+      );
     }
+    checked.files++;
+    checked.bytes += bytes.length;
     return bytes;
   };
   return {
@@ -411,6 +521,7 @@ async function streamingImport(
             plan = planStreaming(head, opts);
             await checkBaseContent(plan.inventory, opts, client, pLimit(opts.concurrency ?? 8));
             if (opts.dryRun) break;
+            progress.phase("pushing", plan.inventory.totals.bytes);
           }
           continue;
         }
@@ -437,9 +548,12 @@ async function streamingImport(
           }
           for (const t of targets) {
             const dst = storeFor(t);
-            if (await dst.exists(desc, signal)) stats.blobsSkipped++;
-            else {
+            if (await dst.exists(desc, signal)) {
+              stats.blobsSkipped++;
+              progress.skipped(entry.path, bytes.length);
+            } else {
               await dst.push(desc, Readable.from([bytes]), signal);
+              progress.bytes(entry.path, bytes.length);
               stats.manifestsPushed++;
             }
           }
@@ -455,6 +569,7 @@ async function streamingImport(
         if (await storeFor(first).exists(desc, signal)) {
           // Already there: the entry is still read to the end, so it is verified like every other.
           stats.blobsSkipped++;
+          progress.skipped(entry.path, entry.size);
           verified.resume();
           await finished(verified);
         } else {
@@ -482,7 +597,7 @@ async function streamingImport(
         }
         return {
           verify: report,
-          streamed: true,
+          onePass: true,
           images: plan?.images ?? [],
           referrers: 0,
           stats: emptyStats(started),
@@ -507,7 +622,7 @@ async function streamingImport(
     if (!report.ok) {
       return {
         verify: report,
-        streamed: true,
+        onePass: true,
         images: plan.images,
         referrers: 0,
         stats: emptyStats(started),
@@ -519,8 +634,12 @@ async function streamingImport(
       const bytes = deferredRoots.get(d.digest);
       if (!bytes) throw new IntegrityError("MISSING_FILE", `root ${d.digest} is not in the bundle`, d.digest);
       const dst = storeFor(to);
-      if (await dst.exists(d, signal)) return;
+      if (await dst.exists(d, signal)) {
+        progress.skipped(d.digest, bytes.length);
+        return;
+      }
       await dst.push(d, Readable.from([bytes]), signal);
+      progress.bytes(d.digest, bytes.length);
       stats.manifestsPushed++;
     };
     for (const img of plan.images) await pushRoot(img.targetRef, img.descriptor);

@@ -1,11 +1,21 @@
 /**
  * Progress of long work. On a TTY a status line is redrawn (items, bytes, rate, ETA); otherwise,
  * and with --json, plain lines go to stderr so logs and scripts stay readable.
+ *
+ * Every figure shown is what really moved: `bytes` is called with the byte count of each chunk read,
+ * hashed, uploaded or written (never a running total, never an event count); rates and ETAs come
+ * from the last few seconds of those bytes, and each phase ends with one line of its real totals.
  */
 export interface Progress {
+  /** A new phase; `totalBytes` is what it expects to move, 0 when not known yet (see `expect`). */
   phase(name: string, totalBytes: number): void;
+  /** The bytes the current phase will move, once known. */
+  expect(totalBytes: number): void;
   resolved(name: string, digest: string): void;
+  /** `n` more bytes really moved for `item`. */
   bytes(item: string, n: number): void;
+  /** `n` bytes of the expected total that need not move (the destination holds them already). */
+  skipped(item: string, n: number): void;
   itemDone(name: string): void;
   info(message: string): void;
   finish(): void;
@@ -13,8 +23,10 @@ export interface Progress {
 
 export const silentProgress: Progress = {
   phase() {},
+  expect() {},
   resolved() {},
   bytes() {},
+  skipped() {},
   itemDone() {},
   info() {},
   finish() {},
@@ -31,30 +43,125 @@ export function human(n: number): string {
   return i === 0 ? `${Math.round(v)} B` : `${v.toFixed(1)} ${units[i]}`;
 }
 
+/** Below this much elapsed time a rate (and so an ETA) says nothing yet. */
+const MIN_RATE_MS = 1000;
+/** Rates in running lines cover this recent window, so a stall or a speed-up shows. */
+const RATE_WINDOW_MS = 5000;
+const SAMPLE_EVERY_MS = 200;
+
+/**
+ * The figures of one phase: bytes moved and skipped, items done, elapsed time and the recent rate.
+ * Pure (the clock is injected), so what a progress line says can be tested exactly.
+ */
+export class ProgressMeter {
+  total = 0;
+  moved = 0;
+  skippedBytes = 0;
+  items = 0;
+  started: number;
+  private samples: { t: number; moved: number }[];
+
+  constructor(
+    private readonly now: () => number = Date.now,
+    totalBytes = 0,
+  ) {
+    this.started = now();
+    this.total = totalBytes;
+    this.samples = [{ t: this.started, moved: 0 }];
+  }
+
+  add(n: number): void {
+    this.moved += n;
+    const t = this.now();
+    const last = this.samples[this.samples.length - 1]!;
+    if (t - last.t >= SAMPLE_EVERY_MS) this.samples.push({ t, moved: this.moved });
+    while (this.samples.length > 1 && this.samples[1]!.t <= t - RATE_WINDOW_MS) this.samples.shift();
+  }
+
+  skip(n: number): void {
+    this.skippedBytes += n;
+  }
+
+  /** What this phase moves in the end as far as known: never less than what already moved. */
+  get expected(): number {
+    return this.total > 0 ? Math.max(this.total - this.skippedBytes, this.moved) : 0;
+  }
+
+  elapsedMs(): number {
+    return Math.max(this.now() - this.started, 0);
+  }
+
+  /** Bytes per second over the recent window; undefined while too little time has passed to tell. */
+  recentRate(): number | undefined {
+    const t = this.now();
+    if (t - this.started < MIN_RATE_MS) return undefined;
+    while (this.samples.length > 1 && this.samples[1]!.t <= t - RATE_WINDOW_MS) this.samples.shift();
+    const base = this.samples[0]!;
+    const span = (t - base.t) / 1000;
+    return span > 0 ? (this.moved - base.moved) / span : undefined;
+  }
+
+  /** A running line: bytes against the expected total, recent rate, ETA, items done. */
+  running(name: string): string {
+    const parts = [`${name}: ${human(this.moved)}${this.expected > 0 ? ` / ${human(this.expected)}` : ""}`];
+    const rate = this.recentRate();
+    if (rate !== undefined) {
+      parts.push(`${human(rate)}/s`);
+      const left = this.expected - this.moved;
+      if (left > 0 && rate > 0) parts.push(`ETA ${Math.ceil(left / rate)}s`);
+    }
+    if (this.items > 0) parts.push(`${this.items} ${this.items === 1 ? "item" : "items"} done`);
+    if (this.skippedBytes > 0) parts.push(`${human(this.skippedBytes)} already there`);
+    return parts.join("  ");
+  }
+
+  /** The closing line: what moved, in how long, at what average rate. */
+  summary(name: string): string {
+    const ms = this.elapsedMs();
+    let text = `${name}: ${human(this.moved)}`;
+    if (this.expected > this.moved) text += ` of ${human(this.expected)}`;
+    text += ` in ${(ms / 1000).toFixed(1)}s`;
+    if (this.moved > 0 && ms >= 100) text += ` (${human(this.moved / (ms / 1000))}/s)`;
+    if (this.items > 0) text += `, ${this.items} ${this.items === 1 ? "item" : "items"}`;
+    if (this.skippedBytes > 0) text += `, ${human(this.skippedBytes)} already there`;
+    return text;
+  }
+}
+
 export class StreamProgress implements Progress {
   private phaseName = "";
-  private total = 0;
-  private done = 0;
-  private started = Date.now();
-  private items = 0;
+  private meter?: ProgressMeter;
+  private pendingHeader: string | undefined;
   private lastDraw = 0;
   private lastPlain = 0;
   private readonly tty: boolean;
+  private readonly now: () => number;
 
   constructor(
-    private readonly out: NodeJS.WriteStream = process.stderr,
-    opts: { plain?: boolean } = {},
+    private readonly out: Pick<NodeJS.WriteStream, "write" | "isTTY"> = process.stderr,
+    opts: { plain?: boolean; now?: () => number } = {},
   ) {
     this.tty = !opts.plain && Boolean(out.isTTY) && !process.env.CI;
+    this.now = opts.now ?? Date.now;
   }
 
   phase(name: string, totalBytes: number): void {
-    this.clear();
+    this.endPhase();
     this.phaseName = name;
-    this.total = totalBytes;
-    this.done = 0;
-    this.started = Date.now();
-    this.out.write(`${name}${totalBytes > 0 ? ` ${human(totalBytes)}` : ""}…\n`);
+    this.meter = new ProgressMeter(this.now, totalBytes);
+    this.lastPlain = this.meter.started;
+    // Announced with its first activity: a command that fails before any work prints only its error.
+    this.pendingHeader = `${name}${totalBytes > 0 ? ` ${human(totalBytes)}` : ""}…\n`;
+  }
+
+  private announce(): void {
+    if (this.pendingHeader === undefined) return;
+    this.out.write(this.pendingHeader);
+    this.pendingHeader = undefined;
+  }
+
+  expect(totalBytes: number): void {
+    if (this.meter) this.meter.total = totalBytes;
   }
 
   resolved(name: string, digest: string): void {
@@ -62,19 +169,26 @@ export class StreamProgress implements Progress {
   }
 
   bytes(_item: string, n: number): void {
-    this.done += n;
-    const now = Date.now();
+    if (!this.meter) return;
+    this.announce();
+    this.meter.add(n);
+    const now = this.now();
     if (this.tty && now - this.lastDraw > 100) {
       this.lastDraw = now;
       this.draw();
-    } else if (!this.tty && now - this.lastPlain > 5000) {
+    } else if (!this.tty && now - this.lastPlain >= 5000) {
+      // Plain output (logs, CI): a line every 5 s, none before the phase has run that long.
       this.lastPlain = now;
-      this.out.write(`  ${this.status()}\n`);
+      this.out.write(`  ${this.meter.running(this.phaseName)}\n`);
     }
   }
 
+  skipped(_item: string, n: number): void {
+    this.meter?.skip(n);
+  }
+
   itemDone(name: string): void {
-    this.items++;
+    if (this.meter) this.meter.items++;
     this.line(`  done ${name}`);
   }
 
@@ -83,22 +197,23 @@ export class StreamProgress implements Progress {
   }
 
   finish(): void {
-    this.clear();
+    this.endPhase();
   }
 
-  private status(): string {
-    const secs = Math.max((Date.now() - this.started) / 1000, 0.001);
-    const rate = this.done / secs;
-    const parts = [`${this.phaseName}: ${human(this.done)}`];
-    if (this.total > 0) parts[0] += ` / ${human(this.total)}`;
-    parts.push(`${human(rate)}/s`);
-    if (this.total > this.done && rate > 0) parts.push(`ETA ${Math.ceil((this.total - this.done) / rate)}s`);
-    if (this.items > 0) parts.push(`${this.items} items done`);
-    return parts.join("  ");
+  /** One line with the phase's real totals, when it moved or counted anything. */
+  private endPhase(): void {
+    this.clear();
+    const m = this.meter;
+    this.meter = undefined;
+    if (m && (m.moved > 0 || m.items > 0 || m.total > 0 || m.skippedBytes > 0)) {
+      this.announce();
+      this.out.write(`  ${m.summary(this.phaseName)}\n`);
+    }
+    this.pendingHeader = undefined;
   }
 
   private draw(): void {
-    this.out.write(`\r\x1b[2K${this.status()}`);
+    if (this.meter) this.out.write(`\r\x1b[2K${this.meter.running(this.phaseName)}`);
   }
 
   private clear(): void {
@@ -107,6 +222,7 @@ export class StreamProgress implements Progress {
 
   private line(text: string): void {
     this.clear();
+    this.announce();
     this.out.write(`${text}\n`);
     if (this.tty) this.draw();
   }
@@ -138,14 +254,14 @@ function deferred(): Deferred {
 export class ListrProgress implements Progress {
   private readonly phases = new Map<
     string,
-    Deferred & { title: string; total: number; done: number; start: number; items: string[] }
+    Deferred & { title: string; meter: ProgressMeter; items: string[] }
   >();
   private current?: string;
   private readonly run: Promise<unknown>;
 
   constructor(names: { key: string; title: string }[], listr: typeof import("listr2")) {
     for (const { key, title } of names)
-      this.phases.set(key, { ...deferred(), title, total: 0, done: 0, start: 0, items: [] });
+      this.phases.set(key, { ...deferred(), title, meter: new ProgressMeter(), items: [] });
     const tasks = [...this.phases.entries()].map(([key, ph]) => ({
       title: ph.title,
       task: async (_ctx: unknown, task: { title: string; output: string; skip: (m?: string) => void }) => {
@@ -171,19 +287,11 @@ export class ListrProgress implements Progress {
     this.run.catch(() => {});
   }
 
+  /** The meter's line without the phase name (the task title carries it). */
   private status(key: string, final = false): string {
     const ph = this.phases.get(key)!;
-    const secs = Math.max((Date.now() - ph.start) / 1000, 0.001);
-    const rate = ph.done / secs;
-    const parts: string[] = [];
-    if (ph.items.length > 0) parts.push(`${ph.items.length} done`);
-    if (ph.done > 0 || ph.total > 0)
-      parts.push(ph.total > 0 ? `${human(ph.done)} / ${human(ph.total)}` : human(ph.done));
-    if (ph.done > 0) parts.push(`${human(rate)}/s`);
-    if (!final && ph.total > ph.done && rate > 0)
-      parts.push(`ETA ${Math.ceil((ph.total - ph.done) / rate)}s`);
-    if (final) parts.push(`${secs.toFixed(1)}s`);
-    return parts.join("  ");
+    const line = final ? ph.meter.summary("") : ph.meter.running("");
+    return line.replace(/^: /, "");
   }
 
   phase(name: string, totalBytes: number): void {
@@ -197,8 +305,12 @@ export class ListrProgress implements Progress {
     if (!ph) return;
     this.current = key;
     ph.started = true;
-    ph.start = Date.now();
-    ph.total = totalBytes;
+    ph.meter = new ProgressMeter(Date.now, totalBytes);
+  }
+
+  expect(totalBytes: number): void {
+    const ph = this.current ? this.phases.get(this.current) : undefined;
+    if (ph) ph.meter.total = totalBytes;
   }
 
   resolved(name: string, digest: string): void {
@@ -207,10 +319,17 @@ export class ListrProgress implements Progress {
 
   bytes(_item: string, n: number): void {
     const ph = this.current ? this.phases.get(this.current) : undefined;
-    if (ph) ph.done += n;
+    ph?.meter.add(n);
+  }
+
+  skipped(_item: string, n: number): void {
+    const ph = this.current ? this.phases.get(this.current) : undefined;
+    ph?.meter.skip(n);
   }
 
   itemDone(name: string): void {
+    const ph = this.current ? this.phases.get(this.current) : undefined;
+    if (ph) ph.meter.items++;
     this.item(name);
   }
 

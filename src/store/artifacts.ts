@@ -4,6 +4,7 @@
  * base. Uploads are idempotent: content that is already there with the same sha256 is not sent again.
  */
 import type { Readable } from "node:stream";
+import type { HostTlsConfig } from "../net/trust.js";
 
 export interface PutOptions {
   /** sha256 of the content (hex); verified while uploading, recorded next to the object. */
@@ -31,6 +32,11 @@ export interface ArtifactRepositoryOptions {
   caFile?: string;
   /** Skip TLS verification (explicitly insecure repositories only). */
   insecure?: boolean;
+  /**
+   * S3: per-host TLS settings (the import config's `registries:`): the entry whose host is the
+   * endpoint's host[:port] gives its CA, client certificate and key, or insecure.
+   */
+  hosts?: HostTlsConfig[];
   /** S3: endpoint URL (default: AWS_ENDPOINT_URL_S3, else AWS). */
   endpoint?: string;
   /** S3: path-style addressing; default true whenever a custom endpoint is set. */

@@ -12,6 +12,7 @@ import { markVerified, VerifyingStream } from "../oci/digest.js";
 import { isManifestLike } from "../oci/mediatypes.js";
 import { ANNOTATION_REPOSITORY, ANNOTATION_SUBJECT } from "./layout.js";
 import type { ReadOnlyStore } from "./store.js";
+import { CountingStream } from "./streams.js";
 
 /**
  * A bundle (directory, tar or split parts) read through random access, as a read-only store.
@@ -19,6 +20,8 @@ import type { ReadOnlyStore } from "./store.js";
  */
 export class BundleArchive {
   private files?: Map<string, number>;
+  /** Blobs opened and bytes read from the bundle so far (a blob the target holds is never read). */
+  readonly read = { blobs: 0, bytes: 0 };
 
   constructor(
     readonly reader: BundleReader,
@@ -43,7 +46,13 @@ export class BundleArchive {
   async fetch(desc: Descriptor): Promise<Readable> {
     if (!(await this.has(desc)))
       throw new NotFoundError(`${desc.digest} is not in ${this.label}`, desc.digest);
-    const stream = await this.reader.open(`blobs/sha256/${digestHex(desc.digest)}`);
+    const file = await this.reader.open(`blobs/sha256/${digestHex(desc.digest)}`);
+    this.read.blobs++;
+    const stream = new CountingStream((n) => {
+      this.read.bytes += n;
+    });
+    file.on("error", (err) => stream.destroy(err));
+    file.pipe(stream);
     if (this.verified && !isManifestLike(desc.mediaType)) {
       markVerified(stream, desc.digest, desc.size);
       return stream;

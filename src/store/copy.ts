@@ -29,6 +29,18 @@ export interface CopyGraphOptions {
    */
   inflight?: Map<string, Promise<void>>;
   onEvent?: (e: CopyEvent) => void;
+  /**
+   * Copy everything below the root but not the root manifest itself: its bytes are returned
+   * (`heldRoot`) for the caller to push once every copy of the run has landed, so a failure
+   * anywhere leaves no root behind. Undefined when dst already holds the root.
+   */
+  holdRoot?: boolean;
+  /**
+   * A root dst already holds is taken as complete and its graph is not walked: a registry checks a
+   * manifest's children before it accepts the manifest, and with `holdRoot` a root is only pushed
+   * after its whole graph landed. Saves an existence check per blob on a re-run.
+   */
+  presentRootIsComplete?: boolean;
 }
 
 /** Content copied alongside the graph: cosign tags and referrers. */
@@ -44,6 +56,8 @@ export interface CopiedExtra {
 export interface CopyResult {
   root: Descriptor;
   extras: CopiedExtra[];
+  /** With `holdRoot`: the root manifest's bytes, verified, still to be pushed (dst lacks it). */
+  heldRoot?: Buffer;
 }
 
 /** Is this error a store saying "not there"? Registries' 404 counts, whatever class the client used. */
@@ -71,6 +85,7 @@ export async function copyGraph(
   const { signal } = options;
   const emit = options.onEvent ?? (() => {});
   const extras: CopiedExtra[] = [];
+  let heldRoot: Buffer | undefined;
 
   const copyNode = (desc: Descriptor, depth: number): Promise<void> => {
     if (depth > MAX_DEPTH) {
@@ -109,6 +124,10 @@ export async function copyGraph(
 
   const copyManifest = async (desc: Descriptor, depth: number): Promise<void> => {
     const present = await limit(() => dst.exists(desc, signal));
+    if (present && depth === 0 && options.presentRootIsComplete) {
+      emit({ type: "skip", desc });
+      return;
+    }
     // Read from dst when it has the manifest: walking its children (for extras and to heal
     // interrupted copies) then costs no network on the source side.
     const bytes = await limit(async () =>
@@ -118,10 +137,14 @@ export async function copyGraph(
     await Promise.all(childrenOf(manifest).map((child) => copyNode(child, depth + 1)));
     if (present) {
       emit({ type: "skip", desc });
+    } else if (options.holdRoot && depth === 0) {
+      heldRoot = bytes;
     } else {
       await limit(async () => {
         emit({ type: "start", desc });
         await dst.push(desc, Readable.from([bytes]), signal);
+        // A manifest's bytes moved too: progress totals count them like a blob's.
+        emit({ type: "bytes", desc, bytes: bytes.length });
         emit({ type: "done", desc });
       });
     }
@@ -181,5 +204,5 @@ export async function copyGraph(
       },
     );
   }
-  return { root, extras };
+  return heldRoot ? { root, extras, heldRoot } : { root, extras };
 }

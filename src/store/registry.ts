@@ -307,25 +307,30 @@ export class RegistryStore implements Store {
       return stream;
     }
     const what = `blob ${desc.digest}`;
-    const res = await this.host.send({
-      method: "GET",
+    const request = {
+      method: "GET" as const,
       url: this.path("blobs", desc.digest),
       scopes: [pullScope(this.repository)],
       ctx: this.ctx(what),
       signal,
-      ok: notFound,
-    });
+    };
+    const res = await this.host.send({ ...request, ok: notFound });
     if (res.status === 404) {
       await res.body.dump().catch(() => undefined);
       throw this.notFoundError(what, res);
     }
     this.host.noteBlob(desc.digest, this.repository);
-    const verifier = new VerifyingStream(
-      desc.digest,
+    const label = `${what} from ${this.registry}/${this.repository}`;
+    // One verifier for the whole blob: a broken connection resumes into it, the hash runs on.
+    const verifier = new VerifyingStream(desc.digest, desc.size, label);
+    const body = this.host.resumableBody(
+      request,
+      res,
       desc.size,
-      `${what} from ${this.registry}/${this.repository}`,
+      label,
+      "rerun resumes: the cache keeps what verified",
     );
-    pipeline(res.body, verifier, () => {
+    pipeline(body, verifier, () => {
       // errors reach the consumer through `verifier`
     });
     return verifier;

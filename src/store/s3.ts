@@ -11,6 +11,7 @@
  *   (`x-amz-meta-sha256`), which is what `exists` compares, so unchanged content is never re-sent.
  */
 import { createHash, type Hash } from "node:crypto";
+import { accessSync, constants } from "node:fs";
 import { type Readable, Transform, type TransformCallback } from "node:stream";
 import {
   DeleteObjectCommand,
@@ -21,7 +22,7 @@ import {
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
-import { IntegrityError, RemoteError, UsageError } from "../errors.js";
+import { ConfigError, IntegrityError, RemoteError, UsageError } from "../errors.js";
 import { trustFor } from "../net/trust.js";
 import type { ArtifactRepository, ArtifactRepositoryOptions, PutOptions } from "./artifacts.js";
 import { joinKey } from "./artifacts.js";
@@ -93,8 +94,58 @@ function s3Client(config: S3ClientConfig): S3Client {
   return new S3Client(config);
 }
 
+/** What the repository knows of its TLS setup, to explain certificate failures. */
+interface S3TlsInfo {
+  /** host[:port] of the endpoint. */
+  host: string;
+  /** Where trust for the host was looked for. */
+  hint: () => string;
+  hasClientCert: () => boolean;
+  caFromAwsCaBundle: string | undefined;
+}
+
+interface S3RepositoryOptions {
+  multipartThreshold?: number;
+  partSize?: number;
+  sendChecksum?: boolean;
+  tls?: S3TlsInfo;
+}
+
+const UNTRUSTED_CODES = new Set([
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "CERT_UNTRUSTED",
+]);
+
+/** Error codes and messages down the `cause` chain. */
+function codesOf(err: unknown): { codes: string[]; text: string } {
+  const codes: string[] = [];
+  const messages: string[] = [];
+  for (let e: unknown = err, depth = 0; e && depth < 6; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string") codes.push(code);
+    const m = (e as { message?: unknown }).message;
+    if (typeof m === "string") messages.push(m);
+  }
+  return { codes, text: messages.join(" ") };
+}
+
+/**
+ * A TLS proxy (nginx `ssl_verify_client on`) that asks for a client certificate and gets none or a
+ * bad one completes the handshake and answers 400 with an HTML page: the SDK sees only an XML parse
+ * error, so the page is recognised here.
+ */
+const CLIENT_CERT_PAGE =
+  /No required SSL certificate was sent|The SSL certificate error|SSL certificate required/i;
+const CLIENT_CERT_ALERT =
+  /certificate required|alert bad certificate|alert handshake failure|peer did not return a certificate|alert unknown ca/i;
+
 export class S3ArtifactRepository implements ArtifactRepository {
   readonly label: string;
+  private readonly tls: S3TlsInfo | undefined;
   readonly multipartThreshold: number;
   readonly partSize: number;
   readonly sendChecksum: boolean;
@@ -105,8 +156,9 @@ export class S3ArtifactRepository implements ArtifactRepository {
     readonly prefix: string,
     readonly endpoint: string | undefined,
     readonly forcePathStyle: boolean,
-    opts: { multipartThreshold?: number; partSize?: number; sendChecksum?: boolean } = {},
+    opts: S3RepositoryOptions = {},
   ) {
+    this.tls = opts.tls;
     this.sendChecksum = opts.sendChecksum ?? true;
     this.label = `s3://${bucket}${prefix ? `/${prefix}` : ""}`;
     this.multipartThreshold = opts.multipartThreshold ?? DEFAULT_MULTIPART_THRESHOLD;
@@ -127,11 +179,6 @@ export class S3ArtifactRepository implements ArtifactRepository {
       responseChecksumValidation: "WHEN_REQUIRED",
     };
     if (endpoint) config.endpoint = endpoint;
-    // TLS and proxy from the trust module: one SecureContext, connections kept alive (AWS itself when no endpoint).
-    const trust = trustFor({
-      ...(opts.caFile ? { caFiles: [opts.caFile] } : {}),
-      ...(opts.insecure ? { insecure: true } : {}),
-    });
     let tlsHost = "s3.amazonaws.com";
     if (endpoint) {
       try {
@@ -140,8 +187,38 @@ export class S3ArtifactRepository implements ArtifactRepository {
         throw new UsageError(`S3 endpoint ${endpoint} is not a URL`);
       }
     }
+    // TLS and proxy from the trust module: one SecureContext, connections kept alive (AWS itself when
+    // no endpoint). The CA comes from --ca-file, the config's entry for the endpoint's host, the
+    // certs.d folders, or AWS_CA_BUNDLE, the AWS tools' own variable (aws CLI, boto3) that SDK v3
+    // ignores: users who reach their S3 with the aws CLI already have it set.
+    const https = !endpoint || /^https:/i.test(endpoint);
+    const awsCaBundle = https ? env.AWS_CA_BUNDLE || undefined : undefined;
+    if (awsCaBundle) {
+      try {
+        accessSync(awsCaBundle, constants.R_OK);
+      } catch (err) {
+        throw new ConfigError(
+          `AWS_CA_BUNDLE names ${awsCaBundle}, which cannot be read (${(err as Error).message}); fix or unset it`,
+          undefined,
+          { cause: err },
+        );
+      }
+    }
+    const caFiles = [...(opts.caFile ? [opts.caFile] : []), ...(awsCaBundle ? [awsCaBundle] : [])];
+    const trust = trustFor({
+      ...(caFiles.length > 0 ? { caFiles } : {}),
+      ...(opts.hosts ? { hosts: opts.hosts } : {}),
+      ...(opts.insecure ? { insecure: true } : {}),
+    });
     config.requestHandler = trust.nodeAgents(tlsHost);
-    const repoOpts: { multipartThreshold?: number; partSize?: number; sendChecksum?: boolean } = {};
+    const repoOpts: S3RepositoryOptions = {
+      tls: {
+        host: tlsHost,
+        hint: () => trust.hint(tlsHost),
+        hasClientCert: () => trust.host(tlsHost).cert !== undefined,
+        caFromAwsCaBundle: awsCaBundle,
+      },
+    };
     if (opts.sendChecksum !== undefined) repoOpts.sendChecksum = opts.sendChecksum;
     if (opts.multipartThreshold !== undefined) repoOpts.multipartThreshold = opts.multipartThreshold;
     if (opts.partSize !== undefined) repoOpts.partSize = opts.partSize;
@@ -173,7 +250,54 @@ export class S3ArtifactRepository implements ArtifactRepository {
     return `${this.label}/${key}`;
   }
 
+  /** What the endpoint's host is called in messages, and how users give it a CA or certificate. */
+  private explainTls(err: unknown): { message: string; code: string } | undefined {
+    const tls = this.tls;
+    if (!tls) return undefined;
+    const endpoint = this.endpoint ?? `https://${tls.host}`;
+    const { codes, text } = codesOf(err);
+    const untrusted = codes.find((c) => UNTRUSTED_CODES.has(c));
+    if (untrusted) {
+      return {
+        code: "TLS_UNTRUSTED",
+        message:
+          `the TLS certificate of the S3 endpoint ${endpoint} is not trusted (${untrusted}). Trust its CA with ` +
+          `--ca-file FILE, a \`registries:\` entry in the import config (--config) with \`host: "${tls.host}"\` and ` +
+          `\`ca: FILE\`, AWS_CA_BUNDLE=FILE, or FILE as *.crt in /etc/docker/certs.d/${tls.host}/. ${tls.hint()}` +
+          (tls.caFromAwsCaBundle ? ` (AWS_CA_BUNDLE=${tls.caFromAwsCaBundle} does not hold it.)` : ""),
+      };
+    }
+    if (codes.includes("CERT_HAS_EXPIRED") || codes.includes("CERT_NOT_YET_VALID"))
+      return {
+        code: "TLS_EXPIRED",
+        message: `the TLS certificate of the S3 endpoint ${endpoint} is not valid now (${codes.join(", ")})`,
+      };
+    if (codes.includes("ERR_TLS_CERT_ALTNAME_INVALID"))
+      return {
+        code: "TLS_HOSTNAME",
+        message: `the TLS certificate of the S3 endpoint ${endpoint} does not name this host: ${text}`,
+      };
+    const body = (err as { $responseBodyText?: unknown }).$responseBodyText;
+    const page = statusOf(err) === 400 && typeof body === "string" && CLIENT_CERT_PAGE.test(body);
+    if (page || CLIENT_CERT_ALERT.test(text)) {
+      const given = tls.hasClientCert();
+      return {
+        code: "TLS_CLIENT_CERT",
+        message:
+          `the S3 endpoint ${endpoint} requires a client certificate and ${given ? "refused the one given" : "none was configured"}: ` +
+          `give it with \`cert:\` and \`key:\` in a \`registries:\` entry of the import config (--config) with ` +
+          `\`host: "${tls.host}"\`, or as client.cert and client.key in /etc/docker/certs.d/${tls.host}/. ${tls.hint()}`,
+      };
+    }
+    return undefined;
+  }
+
   private fail(op: string, key: string, err: unknown): RemoteError {
+    const tls = this.explainTls(err);
+    if (tls)
+      return new RemoteError(`${op} ${this.where(key)}: ${tls.message}`, statusOf(err), tls.code, {
+        cause: err,
+      });
     const status = statusOf(err);
     const name = (err as Error).name;
     return new RemoteError(
@@ -198,6 +322,18 @@ export class S3ArtifactRepository implements ArtifactRepository {
       const status = statusOf(err);
       if (status === 404 || (err as Error).name === "NotFound" || (err as Error).name === "NoSuchKey")
         return false;
+      // A HEAD answer has no body to say why; a TLS proxy refusing the client explains itself to a GET.
+      if (status === 400 && !this.explainTls(err)) {
+        const why = await this.client
+          .send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(key), Range: "bytes=0-0" }), {
+            abortSignal: signal,
+          })
+          .then(
+            (res) => void (res.Body as Readable | undefined)?.destroy(),
+            (e: unknown) => (this.explainTls(e) ? e : undefined),
+          );
+        if (why) throw this.fail("HEAD", key, why);
+      }
       throw this.fail("HEAD", key, err);
     }
   }

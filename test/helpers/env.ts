@@ -18,6 +18,8 @@ export const ENV_NAMES = [
   "AIRGAP_TEST_CLIENT_CERT",
   "AIRGAP_TEST_CLIENT_KEY",
   "AIRGAP_TEST_S3_ENDPOINT",
+  "AIRGAP_TEST_S3_TLS_ENDPOINT",
+  "AIRGAP_TEST_S3_MTLS_ENDPOINT",
   "AWS_ACCESS_KEY_ID",
   "AWS_SECRET_ACCESS_KEY",
   "AWS_REGION",
@@ -56,6 +58,10 @@ export interface TestEnv {
   clientKey: string;
   /** http://127.0.0.1:port of Ceph RGW; path-style addressing; buckets are created by tests. */
   s3Endpoint: string;
+  /** https://127.0.0.1:port: nginx terminating TLS (test CA's server certificate) in front of the same RGW. */
+  s3TlsEndpoint: string;
+  /** https://127.0.0.1:port: the same, requiring a client certificate signed by the test CA (clientCert / clientKey). */
+  s3MtlsEndpoint: string;
   awsAccessKeyId: string;
   awsSecretAccessKey: string;
   awsRegion: string;
@@ -102,6 +108,8 @@ export function testEnv(): TestEnv {
     clientCert: e("AIRGAP_TEST_CLIENT_CERT"),
     clientKey: e("AIRGAP_TEST_CLIENT_KEY"),
     s3Endpoint: e("AIRGAP_TEST_S3_ENDPOINT"),
+    s3TlsEndpoint: e("AIRGAP_TEST_S3_TLS_ENDPOINT"),
+    s3MtlsEndpoint: e("AIRGAP_TEST_S3_MTLS_ENDPOINT"),
     awsAccessKeyId: e("AWS_ACCESS_KEY_ID"),
     awsSecretAccessKey: e("AWS_SECRET_ACCESS_KEY"),
     awsRegion: e("AWS_REGION"),

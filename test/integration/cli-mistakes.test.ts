@@ -118,7 +118,7 @@ const MISTAKES: Mistake[] = [
     args: () => ["bundle", "nope"],
     code: 2,
     message:
-      /unknown command 'nope' for airgap bundle; the commands are create, verify, inspect, import, diff, serve/,
+      /unknown command 'nope' for airgap bundle; the commands are create, verify, inspect, import, report, diff, serve/,
     oneLine: true,
   },
   {
@@ -146,7 +146,7 @@ const MISTAKES: Mistake[] = [
     name: "bare airgap bundle",
     args: () => ["bundle"],
     code: 2,
-    message: /airgap bundle needs a command: create, verify, inspect, import, diff, serve/,
+    message: /airgap bundle needs a command: create, verify, inspect, import, report, diff, serve/,
     oneLine: true,
   },
   {

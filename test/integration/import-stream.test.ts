@@ -10,6 +10,7 @@ import {
   cosignTag,
   getManifest,
   listTags,
+  manifestDigest,
   type PushedArtifact,
   type PushedImage,
   type PushedIndex,
@@ -183,7 +184,7 @@ describe("bundle import from a pipe and from compressed bundles", () => {
 });
 
 describe("bundle import of a damaged bundle pushes no tag", () => {
-  it("a directory with a flipped byte: exit 3, nothing under the prefix", async () => {
+  it("a directory with a flipped byte: exit 3, no tag and no manifest of the image under the prefix", async () => {
     const prefix = uniqueRepo("bad");
     const b = join(work, "tampered");
     copyTree(dir, b);
@@ -191,10 +192,22 @@ describe("bundle import of a damaged bundle pushes no tag", () => {
     const r = await runCli(importArgs(b, prefix), { env });
     expect(r.code, r.stderr).toBe(3);
     expect(r.stderr).toContain(layerHex.slice(0, 12));
+    await expectNoTags(prefix);
+    expect(await manifestDigest(tls, `${prefix}/${ns}/single`, single.digest)).toBeUndefined();
+  });
+
+  it("a directory with a flipped byte and --verify-all: exit 3, nothing under the prefix", async () => {
+    const prefix = uniqueRepo("badall");
+    const b = join(work, "tampered-all");
+    copyTree(dir, b);
+    flipByte(join(b, "blobs", "sha256", layerHex));
+    const r = await runCli([...importArgs(b, prefix), "--verify-all"], { env });
+    expect(r.code, r.stderr).toBe(3);
+    expect(r.stderr).toContain(layerHex.slice(0, 12));
     expect((await catalog()).filter((x) => x.startsWith(`${prefix}/`))).toEqual([]);
   });
 
-  it("a tar file with a flipped byte: exit 3, nothing under the prefix", async () => {
+  it("a tar file with a flipped byte: exit 3, no tag and no manifest of the image under the prefix", async () => {
     const prefix = uniqueRepo("badtar");
     const t = join(work, "tampered.tar");
     copyFileSync(tar, t);
@@ -203,7 +216,8 @@ describe("bundle import of a damaged bundle pushes no tag", () => {
     const r = await runCli(importArgs(t, prefix), { env });
     expect(r.code, r.stderr).toBe(3);
     expect(r.stderr).toContain(layerHex.slice(0, 12));
-    expect((await catalog()).filter((x) => x.startsWith(`${prefix}/`))).toEqual([]);
+    await expectNoTags(prefix);
+    expect(await manifestDigest(tls, `${prefix}/${ns}/single`, single.digest)).toBeUndefined();
   });
 
   it("a tar with a flipped byte on standard input: exit 3, no tag", async () => {

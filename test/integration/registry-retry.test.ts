@@ -134,6 +134,7 @@ describe("retries", () => {
     expect(err.message).toContain("UNAVAILABLE: storage is down");
     expect(err.message).toContain(`registry ${relay}`);
     expect(err.message).toContain(`repository ${repo}`);
+    expect(err.message).toContain("(3 attempts)");
     expect(log.length).toBe(3);
     faults = [];
   });

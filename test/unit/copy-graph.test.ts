@@ -64,6 +64,30 @@ describe("copyGraph", () => {
     expect(dst.blobs.get(layerDigest)?.equals(layer)).toBe(true);
   });
 
+  it("holdRoot: copies everything below the root, and hands back the root's bytes instead of pushing it", async () => {
+    const src = new MemoryStore();
+    const dst = new MemoryStore();
+    const root = image(src, [randomBytes(700), randomBytes(300)]);
+    const result = await copyGraph(src, dst, root, { holdRoot: true });
+    expect(dst.blobs.has(root.digest)).toBe(false);
+    expect(dst.blobs.size).toBe(src.blobs.size - 1);
+    expect(result.heldRoot?.equals(src.blobs.get(root.digest)!)).toBe(true);
+  });
+
+  it("presentRootIsComplete: a root the destination holds is not walked (no existence check per child)", async () => {
+    const src = new MemoryStore();
+    const dst = new MemoryStore();
+    const layer = randomBytes(1234);
+    const root = image(src, [layer]);
+    await copyGraph(src, dst, root);
+    const layerDigest = src.add(layer, MediaType.ociLayer).digest;
+    dst.blobs.delete(layerDigest);
+    const existsBefore = dst.calls.exists;
+    await copyGraph(src, dst, root, { presentRootIsComplete: true });
+    expect(dst.calls.exists - existsBefore).toBe(1);
+    expect(dst.blobs.has(layerDigest)).toBe(false);
+  });
+
   it("follows cosign tags and referrers and tags the cosign tags in the destination", async () => {
     const src = new MemoryStore();
     const dst = new MemoryStore();

@@ -126,7 +126,7 @@ export async function runCreate(flags: CreateFlags): Promise<void> {
     if (!flags.dryRun && result.inventory) {
       const t = result.inventory.totals;
       process.stderr.write(
-        `wrote ${result.output?.paths.join(", ")}: ${t.items} items, ${t.blobs} blobs, ${humanBytes(t.bytes)}; pulled ${humanBytes(result.stats.pulledBytes)} in ${result.stats.seconds.toFixed(1)}s${sign ? "; signed" : "; unsigned"}\n`,
+        `wrote ${result.output?.paths.join(", ")}: ${t.items} items, ${t.blobs} blobs, ${humanBytes(t.bytes)}; pulled ${humanBytes(result.stats.pulledBytes)} in ${result.stats.seconds.toFixed(1)}s${retryNote(result.stats)}${sign ? "; signed" : "; unsigned"}\n`,
       );
     }
   } catch (err) {
@@ -136,4 +136,13 @@ export async function runCreate(flags: CreateFlags): Promise<void> {
   } finally {
     interrupt.dispose();
   }
+}
+
+/** " (3 retries, 2 resumed)" when the network needed them; nothing on a clean run. */
+function retryNote(s: { retries: number; resumes: number; restarts: number }): string {
+  if (s.retries === 0) return "";
+  const parts = [`${s.retries} ${s.retries === 1 ? "retry" : "retries"}`];
+  if (s.resumes > 0) parts.push(`${s.resumes} resumed`);
+  if (s.restarts > 0) parts.push(`${s.restarts} restarted`);
+  return ` (${parts.join(", ")})`;
 }

@@ -27,6 +27,7 @@ export interface ImportFlags {
   out: string;
   concurrency?: number;
   dryRun?: boolean;
+  verifyAll?: boolean;
   json?: boolean;
 }
 
@@ -83,11 +84,14 @@ export async function runImport(input: string, flags: ImportFlags): Promise<void
       caFiles: flags.caFile,
       concurrency: flags.concurrency,
       dryRun: flags.dryRun,
+      verifyAll: flags.verifyAll,
       artifacts: flags.artifacts,
       artifactOptions: {
         ...(flags.s3Endpoint ? { endpoint: flags.s3Endpoint } : {}),
         ...(flags.s3PathStyle === false ? { forcePathStyle: false } : {}),
         ...(flags.caFile[0] ? { caFile: flags.caFile[0] } : {}),
+        // an entry for the S3 endpoint's host:port gives its CA and client certificate
+        ...(registries.length > 0 ? { hosts: registries } : {}),
       },
       progress,
       signal: interrupt.signal,
@@ -100,8 +104,8 @@ export async function runImport(input: string, flags: ImportFlags): Promise<void
       if (flags.json) printJson({ imported: false, verify: result.verify });
       printReport(result.verify, input);
       process.stderr.write(
-        result.streamed
-          ? "the bundle did not verify: no image manifest or tag was pushed (verified blobs that arrived before the failure may remain, untagged)\n"
+        result.onePass
+          ? "the bundle did not verify: no image manifest or tag was pushed (verified blobs that landed before the failure may remain, untagged)\n"
           : "nothing was pushed: the bundle did not verify\n",
       );
       process.exitCode = 3;

@@ -3,6 +3,7 @@ import { loadPublicKey } from "../../bundle/keys.js";
 import { type VerifyReport, verifyBundle } from "../../bundle/verify.js";
 import { UsageError } from "../../errors.js";
 import { humanBytes, printJson, printLine } from "../output.js";
+import { progressFor } from "../progress.js";
 
 export interface VerifyFlags {
   key?: string;
@@ -65,11 +66,29 @@ export function printReport(report: VerifyReport, input: string): void {
 
 export async function runVerify(input: string, flags: VerifyFlags): Promise<void> {
   const publicKeyPem = await publicKeyFrom(flags);
-  const report = await verifyBundle(input, {
-    publicKeyPem,
-    requireSignature: requireSignatureFrom(flags),
-    concurrency: flags.concurrency,
-  });
+  const progress = await progressFor(flags.json ? "silent" : "auto", [
+    { key: "verifying", title: "Verify the bundle" },
+  ]);
+  let report: VerifyReport;
+  try {
+    progress.phase("verifying", 0);
+    let hashed = 0;
+    report = await verifyBundle(input, {
+      publicKeyPem,
+      requireSignature: requireSignatureFrom(flags),
+      concurrency: flags.concurrency,
+      // verify reports bytes hashed so far (and, from a file or folder, the total up front)
+      onProgress: (e) => {
+        if (e.totalBytes !== undefined) progress.expect(e.totalBytes);
+        progress.bytes(e.path, e.bytes - hashed);
+        hashed = e.bytes;
+      },
+    });
+    await progress.close();
+  } catch (err) {
+    await progress.close(err);
+    throw err;
+  }
   if (flags.json) printJson(report);
   printReport(report, input);
   if (!report.ok) process.exitCode = 3;

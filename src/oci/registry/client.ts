@@ -33,6 +33,11 @@ export interface RegistryClientOptions {
   signal?: AbortSignal;
   /** Base delay of the retry backoff in ms (default 200). */
   retryBaseDelayMs?: number;
+  /**
+   * How long a request may wait for response headers, and a body may go without a byte, before the
+   * attempt counts as failed and is retried (ms; default AIRGAP_REGISTRY_TIMEOUT_MS or 30 s).
+   */
+  timeoutMs?: number;
 }
 
 export interface RegistryStats {
@@ -40,6 +45,21 @@ export interface RegistryStats {
   blobsMounted: number;
   bytesUploaded: number;
   requests: number;
+  /** Attempts repeated after a failure (status, connection, timeout, broken body). */
+  retries: number;
+  /** Broken blob downloads continued from their last byte with a Range request. */
+  resumes: number;
+  /** Broken blob downloads started over because the server ignored Range. */
+  restarts: number;
+}
+
+export const DEFAULT_TIMEOUT_MS = 30_000;
+
+/** The request timeout of a run: the option, else AIRGAP_REGISTRY_TIMEOUT_MS, else 30 s. */
+export function requestTimeoutMs(option: number | undefined, env = process.env): number {
+  if (option !== undefined && option > 0) return option;
+  const fromEnv = Number(env.AIRGAP_REGISTRY_TIMEOUT_MS);
+  return Number.isFinite(fromEnv) && fromEnv > 0 ? fromEnv : DEFAULT_TIMEOUT_MS;
 }
 
 export const DEFAULT_CHUNK_THRESHOLD = 64 * 1024 * 1024;
@@ -66,7 +86,15 @@ export class ManifestCache {
 }
 
 export class RegistryClient {
-  readonly stats: RegistryStats = { blobsUploaded: 0, blobsMounted: 0, bytesUploaded: 0, requests: 0 };
+  readonly stats: RegistryStats = {
+    blobsUploaded: 0,
+    blobsMounted: 0,
+    bytesUploaded: 0,
+    requests: 0,
+    retries: 0,
+    resumes: 0,
+    restarts: 0,
+  };
   readonly trust: Trust;
   private readonly agents: AgentPool;
   private readonly hosts = new Map<string, RegistryHost>();
@@ -83,7 +111,7 @@ export class RegistryClient {
         ...(opts.caFiles ? { caFiles: opts.caFiles } : {}),
         ...(opts.certsDirs ? { certsDirs: opts.certsDirs } : {}),
       });
-    this.agents = new AgentPool(this.trust);
+    this.agents = new AgentPool(this.trust, requestTimeoutMs(opts.timeoutMs));
     this.chunkThreshold = opts.chunkThreshold ?? DEFAULT_CHUNK_THRESHOLD;
     this.chunkSize = Math.max(1, opts.chunkSize ?? DEFAULT_CHUNK_SIZE);
   }

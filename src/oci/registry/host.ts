@@ -12,6 +12,7 @@ import type { HostTrust, Trust } from "../../net/trust.js";
 import { HostAuth, type HttpText } from "./auth.js";
 import { type CredentialOptions, lookupCredential } from "./credentials.js";
 import { errorFromNetwork, errorFromResponse, RegistryError, type RequestContext, where } from "./errors.js";
+import { resumingBody } from "./resume.js";
 import {
   backoffDelay,
   isRetryableError,
@@ -62,7 +63,7 @@ export const MAX_TOKEN_RESPONSE = 1024 * 1024;
 export interface HostSharedOptions extends CredentialOptions {
   userAgent: string;
   retry: RetryPolicy;
-  stats: { requests: number };
+  stats: { requests: number; retries: number; resumes: number; restarts: number };
 }
 
 /** Docker Hub's registry API lives on another host than its name. */
@@ -82,7 +83,11 @@ export function header(h: SendResult["headers"], name: string): string | undefin
 export class AgentPool {
   private readonly agents = new Map<string, { agent: Agent; tls: HostTrust }>();
 
-  constructor(readonly trust: Trust) {}
+  constructor(
+    readonly trust: Trust,
+    /** Longest wait for response headers, and longest silence inside a body, before an attempt fails. */
+    readonly timeoutMs = 30_000,
+  ) {}
 
   get(host: string): { agent: Agent; tls: HostTrust } {
     let a = this.agents.get(host);
@@ -94,8 +99,8 @@ export class AgentPool {
         keepAliveTimeout: 30_000,
         keepAliveMaxTimeout: 120_000,
         connections: 16,
-        headersTimeout: 120_000,
-        bodyTimeout: 300_000,
+        headersTimeout: this.timeoutMs,
+        bodyTimeout: this.timeoutMs,
       });
       a = { agent, tls };
       this.agents.set(host, a);
@@ -255,6 +260,28 @@ export class RegistryHost {
   }
 
   /**
+   * The body of `first` (the 2xx answer to the GET `o`) as one stream of `size` bytes that continues
+   * through broken connections with Range requests of the same GET (see resume.ts).
+   */
+  resumableBody(o: SendOptions, first: SendResult, size: number, what: string, hint?: string): Readable {
+    return resumingBody({
+      first: first.body,
+      size,
+      again: (from) =>
+        this.send({
+          ...o,
+          headers: { ...o.headers, range: `bytes=${from}-` },
+          ok: (s) => s === 200 || s === 206 || s === 416,
+        }),
+      retry: this.shared.retry,
+      stats: this.shared.stats,
+      what,
+      ...(hint !== undefined ? { hint } : {}),
+      signal: anySignal(o.signal, this.clientSignal),
+    });
+  }
+
+  /**
    * Send a request with auth, redirects and retries. Resolves with the response when `ok(status)`;
    * otherwise reads the error body and rejects with a RegistryError naming the request.
    */
@@ -300,10 +327,14 @@ export class RegistryHost {
         // A failing request body (e.g. a VerifyingStream that saw wrong bytes) explains itself best.
         if (isStream(body) && body.errored) throw body.errored;
         if (replayable && isRetryableError(err) && attempt < this.shared.retry.retries) {
+          this.shared.stats.retries++;
           await sleep(backoffDelay(attempt++, this.shared.retry), signal);
           continue;
         }
-        throw errorFromNetwork(ctxOf(), url.host, await this.explain(url, err), this.agents.hint(url.host));
+        throw withAttempts(
+          errorFromNetwork(ctxOf(), url.host, await this.explain(url, err), this.agents.hint(url.host)),
+          attempt,
+        );
       }
       const status = res.statusCode;
       const rh = res.headers as SendResult["headers"];
@@ -342,6 +373,7 @@ export class RegistryHost {
       if (!ok(status) && isRetryableStatus(status) && replayable && attempt < this.shared.retry.retries) {
         const retryAfter = parseRetryAfter(header(rh, "retry-after"));
         await res.body.dump().catch(() => undefined);
+        this.shared.stats.retries++;
         await sleep(backoffDelay(attempt++, this.shared.retry, retryAfter), signal);
         continue;
       }
@@ -353,11 +385,17 @@ export class RegistryHost {
         } catch {
           // the status alone still tells what happened
         }
-        throw errorFromResponse(ctxOf(), status, text);
+        throw withAttempts(errorFromResponse(ctxOf(), status, text), attempt);
       }
       return { status, headers: rh, body: res.body, url: url.toString() };
     }
   }
+}
+
+/** After retries, the error says how many attempts failed, so "try again" is known to have been tried. */
+function withAttempts<E extends Error>(err: E, retried: number): E {
+  if (retried > 0) err.message = `${err.message} (${retried + 1} attempts)`;
+  return err;
 }
 
 /** Read a small body as text, at most `limit` bytes (the rest is discarded). */

@@ -53,7 +53,32 @@ export function parseYamlMapping(
   if (typeof data !== "object" || Array.isArray(data)) {
     throw new ChartError(`${what} must be a YAML mapping`, what, "CHART_INVALID");
   }
+  const loop = cyclicPath(data, []);
+  if (loop) {
+    throw new ChartError(
+      `${what} is not valid YAML for Helm: ${loop.join(".") || "the document"} contains an alias of itself`,
+      what,
+      "CHART_INVALID",
+    );
+  }
   return data as Record<string, unknown>;
+}
+
+/**
+ * The path of a node that contains itself (`a: &x { b: *x }`), or undefined. The yaml package
+ * builds such a structure as a cycle of objects; every walk over values (image discovery, Helm
+ * coalescing, serializing) would recurse forever on it, and Helm itself refuses it.
+ */
+function cyclicPath(v: unknown, path: string[], open = new Set<object>()): string[] | undefined {
+  if (typeof v !== "object" || v === null) return undefined;
+  if (open.has(v)) return path;
+  open.add(v);
+  for (const [k, child] of Object.entries(v)) {
+    const found = cyclicPath(child, [...path, k], open);
+    if (found) return found;
+  }
+  open.delete(v);
+  return undefined;
 }
 
 function str(v: unknown): string | undefined {
