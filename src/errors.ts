@@ -88,3 +88,18 @@ export class NotFoundError extends AirgapError {
     super(message, "NOT_FOUND", options);
   }
 }
+
+/**
+ * The run was stopped by SIGINT or SIGTERM. Exit code 128 + the signal's number (130, 143), as shells
+ * report a process the signal ended; the message says how to pick up where it stopped.
+ */
+export class InterruptedError extends AirgapError {
+  override readonly exitCode: number;
+  constructor(
+    readonly signal: "SIGINT" | "SIGTERM",
+    resume: string,
+  ) {
+    super(`interrupted by ${signal}; ${resume}`, "INTERRUPTED");
+    this.exitCode = signal === "SIGINT" ? 130 : 143;
+  }
+}

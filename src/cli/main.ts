@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { AirgapError, exitCodeOf, UsageError } from "../errors.js";
+import { AirgapError, exitCodeOf, InterruptedError, UsageError } from "../errors.js";
 import { VERSION } from "../version.js";
+import { exitAfterCleanup } from "./interrupt.js";
 import { printError } from "./output.js";
 
 /**
@@ -243,6 +244,9 @@ export async function main(argv: string[]): Promise<number> {
     }
     const shown = withCliHint(err, argv.slice(2));
     printError(shown, argv.includes("--json"));
+    // An interrupted run ends now: connections kept alive for reuse must not hold the process open,
+    // and parallel work that has not yet seen the abort must not leave its temporary files.
+    if (shown instanceof InterruptedError) await exitAfterCleanup(shown.exitCode);
     return exitCodeOf(shown);
   }
 }

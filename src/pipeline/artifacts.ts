@@ -35,6 +35,7 @@ import type { OciLayoutStore } from "../store/layout.js";
 import { type ArtifactSpec, storeArtifact } from "../store/oci-artifact.js";
 import { type RegistryStore, registryRepository } from "../store/registry.js";
 import type { Store } from "../store/store.js";
+import { trackTemp } from "../temp-files.js";
 import type { PlanItem } from "./create.js";
 import type { Progress } from "./progress.js";
 
@@ -117,6 +118,7 @@ export async function bundleFileItems(
   const { config, cache, limit, warnings } = ctx;
   ctx.progress.phase("files", 0);
   const workDir = await mkdtemp(join(cache.root, "files-work-"));
+  const untrack = trackTemp(workDir);
   try {
     return await Promise.all(
       planned.map((file, i) =>
@@ -165,6 +167,7 @@ export async function bundleFileItems(
     );
   } finally {
     await rm(workDir, { recursive: true, force: true });
+    untrack();
   }
 }
 
@@ -238,6 +241,7 @@ export function gemPlanItems(config: BundleConfig): PlanItem[] {
 export async function bundleGemItems(ctx: ArtifactContext): Promise<BundledArtifact[]> {
   ctx.progress.phase("gems", 0);
   const workDir = await mkdtemp(join(ctx.cache.root, "gems-work-"));
+  const untrack = trackTemp(workDir);
   try {
     const caFile = ctx.caFiles?.[0];
     const resolved = await resolveGems(ctx.config.gems, {
@@ -277,6 +281,7 @@ export async function bundleGemItems(ctx: ArtifactContext): Promise<BundledArtif
     return out;
   } finally {
     await rm(workDir, { recursive: true, force: true });
+    untrack();
   }
 }
 

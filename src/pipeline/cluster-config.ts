@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, rename, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { removeLeftovers } from "../bundle/archive/writer.js";
 import { formatReference } from "../oci/reference.js";
 import { assertSafeSegment } from "../store/publish.js";
 import {
@@ -10,6 +11,7 @@ import {
   renderImagesJson,
   renderRegistriesConf,
 } from "../targets/render.js";
+import { trackTemp } from "../temp-files.js";
 import type { ImportResult } from "./import.js";
 import { type ClusterManifestsOptions, clusterManifests } from "./manifests.js";
 
@@ -129,9 +131,16 @@ export async function writeClusterConfig(
   for (const [path, text] of files) {
     const final = join(outDir, path);
     const temp = `${final}.partial-${randomBytes(4).toString("hex")}`;
-    await mkdir(dirname(final), { recursive: true });
-    await writeFile(temp, text);
-    await rename(temp, final);
+    const untrack = trackTemp(temp);
+    try {
+      await mkdir(dirname(final), { recursive: true });
+      // temp files of an import killed while writing here
+      await removeLeftovers(final);
+      await writeFile(temp, text);
+      await rename(temp, final);
+    } finally {
+      untrack();
+    }
   }
   return [...files.keys()].map((p) => join(outDir, p));
 }

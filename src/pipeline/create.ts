@@ -34,6 +34,7 @@ import { type ResolvedImage, resolveImage } from "../sources/images.js";
 import { type CopyEvent, type CosignTagKind, copyGraph } from "../store/copy.js";
 import { ANNOTATION_REPOSITORY, ANNOTATION_SUBJECT, OciLayoutStore } from "../store/layout.js";
 import { type RegistryStore, registryRepository } from "../store/registry.js";
+import { trackTemp } from "../temp-files.js";
 import { VERSION } from "../version.js";
 import {
   ARTIFACT_REPOSITORY_HOST,
@@ -163,6 +164,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     ...(signal ? { signal } : {}),
   };
   const chartWork = config.charts.length > 0 ? await mkdtemp(join(cache.root, "charts-work-")) : undefined;
+  const untrackChartWork = chartWork ? trackTemp(chartWork) : () => {};
   try {
     // 0. Charts first: the images their values name (`images: auto`) join the image plan.
     const charts = chartWork
@@ -440,6 +442,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     };
   } finally {
     if (chartWork) await rm(chartWork, { recursive: true, force: true });
+    untrackChartWork();
     await client.close();
   }
 }
@@ -553,6 +556,7 @@ async function bundleProfiles(
 ): Promise<BundledProfile[]> {
   opts.progress.phase("profiles", 0);
   const workDir = await mkdtemp(join(cache.root, "profiles-work-"));
+  const untrack = trackTemp(workDir);
   try {
     // Loaded only when a config has profiles: it brings git, archive and InSpec format code.
     const { resolveProfiles, storeProfileArtifact } = await import("../profiles/index.js");
@@ -583,6 +587,7 @@ async function bundleProfiles(
     return out;
   } finally {
     await rm(workDir, { recursive: true, force: true });
+    untrack();
   }
 }
 

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { chmod, mkdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -17,6 +17,7 @@ import {
 } from "../oci/descriptor.js";
 import { isVerifiedFor, VerifyingStream } from "../oci/digest.js";
 import { isManifestLike, MAX_MANIFEST_BYTES, MediaType } from "../oci/mediatypes.js";
+import { trackTemp } from "../temp-files.js";
 import type { Store } from "./store.js";
 import { readBounded } from "./streams.js";
 
@@ -28,6 +29,24 @@ const LAYOUT_VERSION = '{"imageLayoutVersion":"1.0.0"}';
 
 /** The mtime every verified blob carries; a different mtime means the file was written since. */
 export const BLOB_MTIME = new Date("2000-01-01T00:00:00Z");
+
+/**
+ * A blob temp file untouched this long belongs to no running writer (a writer appends to it as the
+ * bytes arrive): it is what a killed run left, and opening the layout removes it.
+ */
+export const STALE_PARTIAL_MS = 10 * 60 * 1000;
+
+/** Remove `*.partial-*` blob files that no writer has touched for STALE_PARTIAL_MS. */
+async function removeStalePartials(blobs: string): Promise<void> {
+  const names = await readdir(blobs).catch(() => [] as string[]);
+  const before = Date.now() - STALE_PARTIAL_MS;
+  for (const name of names) {
+    if (!name.includes(".partial-")) continue;
+    const path = join(blobs, name);
+    const st = await stat(path).catch(() => undefined);
+    if (st?.isFile() && st.mtimeMs < before) await rm(path, { force: true });
+  }
+}
 
 /**
  * An OCI image layout on disk. Blobs are written to a temporary file, verified, then renamed, so an
@@ -60,6 +79,7 @@ export class OciLayoutStore {
       return store;
     }
     await mkdir(join(root, "blobs", "sha256"), { recursive: true });
+    await removeStalePartials(join(root, "blobs", "sha256"));
     try {
       const parsed = JSON.parse(await readFile(join(root, "index.json"), "utf8")) as ImageIndex;
       if (!Array.isArray(parsed.manifests)) throw new Error("no manifests list");
@@ -137,6 +157,7 @@ export class OciLayoutStore {
     }
     const final = this.blobPath(desc.digest);
     const temp = `${final}.partial-${randomBytes(6).toString("hex")}`;
+    const untrack = trackTemp(temp);
     const stages: NodeJS.ReadWriteStream[] = isVerifiedFor(content, desc)
       ? []
       : [new VerifyingStream(desc.digest, desc.size, `blob ${desc.digest} from ${this.root}`)];
@@ -154,6 +175,8 @@ export class OciLayoutStore {
     } catch (err) {
       await rm(temp, { force: true });
       throw err;
+    } finally {
+      untrack();
     }
   }
 
@@ -201,8 +224,13 @@ export class OciLayoutStore {
     const path = join(this.root, "index.json");
     this.saving = this.saving.then(async () => {
       const temp = `${path}.partial-${randomBytes(6).toString("hex")}`;
-      await writeFile(temp, text);
-      await rename(temp, path);
+      const untrack = trackTemp(temp);
+      try {
+        await writeFile(temp, text);
+        await rename(temp, path);
+      } finally {
+        untrack();
+      }
     });
     return this.saving;
   }

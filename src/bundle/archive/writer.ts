@@ -16,6 +16,7 @@ import { basename, dirname, join } from "node:path";
 import { Readable, type Stream, Transform, type TransformCallback, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { AirgapError, UsageError } from "../../errors.js";
+import { trackTemp } from "../../temp-files.js";
 import { createZstdCompress } from "../zstd.js";
 import { normalizeBundlePath } from "./paths.js";
 import { BLOCK, encodeHeader, padLength, RECORD } from "./tar-format.js";
@@ -153,6 +154,26 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /**
+ * Remove what an earlier run writing the same output left when it was killed before its own cleanup:
+ * `NAME.partial-*`, `NAME.part-NNNN.partial-*`, `NAME.parts.json.partial-*` beside the output. Only
+ * exact names of this writer's temporary files are touched; two runs writing one output at the same
+ * time would overwrite each other's result anyway.
+ */
+export async function removeLeftovers(output: string): Promise<void> {
+  const name = basename(output);
+  const dir = dirname(output);
+  const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const mine = new RegExp(`^${escaped}(\\.part-\\d{4}|\\.parts\\.json)?\\.partial-[0-9a-f]{8}$`);
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) if (mine.test(n)) await rm(join(dir, n), { recursive: true, force: true });
+}
+
+/**
  * Writes a bundle's files in the order given. Directory output is built beside the target and
  * renamed into place; tar output goes to a `.partial-*` file that is renamed when complete, so a
  * crash never leaves something that looks like a finished bundle.
@@ -169,12 +190,14 @@ export async function writeBundle(
       throw new UsageError("a directory bundle cannot be compressed; use a .tar.zst output");
     if (target.splitSize !== undefined) throw new UsageError("only a tar bundle can be split");
     if (target.path === "-") throw new UsageError("a directory bundle cannot go to standard output");
+    await removeLeftovers(target.path);
     return writeDir(files, target.path, opts);
   }
   if (target.splitSize !== undefined) {
     if (target.path === "-") throw new UsageError("a bundle written to standard output cannot be split");
     parseSize(target.splitSize);
   }
+  if (target.path !== "-") await removeLeftovers(target.path);
   return writeTar(files, target, opts);
 }
 
@@ -187,6 +210,7 @@ async function writeDir(
     throw new UsageError(`${path} exists and is not empty; remove it, choose another -o, or pass --force`);
   }
   const tmp = `${path}.partial-${suffix()}`;
+  const untrack = trackTemp(tmp);
   await mkdir(tmp, { recursive: false, mode: 0o755 });
   let bytes = 0;
   try {
@@ -236,6 +260,8 @@ async function writeDir(
   } catch (err) {
     await rm(tmp, { recursive: true, force: true });
     throw err;
+  } finally {
+    untrack();
   }
   return { paths: [path], bytes };
 }
@@ -301,7 +327,7 @@ class Counter extends Transform {
 
 /** Cuts a byte stream into part files of at most `partSize` bytes, hashing each. */
 class PartSink extends Writable {
-  readonly parts: { name: string; size: number; sha256: string; tmp: string }[] = [];
+  readonly parts: { name: string; size: number; sha256: string; tmp: string; untrack: () => void }[] = [];
   private fh: FileHandle | undefined;
   private hash: Hash | undefined;
   private cur = 0;
@@ -326,16 +352,30 @@ class PartSink extends Writable {
   private async openPart(): Promise<void> {
     const name = partName(basename(this.base), this.parts.length + 1);
     const tmp = join(dirname(this.base), `${name}.partial-${this.tag}`);
+    // Noted before it exists, so the writer's cleanup (and an exit) can never miss it.
+    this.parts.push({ name, size: 0, sha256: "", tmp, untrack: trackTemp(tmp) });
     this.fh = await open(tmp, "w", 0o644);
     this.hash = createHash("sha256");
     this.cur = 0;
-    this.parts.push({ name, size: 0, sha256: "", tmp });
+  }
+
+  /** The write in flight, if any: a stopped sink's files are removed only after it ended. */
+  private inFlight: Promise<void> = Promise.resolve();
+
+  /** Resolves once no write is in flight and no part file is open. */
+  async settled(): Promise<void> {
+    await this.inFlight.catch(() => {});
+    const fh = this.fh;
+    this.fh = undefined;
+    await fh?.close().catch(() => {});
   }
 
   override _write(chunk: Buffer, _e: BufferEncoding, cb: (err?: Error | null) => void): void {
-    void (async () => {
+    this.inFlight = (async () => {
       let off = 0;
       while (off < chunk.length) {
+        // A destroyed sink (an abort) opens no further part: its cleanup may already have run.
+        if (this.destroyed) throw new AirgapError("the split bundle writer was stopped");
         if (!this.fh || this.cur === this.partSize) {
           await this.closePart();
           await this.openPart();
@@ -348,7 +388,8 @@ class PartSink extends Writable {
         this.cur += n;
         off += n;
       }
-    })().then(() => cb(), cb);
+    })();
+    this.inFlight.then(() => cb(), cb);
   }
 
   override _final(cb: (err?: Error | null) => void): void {
@@ -399,12 +440,15 @@ async function writeTar(
       throw new UsageError(`${target.path} exists; remove it, choose another -o, or pass --force`);
     }
     const tmp = `${target.path}.partial-${tag}`;
+    const untrack = trackTemp(tmp);
     try {
       await runPipeline([...stages, createWriteStream(tmp, { mode: 0o644 })], { signal });
       await rename(tmp, target.path);
     } catch (err) {
       await rm(tmp, { force: true });
       throw err;
+    } finally {
+      untrack();
     }
     return { paths: [target.path], bytes: counter.bytes };
   }
@@ -418,7 +462,10 @@ async function writeTar(
   try {
     await runPipeline([...stages, sink], { signal });
     await rm(manifestPath, { force: true });
-    for (const p of sink.parts) await rename(p.tmp, join(dirname(base), p.name));
+    for (const p of sink.parts) {
+      await rename(p.tmp, join(dirname(base), p.name));
+      p.untrack();
+    }
     // Parts left over from an older, longer set would be mistaken for ours.
     for (let i = sink.parts.length + 1; await exists(partName(base, i)); i++) await rm(partName(base, i));
     const manifest: PartsManifest = {
@@ -436,7 +483,13 @@ async function writeTar(
       bytes: counter.bytes,
     };
   } catch (err) {
-    await Promise.all(sink.parts.map((p) => rm(p.tmp, { force: true })));
+    await sink.settled();
+    await Promise.all(
+      sink.parts.map(async (p) => {
+        await rm(p.tmp, { force: true });
+        p.untrack();
+      }),
+    );
     throw err;
   }
 }

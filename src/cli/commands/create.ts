@@ -1,10 +1,10 @@
 import { readFile } from "node:fs/promises";
 import { splitSize } from "../../bundle/archive/writer.js";
 import { loadBundleConfig } from "../../config/load.js";
-import { UsageError } from "../../errors.js";
 import { createBundle, defaultCacheDir } from "../../pipeline/create.js";
 import { makeSigner } from "../../pipeline/signing.js";
 import { assertInputsReadable, assertOutputWritable, type NamedInput } from "../inputs.js";
+import { onInterrupt } from "../interrupt.js";
 import { humanBytes, printJson, printLine } from "../output.js";
 import { progressFor } from "../progress.js";
 import { assertOutputFree, outputTarget } from "./target.js";
@@ -69,10 +69,10 @@ export async function runCreate(flags: CreateFlags): Promise<void> {
         .map((p) => p.trim())
         .filter(Boolean)
     : undefined;
-  const ac = new AbortController();
-  const onSignal = () => ac.abort(new UsageError("interrupted"));
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
+  const interrupt = onInterrupt(
+    "rerun the same command to resume: the cache keeps every blob that was pulled and verified",
+    Boolean(flags.json),
+  );
   try {
     const result = await createBundle({
       config,
@@ -97,8 +97,11 @@ export async function runCreate(flags: CreateFlags): Promise<void> {
           ? (await import("../../pipeline/policy.js")).checkImagePolicy(config.verify)
           : undefined,
       progress,
-      signal: ac.signal,
+      signal: interrupt.signal,
     });
+    // Work that ends early on an abort may return rather than throw (a verification that saw its
+    // reads stop): the interruption is still what happened.
+    interrupt.signal.throwIfAborted();
     await progress.close();
     for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
     if (flags.json) {
@@ -127,11 +130,11 @@ export async function runCreate(flags: CreateFlags): Promise<void> {
       );
     }
   } catch (err) {
-    await progress.close(err);
-    throw err;
+    const reason = interrupt.reason(err);
+    await progress.close(reason);
+    throw reason;
   } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
+    interrupt.dispose();
   }
 }
 

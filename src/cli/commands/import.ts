@@ -4,6 +4,7 @@ import { writeClusterConfig } from "../../pipeline/cluster-config.js";
 import { importBundle } from "../../pipeline/import.js";
 import { parseRegistryTarget } from "../../targets/mapping.js";
 import { assertInputsReadable, assertOutputWritable } from "../inputs.js";
+import { onInterrupt } from "../interrupt.js";
 import { humanBytes, printJson, printLine } from "../output.js";
 import { progressFor } from "../progress.js";
 import { printReport, publicKeyFrom, requireSignatureFrom } from "./verify.js";
@@ -65,10 +66,10 @@ export async function runImport(input: string, flags: ImportFlags): Promise<void
     { key: "pushing", title: "Push to the registry" },
     { key: "publishing", title: "Publish profiles, files, gems and charts" },
   ]);
-  const ac = new AbortController();
-  const onSignal = () => ac.abort(new Error("interrupted"));
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
+  const interrupt = onInterrupt(
+    "rerun the same command to resume: what already reached the registry is not sent again",
+    Boolean(flags.json),
+  );
   try {
     const result = await importBundle({
       input,
@@ -93,8 +94,11 @@ export async function runImport(input: string, flags: ImportFlags): Promise<void
         ...(registries.length > 0 ? { hosts: registries } : {}),
       },
       progress,
-      signal: ac.signal,
+      signal: interrupt.signal,
     });
+    // Work that ends early on an abort may return rather than throw (a verification that saw its
+    // reads stop): the interruption is still what happened.
+    interrupt.signal.throwIfAborted();
     await progress.close();
     if (!result.verify.ok) {
       if (flags.json) printJson({ imported: false, verify: result.verify });
@@ -189,10 +193,10 @@ export async function runImport(input: string, flags: ImportFlags): Promise<void
       );
     }
   } catch (err) {
-    await progress.close(err);
-    throw err;
+    const reason = interrupt.reason(err);
+    await progress.close(reason);
+    throw reason;
   } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
+    interrupt.dispose();
   }
 }
