@@ -72,7 +72,8 @@ function validHost(input: string, host: string): void {
 export function parseReference(s: string): Reference {
   const input = s;
   // Values from parsed YAML/JSON may be anything; describing one must not call its own toString.
-  if (typeof s !== "string") fail(`(a value of type ${Array.isArray(s) ? "array" : typeof s})`, "it is not text");
+  if (typeof s !== "string")
+    fail(`(a value of type ${Array.isArray(s) ? "array" : typeof s})`, "it is not text");
   if (s.trim() === "") fail(s, "it is empty");
   if (s !== s.trim()) fail(input, "it has leading or trailing spaces");
   if (/\s/.test(s)) fail(input, "it contains whitespace");

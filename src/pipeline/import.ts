@@ -161,6 +161,8 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
       if (err instanceof IntegrityError) return failed([problemOf(err)]);
       throw err;
     }
+    const dangling = danglingRootProblems(index, head);
+    if (dangling.length > 0) return failed(dangling);
     // Without the full pass, every blob read from the bundle is hashed while it streams.
     const archive = new BundleArchive(reader, index, opts.input, Boolean(opts.verifyAll));
     const { images, referrerRoots } = planTargets(index, opts);
@@ -310,6 +312,33 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
 function problemOf(err: IntegrityError): VerifyProblem {
   const item = err.item?.startsWith("sha256:") ? `blobs/sha256/${err.item.slice(7)}` : (err.item ?? "bundle");
   return { code: err.code as IntegrityCode, item, message: err.message };
+}
+
+/**
+ * Every root index.json names must be in the bundle, at the size it says: a bundle whose index
+ * points at nothing is malformed, even where import would push none of those roots.
+ */
+function danglingRootProblems(index: ImageIndex, head: BundleHead): VerifyProblem[] {
+  const problems: VerifyProblem[] = [];
+  for (const d of index.manifests ?? []) {
+    const path = `blobs/sha256/${d.digest.slice("sha256:".length)}`;
+    const size = head.present.get(path);
+    if (size === undefined) {
+      problems.push({
+        code: "DANGLING_REFERENCE",
+        item: "index.json",
+        message: `index.json refers to ${d.digest}, which is not in the bundle`,
+      });
+    } else if (size !== d.size) {
+      problems.push({
+        code: "SIZE_MISMATCH",
+        item: path,
+        message: `index.json says ${path} is ${d.size} bytes, but it is ${size}`,
+      });
+    }
+    if (problems.length >= 20) break;
+  }
+  return problems;
 }
 
 /** A blob's file name is its digest: SHA256SUMS must list that very digest for it. */

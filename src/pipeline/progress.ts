@@ -132,6 +132,7 @@ export class StreamProgress implements Progress {
   private phaseName = "";
   private meter?: ProgressMeter;
   private pendingHeader: string | undefined;
+  private headerTimer: ReturnType<typeof setTimeout> | undefined;
   private lastDraw = 0;
   private lastPlain = 0;
   private readonly tty: boolean;
@@ -150,14 +151,20 @@ export class StreamProgress implements Progress {
     this.phaseName = name;
     this.meter = new ProgressMeter(this.now, totalBytes);
     this.lastPlain = this.meter.started;
-    // Announced with its first activity: a command that fails before any work prints only its error.
+    // Announced with its first activity, or after a second without any (a stalled input still
+    // says what it waits for): a command that fails at once prints only its error.
     this.pendingHeader = `${name}${totalBytes > 0 ? ` ${human(totalBytes)}` : ""}…\n`;
+    clearTimeout(this.headerTimer);
+    this.headerTimer = setTimeout(() => this.announce(), 1000);
+    this.headerTimer.unref?.();
   }
 
   private announce(): void {
+    clearTimeout(this.headerTimer);
     if (this.pendingHeader === undefined) return;
     this.out.write(this.pendingHeader);
     this.pendingHeader = undefined;
+    clearTimeout(this.headerTimer);
   }
 
   expect(totalBytes: number): void {

@@ -44,8 +44,19 @@ export class BundleArchive {
   }
 
   async fetch(desc: Descriptor): Promise<Readable> {
-    if (!(await this.has(desc)))
+    if (!(await this.has(desc))) {
+      const path = `blobs/sha256/${digestHex(desc.digest)}`;
+      const size = this.files?.get(path);
+      // Present under its digest with another size: a descriptor that lies about its blob.
+      if (size !== undefined) {
+        throw new IntegrityError(
+          "SIZE_MISMATCH",
+          `${path} is ${size} bytes, but a descriptor in the bundle says ${desc.size}`,
+          path,
+        );
+      }
       throw new NotFoundError(`${desc.digest} is not in ${this.label}`, desc.digest);
+    }
     const file = await this.reader.open(`blobs/sha256/${digestHex(desc.digest)}`);
     this.read.blobs++;
     const stream = new CountingStream((n) => {
