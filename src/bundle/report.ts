@@ -7,15 +7,14 @@
 import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
 import { IntegrityError } from "../errors.js";
+import { sha256Hex } from "../oci/digest.js";
 import { type BundleReader, openBundle } from "./archive/reader.js";
 import { CHECKSUMS_FILE, parseChecksums, SIGNATURE_FILES } from "./checksums.js";
 import { INVENTORY_FILE, parseInventory } from "./inventory.js";
 import { loadPublicKey } from "./keys.js";
+import { METADATA_MAX_BYTES } from "./limits.js";
 import { verifyChecksumsSignature } from "./signing.js";
 import { SequentialVerifier, type VerifyReport, verifyBundle } from "./verify.js";
-
-const SUMS_MAX = 64 * 1024 * 1024;
-const INVENTORY_MAX = 256 * 1024 * 1024;
 
 /** Fields every item has, shown in the summary table rather than among its details. */
 const COMMON_FIELDS = new Set([
@@ -107,10 +106,6 @@ export function publicKeyFingerprint(pem: string): string {
   return `sha256:${createHash("sha256").update(der).digest("hex")}`;
 }
 
-function sha256(bytes: Buffer): string {
-  return createHash("sha256").update(bytes).digest("hex");
-}
-
 function refuse(report: VerifyReport, input: string): never {
   const first = report.problems[0];
   const more = report.problems.length > 1 ? ` (and ${report.problems.length - 1} more problems)` : "";
@@ -136,7 +131,7 @@ async function verifiedHeadSeekable(
 ): Promise<VerifiedHead> {
   const report = await verifyBundle(reader, opts);
   if (!report.ok) refuse(report, input);
-  const sums = await reader.readSmall(CHECKSUMS_FILE, SUMS_MAX);
+  const sums = await reader.readSmall(CHECKSUMS_FILE, METADATA_MAX_BYTES);
   if (opts.publicKeyPem) {
     const sig = (await reader.readSmall(SIGNATURE_FILES[0]!, 64 * 1024)).toString("utf8");
     if (!verifyChecksumsSignature(sums, sig, loadPublicKey(opts.publicKeyPem))) {
@@ -148,8 +143,8 @@ async function verifiedHeadSeekable(
     }
   }
   const expected = parseChecksums(sums.toString("utf8")).get(INVENTORY_FILE);
-  const inventory = await reader.readSmall(INVENTORY_FILE, INVENTORY_MAX);
-  if (expected === undefined || sha256(inventory) !== expected) {
+  const inventory = await reader.readSmall(INVENTORY_FILE, METADATA_MAX_BYTES);
+  if (expected === undefined || sha256Hex(inventory) !== expected) {
     throw new IntegrityError(
       "CHECKSUM_MISMATCH",
       `${INVENTORY_FILE} changed after it was verified`,
@@ -195,10 +190,7 @@ async function verifiedHeadSequential(
       }
       try {
         if (entry.path === CHECKSUMS_FILE || entry.path === INVENTORY_FILE) {
-          kept.set(
-            entry.path,
-            await collect(s, entry.path === CHECKSUMS_FILE ? SUMS_MAX : INVENTORY_MAX, entry.path),
-          );
+          kept.set(entry.path, await collect(s, METADATA_MAX_BYTES, entry.path));
         } else {
           for await (const _ of s) {
             // hashed inside the verifier's stream
@@ -301,7 +293,7 @@ export function reportData(
     config: { file: inv.config?.file ?? "", sha256: inv.config?.sha256 ?? "" },
     platforms: inv.platforms ?? [],
     verification: { ok, signature, signed, files, blobs, bytes, warnings },
-    checksums: { file: CHECKSUMS_FILE, sha256: sha256(head.sums), entries: sums.size },
+    checksums: { file: CHECKSUMS_FILE, sha256: sha256Hex(head.sums), entries: sums.size },
     signatureFiles: SIGNATURE_FILES.filter((f) => head.sizes.has(f)),
     items,
     extraFiles,

@@ -166,3 +166,31 @@ export class VerifyingStream extends Transform {
     cb();
   }
 }
+
+/**
+ * Passes bytes through while counting and hashing them (SHA-256), for content whose digest is
+ * learned rather than expected; with a limit, the stream fails with `tooLarge()` once past it.
+ */
+export class Sha256Meter extends Transform {
+  private readonly hash: Hash = createHash("sha256");
+  size = 0;
+
+  constructor(private readonly limit?: { max: number; tooLarge: () => Error }) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.size += chunk.length;
+    if (this.limit && this.size > this.limit.max) {
+      cb(this.limit.tooLarge());
+      return;
+    }
+    this.hash.update(chunk);
+    cb(null, chunk);
+  }
+
+  /** The digest of everything that passed; call once, after the stream ended. */
+  hex(): Sha256Hex {
+    return this.hash.digest("hex") as Sha256Hex;
+  }
+}

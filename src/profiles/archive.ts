@@ -9,7 +9,7 @@
  * header is fixed (mtime 0, uid/gid 0, no user or group names, modes 0644/0755) and entries are
  * sorted, so the same tree always gives the same bytes; gzip is written with header mtime 0.
  */
-import { createHash, type Hash } from "node:crypto";
+import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { lstat, mkdir, open, readdir, readlink, realpath, stat } from "node:fs/promises";
 import { dirname, join, posix, relative, resolve, sep } from "node:path";
@@ -20,7 +20,7 @@ import { crc32, createGunzip, createGzip, constants as zc } from "node:zlib";
 import * as tar from "tar";
 import yauzl from "yauzl";
 import { AirgapError, IntegrityError } from "../errors.js";
-import type { Sha256Hex } from "../oci/digest.js";
+import { type Sha256Hex, Sha256Meter } from "../oci/digest.js";
 
 export type ArchiveKind = "tar.gz" | "zip";
 
@@ -516,19 +516,6 @@ async function* tarStream(entries: TreeEntry[]): AsyncGenerator<Buffer> {
   yield Buffer.alloc(BLOCK * 2, 0);
 }
 
-class HashCount extends Transform {
-  private readonly h: Hash = createHash("sha256");
-  size = 0;
-  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
-    this.h.update(chunk);
-    this.size += chunk.length;
-    cb(null, chunk);
-  }
-  digestHex(): string {
-    return this.h.digest("hex");
-  }
-}
-
 export interface PackResult {
   path: string;
   sha256: string;
@@ -542,7 +529,7 @@ export interface PackResult {
 export async function packProfile(root: string, dest: string, signal?: AbortSignal): Promise<PackResult> {
   const entries = await listTree(root);
   await mkdir(dirname(resolve(dest)), { recursive: true });
-  const counter = new HashCount();
+  const counter = new Sha256Meter();
   await pipeline(
     Readable.from(tarStream(entries)),
     createGzip({ level: 9, memLevel: 8, strategy: zc.Z_DEFAULT_STRATEGY }),
@@ -550,7 +537,7 @@ export async function packProfile(root: string, dest: string, signal?: AbortSign
     createWriteStream(dest),
     { signal },
   );
-  return { path: dest, sha256: counter.digestHex(), size: counter.size };
+  return { path: dest, sha256: counter.hex(), size: counter.size };
 }
 
 /** sha256 (hex) of a file, streamed. */

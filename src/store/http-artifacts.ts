@@ -7,12 +7,13 @@
  * Credentials: AIRGAP_ARTIFACTS_TOKEN (Bearer), else AIRGAP_ARTIFACTS_USER/AIRGAP_ARTIFACTS_PASSWORD
  * (Basic), else a netrc file entry for the host, else user:password in the URL.
  */
-import { createHash } from "node:crypto";
+
 import { readFileSync } from "node:fs";
-import { type Readable, Transform, type TransformCallback } from "node:stream";
+import type { Readable } from "node:stream";
 import { type Dispatcher, request } from "undici";
 import { ConfigError, IntegrityError, RemoteError, UsageError } from "../errors.js";
 import { trustFor } from "../net/trust.js";
+import { Sha256Meter } from "../oci/digest.js";
 import type { ArtifactRepository, ArtifactRepositoryOptions, PutOptions } from "./artifacts.js";
 
 /** `machine HOST login USER password PASS` entries (and `default`), as curl and git read them. */
@@ -38,16 +39,6 @@ export function parseNetrc(text: string): Map<string, { login?: string; password
     else if (t === "account" || t === "macdef") i++;
   }
   return out;
-}
-
-class ShaCount extends Transform {
-  readonly h = createHash("sha256");
-  size = 0;
-  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
-    this.h.update(chunk);
-    this.size += chunk.length;
-    cb(null, chunk);
-  }
 }
 
 export class HttpArtifactRepository implements ArtifactRepository {
@@ -163,7 +154,7 @@ export class HttpArtifactRepository implements ArtifactRepository {
   }
 
   async put(key: string, stream: Readable, opts: PutOptions): Promise<void> {
-    const hasher = new ShaCount();
+    const hasher = new Sha256Meter();
     stream.on("error", (err) => hasher.destroy(err));
     const body = stream.pipe(hasher);
     const init: { body: Readable; headers: Record<string, string>; signal?: AbortSignal } = {
@@ -180,7 +171,7 @@ export class HttpArtifactRepository implements ArtifactRepository {
     const res = await this.call("PUT", key, init);
     await res.body.dump();
     if (res.statusCode < 200 || res.statusCode >= 300) throw this.refuse("PUT", key, res.statusCode);
-    const got = hasher.h.digest("hex");
+    const got = hasher.hex();
     if (hasher.size !== opts.size || got !== opts.sha256) {
       const del = await this.call("DELETE", key).catch(() => undefined);
       await del?.body.dump();

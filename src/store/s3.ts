@@ -23,6 +23,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { ConfigError, IntegrityError, RemoteError, UsageError } from "../errors.js";
+import { failureChain, UNTRUSTED_CERT_CODES } from "../net/failure.js";
 import { trustFor } from "../net/trust.js";
 import type { ArtifactRepository, ArtifactRepositoryOptions, PutOptions } from "./artifacts.js";
 import { joinKey } from "./artifacts.js";
@@ -109,28 +110,6 @@ interface S3RepositoryOptions {
   partSize?: number;
   sendChecksum?: boolean;
   tls?: S3TlsInfo;
-}
-
-const UNTRUSTED_CODES = new Set([
-  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
-  "UNABLE_TO_GET_ISSUER_CERT",
-  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
-  "SELF_SIGNED_CERT_IN_CHAIN",
-  "DEPTH_ZERO_SELF_SIGNED_CERT",
-  "CERT_UNTRUSTED",
-]);
-
-/** Error codes and messages down the `cause` chain. */
-function codesOf(err: unknown): { codes: string[]; text: string } {
-  const codes: string[] = [];
-  const messages: string[] = [];
-  for (let e: unknown = err, depth = 0; e && depth < 6; e = (e as { cause?: unknown }).cause, depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === "string") codes.push(code);
-    const m = (e as { message?: unknown }).message;
-    if (typeof m === "string") messages.push(m);
-  }
-  return { codes, text: messages.join(" ") };
 }
 
 /**
@@ -255,8 +234,9 @@ export class S3ArtifactRepository implements ArtifactRepository {
     const tls = this.tls;
     if (!tls) return undefined;
     const endpoint = this.endpoint ?? `https://${tls.host}`;
-    const { codes, text } = codesOf(err);
-    const untrusted = codes.find((c) => UNTRUSTED_CODES.has(c));
+    const { codes, messages } = failureChain(err);
+    const text = messages.join(" ");
+    const untrusted = codes.find((c) => UNTRUSTED_CERT_CODES.has(c));
     if (untrusted) {
       return {
         code: "TLS_UNTRUSTED",

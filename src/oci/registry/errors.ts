@@ -1,5 +1,6 @@
 /** Turning registry answers and network failures into errors a person can act on. */
 import { RemoteError } from "../../errors.js";
+import { failureChain, UNTRUSTED_CERT_CODES } from "../../net/failure.js";
 import { ProxyError } from "../../net/proxy.js";
 
 export interface RegistryErrorDetail {
@@ -111,27 +112,6 @@ export function errorFromResponse(
   return new RegistryError(msg, ctx, status, errors);
 }
 
-const UNTRUSTED_CODES = new Set([
-  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
-  "UNABLE_TO_GET_ISSUER_CERT",
-  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
-  "SELF_SIGNED_CERT_IN_CHAIN",
-  "DEPTH_ZERO_SELF_SIGNED_CERT",
-  "CERT_UNTRUSTED",
-]);
-
-function codesOf(err: unknown): { codes: string[]; messages: string[] } {
-  const codes: string[] = [];
-  const messages: string[] = [];
-  for (let e: unknown = err, depth = 0; e && depth < 6; e = (e as { cause?: unknown }).cause, depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === "string") codes.push(code);
-    const m = (e as { message?: unknown }).message;
-    if (typeof m === "string") messages.push(m);
-  }
-  return { codes, messages };
-}
-
 /** Explain a failure below HTTP (TLS, connection) for one registry host. */
 export function errorFromNetwork(
   ctx: RequestContext,
@@ -139,16 +119,16 @@ export function errorFromNetwork(
   err: unknown,
   trustHint: string,
 ): RemoteError {
-  const { codes, messages } = codesOf(err);
+  const { codes, messages } = failureChain(err);
   const text = messages.join(" ");
   const base = `${ctx.method} ${ctx.url} [${where(ctx)}]`;
   for (let e: unknown = err, depth = 0; e && depth < 6; e = (e as { cause?: unknown }).cause, depth++) {
     if (e instanceof ProxyError)
       return new RegistryError(`${base}: ${e.message}`, ctx, e.status, [], e.code, err);
   }
-  if (codes.some((c) => UNTRUSTED_CODES.has(c))) {
+  if (codes.some((c) => UNTRUSTED_CERT_CODES.has(c))) {
     return new RegistryError(
-      `${base}: the TLS certificate of ${host} is not trusted (${codes.find((c) => UNTRUSTED_CODES.has(c))}). ` +
+      `${base}: the TLS certificate of ${host} is not trusted (${codes.find((c) => UNTRUSTED_CERT_CODES.has(c))}). ` +
         `Trust its CA with --ca-file FILE or the registry's \`ca:\` setting, or put the CA as *.crt into /etc/docker/certs.d/${host}/ ` +
         `(or /etc/containers/certs.d/${host}/). ${trustHint}`,
       ctx,

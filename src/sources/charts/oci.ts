@@ -6,15 +6,15 @@
  * is verified against its digest while it streams to disk. Works on any store (the registry client's
  * repository, a layout), so this module knows nothing of HTTP.
  */
-import { createHash } from "node:crypto";
+
 import { createWriteStream } from "node:fs";
 import { rename, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import semver from "semver";
 import { IntegrityError } from "../../errors.js";
 import { type Descriptor, type ImageManifest, parseManifest } from "../../oci/descriptor.js";
+import { Sha256Meter } from "../../oci/digest.js";
 import { MAX_MANIFEST_BYTES, MediaType } from "../../oci/mediatypes.js";
 import { parseReference } from "../../oci/reference.js";
 import type { ReadOnlyStore } from "../../store/store.js";
@@ -40,14 +40,6 @@ async function readAll(stream: NodeJS.ReadableStream, limit: number, what: strin
     chunks.push(c as Buffer);
   }
   return Buffer.concat(chunks);
-}
-
-class Sha256 extends Transform {
-  readonly h = createHash("sha256");
-  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
-    this.h.update(chunk);
-    cb(null, chunk);
-  }
 }
 
 /**
@@ -105,7 +97,7 @@ export function ociChartPuller(
     }
     const file = join(dir, `${dep.name}-${version}.tgz`);
     const part = `${file}.download`;
-    const hash = new Sha256();
+    const hash = new Sha256Meter();
     try {
       // the store's stream fails at its end unless the bytes match layer.digest and size
       await pipeline(await store.fetch(layer, signal), hash, createWriteStream(part), { signal });
@@ -122,6 +114,6 @@ export function ociChartPuller(
         `${label}:${tag}`,
       );
     }
-    return { file, name: dep.name, version, sha256: hash.h.digest("hex"), manifestDigest: desc.digest };
+    return { file, name: dep.name, version, sha256: hash.hex(), manifestDigest: desc.digest };
   };
 }

@@ -18,7 +18,7 @@
  * Helm writes them, then the rest in byte order), mtime 0, no owners, gzip without a timestamp or
  * file name. The same tree always gives the same bytes.
  */
-import { createHash } from "node:crypto";
+
 import { createWriteStream } from "node:fs";
 import {
   chmod,
@@ -33,11 +33,11 @@ import {
   writeFile,
 } from "node:fs/promises";
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
-import { Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
 import * as tar from "tar";
 import { IntegrityError } from "../../errors.js";
+import { Sha256Meter } from "../../oci/digest.js";
 import {
   type ChartDependency,
   type ChartMetadata,
@@ -102,16 +102,6 @@ export interface PackageContext {
   label?: (abs: string) => string;
   /** Filled as charts are packaged, dependencies before the charts that need them. */
   built?: string[];
-}
-
-class HashCount extends Transform {
-  readonly h = createHash("sha256");
-  size = 0;
-  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
-    this.h.update(chunk);
-    this.size += chunk.length;
-    cb(null, chunk);
-  }
 }
 
 export function inside(root: string, p: string): boolean {
@@ -219,7 +209,7 @@ export async function writeChartArchive(
   dest: string,
   signal?: AbortSignal,
 ): Promise<{ sha256: string; size: number }> {
-  const counter = new HashCount();
+  const counter = new Sha256Meter();
   await mkdir(dirname(dest), { recursive: true });
   await pipeline(
     tar.c({ cwd: stage, portable: true, mtime: FIXED_MTIME, noDirRecurse: true, strict: true }, entries),
@@ -228,7 +218,7 @@ export async function writeChartArchive(
     createWriteStream(dest),
     { signal },
   );
-  return { sha256: counter.h.digest("hex"), size: counter.size };
+  return { sha256: counter.hex(), size: counter.size };
 }
 
 /**

@@ -4,12 +4,12 @@
  * Dropped connections, 5xx and 429 are tried again with the registry client's backoff; a download
  * tried again starts over, so what lands on disk is always one whole, verified answer.
  */
-import { createHash } from "node:crypto";
+
 import { createWriteStream } from "node:fs";
 import { rename, rm } from "node:fs/promises";
-import { Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { IntegrityError, RemoteError } from "../../errors.js";
+import { Sha256Meter } from "../../oci/digest.js";
 import {
   backoffDelay,
   DEFAULT_RETRY,
@@ -85,26 +85,6 @@ export async function getText(url: string, opts: FetchOptions): Promise<string> 
   });
 }
 
-class BoundedHasher extends Transform {
-  readonly hash = createHash("sha256");
-  size = 0;
-  constructor(
-    private readonly maxBytes: number,
-    private readonly onTooLarge: () => Error,
-  ) {
-    super();
-  }
-  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
-    this.size += chunk.length;
-    if (this.size > this.maxBytes) {
-      cb(this.onTooLarge());
-      return;
-    }
-    this.hash.update(chunk);
-    cb(null, chunk);
-  }
-}
-
 export interface Fetched {
   path: string;
   sha256: string;
@@ -128,7 +108,10 @@ export async function downloadTo(
       res.body.destroy();
       throw tooLarge(opts.what, url, opts.maxBytes, declared);
     }
-    const hasher = new BoundedHasher(opts.maxBytes, () => tooLarge(opts.what, url, opts.maxBytes));
+    const hasher = new Sha256Meter({
+      max: opts.maxBytes,
+      tooLarge: () => tooLarge(opts.what, url, opts.maxBytes),
+    });
     try {
       const signal = opts.http.signal;
       await pipeline(res.body, hasher, createWriteStream(tmp), signal ? { signal } : {});
@@ -137,7 +120,7 @@ export async function downloadTo(
       if (err instanceof IntegrityError) throw err;
       throw failed(opts.what, url, err);
     }
-    return { sha256: hasher.hash.digest("hex"), size: hasher.size };
+    return { sha256: hasher.hex(), size: hasher.size };
   });
   const expected = opts.expect?.sha256.toLowerCase();
   if (opts.expect && expected !== fetched.sha256) {

@@ -1,17 +1,11 @@
-/**
- * HTTP downloads for profile sources: follows redirects (GitHub archive URLs go through codeload),
- * verifies TLS with the machine's roots plus an optional CA file, streams to disk while hashing.
- */
-import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { rename, rm } from "node:fs/promises";
-import { Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Dispatcher } from "undici";
 import { IntegrityError, RemoteError } from "../../errors.js";
 import { requestFollowing } from "../../net/follow.js";
 import { trustFor } from "../../net/trust.js";
-import type { Sha256Hex } from "../../oci/digest.js";
+import { type Sha256Hex, Sha256Meter } from "../../oci/digest.js";
 import { ARCHIVE_LIMITS } from "../../profiles/archive.js";
 import { redactSecrets } from "../../redact.js";
 import { readBounded } from "../../store/streams.js";
@@ -51,24 +45,11 @@ function splitUserinfo(url: string, headers: Record<string, string>): string {
 }
 
 export async function httpGetJson(url: string, opts: HttpOptions = {}): Promise<unknown> {
-  const headers: Record<string, string> = { accept: "application/json", ...opts.headers };
-  const target = splitUserinfo(url, headers);
-  let res: Dispatcher.ResponseData;
-  try {
-    ({ res } = await requestFollowing(target, {
-      dispatcher: dispatcherFor(opts),
-      headers,
-      signal: opts.signal,
-    }));
-  } catch (err) {
-    throw new RemoteError(`GET ${redact(url)}: ${(err as Error).message}`, undefined, "REMOTE", {
-      cause: err,
-    });
-  }
-  if (res.statusCode !== 200) {
-    await res.body.dump();
-    throw new RemoteError(`GET ${redact(url)}: HTTP ${res.statusCode}`, res.statusCode);
-  }
+  const res = await requestOk(
+    url,
+    { ...opts, headers: { accept: "application/json", ...opts.headers } },
+    (why) => `GET ${redact(url)}: ${why}`,
+  );
   refuseDeclaredLength(res, MAX_JSON_BYTES, `GET ${redact(url)}`);
   // counted as it arrives: the request is aborted as soon as the answer passes the limit
   const text = (await readBounded(res.body, MAX_JSON_BYTES, `GET ${redact(url)}: the answer`)).toString(
@@ -98,32 +79,6 @@ function refuseDeclaredLength(res: Dispatcher.ResponseData, max: number, what: s
   }
 }
 
-class Hasher extends Transform {
-  readonly h = createHash("sha256");
-  size = 0;
-  constructor(
-    private readonly max: number,
-    private readonly what: string,
-  ) {
-    super();
-  }
-  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
-    this.size += chunk.length;
-    if (this.size > this.max) {
-      cb(
-        new IntegrityError(
-          "MALFORMED",
-          `${this.what}: more than the ${this.max}-byte limit arrived`,
-          this.what,
-        ),
-      );
-      return;
-    }
-    this.h.update(chunk);
-    cb(null, chunk);
-  }
-}
-
 export interface Downloaded {
   path: string;
   sha256: Sha256Hex;
@@ -145,27 +100,18 @@ export async function download(
   } = {},
 ): Promise<Downloaded> {
   const what = `${opts.what ?? "profile URL"} ${redact(url)}`;
-  const headers: Record<string, string> = { ...opts.headers };
-  const target = splitUserinfo(url, headers);
-  let res: Dispatcher.ResponseData;
-  try {
-    ({ res } = await requestFollowing(target, {
-      dispatcher: dispatcherFor(opts),
-      headers,
-      signal: opts.signal,
-    }));
-  } catch (err) {
-    throw new RemoteError(`${what} could not be fetched: ${(err as Error).message}`, undefined, "REMOTE", {
-      cause: err,
-    });
-  }
-  if (res.statusCode !== 200) {
-    await res.body.dump();
-    throw new RemoteError(`${what} could not be fetched: HTTP ${res.statusCode}`, res.statusCode);
-  }
+  const res = await httpGet(url, { ...opts, what: opts.what ?? "profile URL" });
   refuseDeclaredLength(res, MAX_DOWNLOAD_BYTES, what);
   const tmp = `${dest}.part`;
-  const hasher = new Hasher(MAX_DOWNLOAD_BYTES, what);
+  const hasher = new Sha256Meter({
+    max: MAX_DOWNLOAD_BYTES,
+    tooLarge: () =>
+      new IntegrityError(
+        "MALFORMED",
+        `${what}: more than the ${MAX_DOWNLOAD_BYTES}-byte limit arrived`,
+        what,
+      ),
+  });
   try {
     await pipeline(res.body, hasher, createWriteStream(tmp), { signal: opts.signal });
   } catch (err) {
@@ -175,7 +121,7 @@ export async function download(
       cause: err,
     });
   }
-  const sha256 = hasher.h.digest("hex") as Sha256Hex;
+  const sha256 = hasher.hex();
   if (opts.expectSha256 && opts.expectSha256 !== sha256) {
     await rm(tmp, { force: true });
     throw new IntegrityError(
@@ -198,9 +144,15 @@ export { redact };
  * bound, and verify) the body themselves. An answer other than 200 is a RemoteError carrying the
  * status; `what` names the thing fetched in messages.
  */
-export async function httpGet(
+export function httpGet(url: string, opts: HttpOptions & { what: string }): Promise<Dispatcher.ResponseData> {
+  return requestOk(url, opts, (why) => `${opts.what} ${redact(url)} could not be fetched: ${why}`);
+}
+
+/** The one GET of this module: userinfo as Basic auth, the trust module's TLS, the redirect rule, 200 only. */
+async function requestOk(
   url: string,
-  opts: HttpOptions & { what: string },
+  opts: HttpOptions,
+  failed: (why: string) => string,
 ): Promise<Dispatcher.ResponseData> {
   const headers: Record<string, string> = { ...opts.headers };
   const target = splitUserinfo(url, headers);
@@ -212,21 +164,11 @@ export async function httpGet(
       signal: opts.signal,
     }));
   } catch (err) {
-    throw new RemoteError(
-      `${opts.what} ${redact(url)} could not be fetched: ${(err as Error).message}`,
-      undefined,
-      "REMOTE",
-      {
-        cause: err,
-      },
-    );
+    throw new RemoteError(failed((err as Error).message), undefined, "REMOTE", { cause: err });
   }
   if (res.statusCode !== 200) {
     await res.body.dump();
-    throw new RemoteError(
-      `${opts.what} ${redact(url)} could not be fetched: HTTP ${res.statusCode}`,
-      res.statusCode,
-    );
+    throw new RemoteError(failed(`HTTP ${res.statusCode}`), res.statusCode);
   }
   return res;
 }
