@@ -94,6 +94,15 @@ export function buildProgram(): Command {
       "--verify-all",
       "hash the whole bundle before pushing anything (default: each blob is verified as it uploads, blobs the registry has are not read)",
     )
+    .option(
+      "--shard <I/N>",
+      "push only part I (0-based) of N of the items, for N imports at once; auto/N takes I from JOB_COMPLETION_INDEX (Kubernetes Indexed Job)",
+    )
+    .option(
+      "--import-job-shards <n>",
+      "enable the sharded import Job in the --out manifests overlay, with n workers",
+      parsePositiveInt,
+    )
     .option("--json", "machine-readable output on stdout")
     .action(async (input, opts) => (await import("./commands/import.js")).runImport(input, opts));
 

@@ -35,6 +35,7 @@ import {
   type PublishedProfile,
   publishArtifactItems,
 } from "./publish-artifacts.js";
+import { type ShardSelection, type ShardSpec, selectShard } from "./shard.js";
 import { TOOLS_DIR } from "./tools.js";
 
 export interface ImportOptions {
@@ -58,6 +59,18 @@ export interface ImportOptions {
   signal?: AbortSignal;
   /** Hash the whole bundle before pushing anything (a file or directory; a pipe is always one pass). */
   verifyAll?: boolean;
+  /**
+   * Push only worker `index` of `count`'s part of the items (see shard.ts); the cluster
+   * configuration still covers every item. Absent: everything, as `{ index: 0, count: 1 }`.
+   */
+  shard?: ShardSpec;
+}
+
+/** What one worker of a sharded import pushed: its items, by name. */
+export interface ShardReport extends ShardSpec {
+  items: string[];
+  /** Estimated cost of its items, in bytes (bytes plus a per-blob cost; see shard.ts). */
+  cost: number;
 }
 
 export interface PlannedImage {
@@ -83,8 +96,11 @@ export interface ImportResult {
    */
   onePass?: boolean;
   inventory?: Inventory;
+  /** Every root of the bundle and where it goes (with --shard too: the cluster configuration needs all). */
   images: PlannedImage[];
   referrers: number;
+  /** With --shard: which part this run pushed. */
+  shard?: ShardReport;
   profiles?: PublishedProfile[];
   files?: PublishedFile[];
   gems?: PublishedGem[];
@@ -165,13 +181,16 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
     if (dangling.length > 0) return failed(dangling);
     // Without the full pass, every blob read from the bundle is hashed while it streams.
     const archive = new BundleArchive(reader, index, opts.input, Boolean(opts.verifyAll));
-    const { images, referrerRoots } = planTargets(index, opts);
+    const planned = planTargets(index, opts);
+    const selection = selectShard(inventory.items, index, opts.shard ?? { index: 0, count: 1 });
+    // Below, what this worker pushes; the result still lists every root (planned.images).
+    const { images, referrerRoots } = ownPart(planned, selection);
 
     const client = new RegistryClient({ hosts: opts.registries, caFiles: opts.caFiles, signal });
     const limit = pLimit(opts.concurrency ?? 8);
     const stats = { blobsSkipped: 0, manifestsPushed: 0 };
     try {
-      await checkBaseContent(inventory, opts, client, limit);
+      await checkBaseContent(ownInventory(inventory, selection), opts, client, limit);
       if (opts.dryRun) {
         await Promise.all(
           images.map(async (img) => {
@@ -184,11 +203,12 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
           inventory,
           images,
           referrers: referrerRoots.length,
+          ...shardReport(opts, selection),
           stats: { ...emptyStats(started) },
         };
       }
 
-      progress.phase("pushing", inventory.totals.bytes);
+      progress.phase("pushing", expectedBytes(inventory, selection, opts));
       const inflightByRepo = new Map<string, Map<string, Promise<void>>>();
       const inflightFor = (ref: Reference) => {
         const key = `${ref.registry}/${ref.repository}`;
@@ -280,10 +300,15 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
       );
       for (const img of images) progress.itemDone(img.target);
       // An incremental bundle may leave a blob out: the target registry holds it then (checked above).
-      const published = await publishArtifactItems(inventory, images, opts, async (d, item) =>
-        (await archive.has(d))
-          ? await archive.fetch(d)
-          : await targetStore(client, item, opts).fetch(d, signal),
+      const published = await publishArtifactItems(
+        inventory,
+        planned.images,
+        opts,
+        async (d, item) =>
+          (await archive.has(d))
+            ? await archive.fetch(d)
+            : await targetStore(client, item, opts).fetch(d, signal),
+        selection.ownsItem,
       );
       checked.blobs += archive.read.blobs;
       checked.bytes += archive.read.bytes;
@@ -291,8 +316,9 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
         verify: fullReport ?? headReport(head, checked),
         onePass: !opts.verifyAll,
         inventory,
-        images,
-        referrers: referrerRoots.length,
+        images: planned.images,
+        referrers: planned.referrerRoots.length,
+        ...shardReport(opts, selection),
         ...published,
         stats: {
           ...importStats(client, stats, started),
@@ -306,6 +332,32 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
   } finally {
     await reader.close();
   }
+}
+
+/** The roots this worker pushes: all of them without --shard. */
+function ownPart(planned: ReturnType<typeof planTargets>, selection: ShardSelection) {
+  return {
+    images: planned.images.filter((i) => selection.ownsNamedRoot(i.source, i.digest)),
+    referrerRoots: planned.referrerRoots.filter((r) =>
+      selection.ownsReferrer(r.repository, r.descriptor.digest),
+    ),
+  };
+}
+
+/** The inventory cut down to this worker's items (for checks that concern what it pushes). */
+function ownInventory(inventory: Inventory, selection: ShardSelection): Inventory {
+  return { ...inventory, items: inventory.items.filter((i) => selection.ownsItem(i.name)) };
+}
+
+/** Bytes the progress display expects: the bundle's, or this worker's items'. */
+function expectedBytes(inventory: Inventory, selection: ShardSelection, opts: ImportOptions): number {
+  if (!opts.shard) return inventory.totals.bytes;
+  return inventory.items.filter((i) => selection.ownsItem(i.name)).reduce((n, i) => n + i.size, 0);
+}
+
+function shardReport(opts: ImportOptions, selection: ShardSelection): { shard?: ShardReport } {
+  if (!opts.shard) return {};
+  return { shard: { ...opts.shard, items: selection.items, cost: selection.cost } };
 }
 
 /** A verification failure as a report problem, named by its file in the bundle. */
@@ -518,8 +570,11 @@ async function streamingImport(
     | {
         index: ImageIndex;
         inventory: Inventory;
+        /** Every root; `own` is the part this worker pushes. */
         images: PlannedImage[];
-        referrers: ReturnType<typeof referrerRoots>;
+        referrers: ReturnType<typeof planTargets>["referrerRoots"];
+        own: ReturnType<typeof ownPart>;
+        selection: ShardSelection;
         /** blob digest → target repositories that need it */
         blobTargets: Map<string, Reference[]>;
         manifestTypes: Map<string, string>;
@@ -548,9 +603,14 @@ async function streamingImport(
           head.set(entry.path, await readBounded(verified, max, entry.path));
           if (!plan && head.has("index.json") && head.has(INVENTORY_FILE)) {
             plan = planStreaming(head, opts);
-            await checkBaseContent(plan.inventory, opts, client, pLimit(opts.concurrency ?? 8));
+            await checkBaseContent(
+              ownInventory(plan.inventory, plan.selection),
+              opts,
+              client,
+              pLimit(opts.concurrency ?? 8),
+            );
             if (opts.dryRun) break;
-            progress.phase("pushing", plan.inventory.totals.bytes);
+            progress.phase("pushing", expectedBytes(plan.inventory, plan.selection, opts));
           }
           continue;
         }
@@ -637,13 +697,14 @@ async function streamingImport(
     if (!plan)
       throw new IntegrityError("MALFORMED", `${opts.input} holds no index.json or bundle.json`, opts.input);
     if (opts.dryRun) {
-      for (const img of plan.images)
+      for (const img of plan.own.images)
         img.exists = await storeFor(img.targetRef).exists(img.descriptor, signal);
       return {
         verify: verifier.finish(),
         inventory: plan.inventory,
-        images: plan.images,
-        referrers: plan.referrers.length,
+        images: plan.own.images,
+        referrers: plan.own.referrerRoots.length,
+        ...shardReport(opts, plan.selection),
         stats: emptyStats(started),
       };
     }
@@ -671,30 +732,34 @@ async function streamingImport(
       progress.bytes(d.digest, bytes.length);
       stats.manifestsPushed++;
     };
-    for (const img of plan.images) await pushRoot(img.targetRef, img.descriptor);
-    for (const r of plan.referrers) {
-      const source = parseReference(r.repository);
-      const to = mapReference({ registry: source.registry, repository: source.repository }, mappingOf(opts));
+    for (const img of plan.own.images) await pushRoot(img.targetRef, img.descriptor);
+    for (const r of plan.own.referrerRoots) {
+      const to = r.targetRef;
       await pushRoot(to, {
         mediaType: r.descriptor.mediaType,
         digest: r.descriptor.digest,
         size: r.descriptor.size,
       });
     }
-    for (const img of plan.images) {
+    for (const img of plan.own.images) {
       if (img.tagged && img.targetRef.tag)
         await storeFor(img.targetRef).tag(img.descriptor, img.targetRef.tag, signal);
       progress.itemDone(img.target);
     }
     // The pipe is spent: artifacts are read back (verified) from the registry they just landed in.
-    const published = await publishArtifactItems(plan.inventory, plan.images, opts, (d, item) =>
-      targetStore(client, item, opts).fetch(d, signal),
+    const published = await publishArtifactItems(
+      plan.inventory,
+      plan.images,
+      opts,
+      (d, item) => targetStore(client, item, opts).fetch(d, signal),
+      plan.selection.ownsItem,
     );
     return {
       verify: report,
       inventory: plan.inventory,
       images: plan.images,
       referrers: plan.referrers.length,
+      ...shardReport(opts, plan.selection),
       ...published,
       stats: importStats(client, stats, started),
     };
@@ -719,15 +784,22 @@ function mappingOf(opts: ImportOptions) {
   };
 }
 
-/** From the head files of a streamed bundle: targets, which blobs each repository needs, media types. */
+/**
+ * From the head files of a streamed bundle: targets, which blobs each repository needs (of this
+ * worker's items: the others' are verified as they pass, not pushed), media types.
+ */
 function planStreaming(head: Map<string, Buffer>, opts: ImportOptions) {
   const index = parseIndexJson(head.get("index.json")!, opts.input);
   const inventory = parseInventory(head.get(INVENTORY_FILE)!);
-  const { images, referrerRoots: referrers } = planTargets(index, opts);
+  const planned = planTargets(index, opts);
+  const selection = selectShard(inventory.items, index, opts.shard ?? { index: 0, count: 1 });
+  const own = ownPart(planned, selection);
   const mapping = mappingOf(opts);
   const blobTargets = new Map<string, Reference[]>();
   const manifestTypes = new Map<string, string>();
   for (const item of inventory.items) {
+    for (const m of item.manifests ?? []) manifestTypes.set(m.digest, m.mediaType);
+    if (!selection.ownsItem(item.name)) continue;
     const source = parseReference(item.name);
     const to = mapReference({ registry: source.registry, repository: source.repository }, mapping);
     for (const digest of item.blobs) {
@@ -735,11 +807,20 @@ function planStreaming(head: Map<string, Buffer>, opts: ImportOptions) {
       if (!list.some((r) => r.registry === to.registry && r.repository === to.repository)) list.push(to);
       blobTargets.set(digest, list);
     }
-    for (const m of item.manifests ?? []) manifestTypes.set(m.digest, m.mediaType);
   }
   for (const m of index.manifests) manifestTypes.set(m.digest, m.mediaType);
   const roots = new Set(index.manifests.map((m) => m.digest));
-  return { index, inventory, images, referrers, blobTargets, manifestTypes, roots };
+  return {
+    index,
+    inventory,
+    images: planned.images,
+    referrers: planned.referrerRoots,
+    own,
+    selection,
+    blobTargets,
+    manifestTypes,
+    roots,
+  };
 }
 
 /** The body for a second repository of a blob read from a pipe: only a cross-repository mount can serve it. */

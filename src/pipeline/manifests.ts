@@ -105,6 +105,8 @@ export interface ClusterManifestsOptions {
   s3Endpoint?: string;
   caFile?: string;
   keyFile?: string;
+  /** Enable the sharded import Job with this many workers. */
+  importJobShards?: number;
 }
 
 /** DIR/manifests/: the overlay of the shipped manifests with what this import used. */
@@ -138,5 +140,6 @@ export async function clusterManifests(
       : { repository: `${registryTarget}/${RUNNER_IMAGE}`, tag: VERSION },
     ...(opts.caFile ? { caPem: await readFile(opts.caFile, "utf8") } : {}),
     ...(opts.keyFile ? { publicKeyPem: await readFile(opts.keyFile, "utf8") } : {}),
+    ...(opts.importJobShards ? { importJobShards: opts.importJobShards } : {}),
   });
 }

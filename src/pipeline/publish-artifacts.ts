@@ -172,14 +172,18 @@ export function fileKey(name: string, platform: string): string {
  * what is there already: profiles/NAME/VERSION/NAME-VERSION.tar.gz with profiles/index.json, and
  * files/NAME/PLATFORM/NAME. Each is streamed from `fetchBlob`, which verifies it against its digest,
  * and uploaded verified against its sha256. Without a repository each is still listed with its OCI
- * artifact in the registry.
+ * artifact in the registry. Only the items `uploads` accepts are uploaded (a worker's part of a
+ * sharded import); the indexes (profiles/index.json, the gem source, the Helm index) always name
+ * every item, so every worker writes the same ones.
  */
 export async function publishArtifactItems(
   inventory: Inventory,
   images: PlannedImage[],
   opts: ImportOptions,
   fetchBlob: (d: Descriptor, item: InventoryItem) => Promise<Readable>,
+  uploads: (name: string) => boolean = () => true,
 ): Promise<PublishedArtifacts> {
+  const elsewhere = (item: InventoryItem) => (uploads(item.name) ? {} : { elsewhere: true });
   const profiles = inventory.items.filter((i): i is ProfileItem => i.kind === "profile");
   const files = inventory.items.filter((i): i is FileItem => i.kind === "file");
   const gems = inventory.items.filter((i): i is GemItem => i.kind === "gem");
@@ -273,6 +277,7 @@ export async function publishArtifactItems(
         sha256: item.profile.sha256,
         size: item.profile.size,
         stream: () => fetchBlob(layer(item), item),
+        ...elsewhere(item),
       })),
       repo,
       { signal: opts.signal },
@@ -304,6 +309,7 @@ export async function publishArtifactItems(
           },
           item,
         ),
+      ...elsewhere(item),
     }));
     const published = await publishObjects(objects, repo, { signal: opts.signal });
     result.files = files.map((item) => {
@@ -360,6 +366,7 @@ export async function publishArtifactItems(
         sha256: f.sha256,
         size: f.size,
         contentType: "application/octet-stream",
+        ...(item ? elsewhere(item) : {}),
         content: () => {
           if (!item) {
             throw new UsageError(
@@ -394,6 +401,7 @@ export async function publishArtifactItems(
           { mediaType: MediaType.helmChart, digest: `sha256:${item.chart.sha256}`, size: item.chart.size },
           item,
         ),
+      ...elsewhere(item),
     }));
     // Charts an earlier import published stay in the repository's index (this bundle's win).
     const listed = new Map<string, IndexedChart>();

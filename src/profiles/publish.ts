@@ -27,6 +27,8 @@ export interface PublishableProfile {
   tarPath?: string;
   /** The content, or a function called once when it is needed (not when the repository has it already). */
   stream?: Readable | (() => Readable | Promise<Readable>);
+  /** Another worker of a sharded import uploads it: listed in the index, not uploaded here. */
+  elsewhere?: boolean;
 }
 
 export interface ProfileIndexEntry {
@@ -70,7 +72,14 @@ export async function publishProfiles(
     });
     const content = p.tarPath ? () => createReadStream(p.tarPath!) : p.stream;
     if (!content) throw new Error(`profile ${p.name} ${p.version}: neither tarPath nor stream given`);
-    return { key, sha256: p.sha256, size: p.size, contentType: "application/gzip", content };
+    return {
+      key,
+      sha256: p.sha256,
+      size: p.size,
+      contentType: "application/gzip",
+      content,
+      ...(p.elsewhere ? { elsewhere: true } : {}),
+    };
   });
   const sorted = [...entries.values()].sort(
     (a, b) => compare(a.name, b.name) || compare(a.version, b.version),

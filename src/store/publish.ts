@@ -17,6 +17,8 @@ export interface PublishObject {
   contentType?: string;
   /** The content, or a function called once when it is needed (not when the repository has it already). */
   content: Readable | Buffer | (() => Readable | Promise<Readable>);
+  /** Another worker of a sharded import uploads it: listed with its URL, neither read nor uploaded. */
+  elsewhere?: boolean;
 }
 
 export interface PublishResult {
@@ -61,6 +63,11 @@ export async function publishObjects(
     for (const segment of o.key.split("/")) assertSafeSegment(segment, `key ${o.key}: segment`);
   }
   for (const o of objects) {
+    if (o.elsewhere) {
+      if (o.content && typeof o.content !== "function" && !Buffer.isBuffer(o.content)) o.content.destroy();
+      result.urls[o.key] = repo.url(o.key);
+      continue;
+    }
     if (await repo.exists(o.key, o.sha256, o.size, opts.signal)) {
       if (o.content && typeof o.content !== "function" && !Buffer.isBuffer(o.content)) o.content.destroy();
       result.skipped.push(o.key);

@@ -32,12 +32,24 @@ export interface ManifestsOverlayInput {
   publicKeyPem?: string;
   /** Components enabled in the overlay (others are listed, commented out). */
   components?: string[];
+  /**
+   * Enable components/import-job-sharded with this many workers: the Job's completions and
+   * parallelism and the N of its `--shard auto/N` (ConfigMap airgap-import-shards).
+   */
+  importJobShards?: number;
 }
 
 export const MANIFESTS_DIR = "manifests";
 export const NAMESPACE = "cinc-scanner";
 export const RUNNER_IMAGE = "cinc-airgap/airgap";
-export const ALL_COMPONENTS = ["kubernetes-api", "debug-container", "sidecar", "import-job"];
+export const ALL_COMPONENTS = [
+  "kubernetes-api",
+  "debug-container",
+  "sidecar",
+  "import-job",
+  "import-job-sharded",
+];
+export const SHARDED_IMPORT_COMPONENT = "import-job-sharded";
 const DEFAULT_COMPONENTS = ["kubernetes-api"];
 
 /** A CIDR for one address: /32 for IPv4, /128 for IPv6. */
@@ -114,7 +126,32 @@ export function renderManifestsOverlay(input: ManifestsOverlayInput): Map<string
     );
   }
 
-  const enabled = input.components ?? DEFAULT_COMPONENTS;
+  const enabled = [...(input.components ?? DEFAULT_COMPONENTS)];
+  if (input.importJobShards !== undefined) {
+    const n = input.importJobShards;
+    if (!Number.isSafeInteger(n) || n < 1)
+      throw new Error(`importJobShards must be a whole number >= 1, not ${n}`);
+    if (!enabled.includes(SHARDED_IMPORT_COMPONENT)) enabled.push(SHARDED_IMPORT_COMPONENT);
+    // the three places N lives, set together (see components/import-job-sharded)
+    patch(
+      "import-job-shards.yaml",
+      stringify({
+        apiVersion: "batch/v1",
+        kind: "Job",
+        metadata: { name: "airgap-import-sharded" },
+        spec: { completions: n, parallelism: n },
+      }),
+    );
+    patch(
+      "import-job-shards-configmap.yaml",
+      stringify({
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        metadata: { name: "airgap-import-shards" },
+        data: { SHARDS: String(n) },
+      }),
+    );
+  }
   const image: Record<string, string> = { name: RUNNER_IMAGE, newName: input.runnerImage.repository };
   if (input.runnerImage.digest) image.digest = input.runnerImage.digest;
   else image.newTag = input.runnerImage.tag;

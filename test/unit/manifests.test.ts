@@ -151,7 +151,7 @@ describe("shipped manifests", () => {
         }
       }
     }
-    expect(n).toBe(18);
+    expect(n).toBe(21);
   });
 
   it("the base with every component renders valid objects, all in namespace cinc-scanner", () => {
@@ -277,6 +277,58 @@ describe("the overlay import writes (DIR/manifests)", () => {
     expect(pinnedJob.spec.template.spec.containers[0]!.image).toBe(
       `r.internal/x/cinc-airgap/airgap@sha256:${"a".repeat(64)}`,
     );
+  });
+
+  it("the sharded import is an Indexed Job of N pods, each running --shard auto/N; --import-job-shards sets N in all three places", async () => {
+    type IndexedJob = {
+      spec: {
+        completionMode: string;
+        completions: number;
+        parallelism: number;
+        template: {
+          spec: {
+            containers: {
+              image: string;
+              args: string[];
+              envFrom: { configMapRef?: { name: string } }[];
+            }[];
+            volumes: { name: string; persistentVolumeClaim?: { claimName: string; readOnly: boolean } }[];
+          };
+        };
+      };
+    };
+    const shipped = kustomize(join(SHIPPED, "components", "import-job-sharded"), "Component");
+    const { dir, files } = await overlay({ components: ["kubernetes-api"], importJobShards: 6 });
+    const objects = kustomize(dir);
+    for (const o of objects) validateObject(o);
+    checkDefaultDeny(objects);
+    expect(files.get("manifests/kustomization.yaml")).toMatch(/^ {2}- components\/import-job-sharded$/m);
+    for (const [objs, n] of [
+      [shipped, 4],
+      [objects, 6],
+    ] as const) {
+      const job = byKind([...objs], "Job", "airgap-import-sharded") as unknown as IndexedJob;
+      expect(job.spec).toMatchObject({ completionMode: "Indexed", completions: n, parallelism: n });
+      const container = job.spec.template.spec.containers[0]!;
+      const args = container.args;
+      expect(args.slice(0, 5)).toEqual(["bundle", "import", "$(BUNDLE)", "--shard", "auto/$(SHARDS)"]);
+      expect(args).toEqual(expect.arrayContaining(["--require-signature", "--key", "--ca-file"]));
+      // SHARDS comes from the ConfigMap the pod reads its environment from, and equals completions
+      expect(container.envFrom.map((e) => e.configMapRef?.name)).toContain("airgap-import-shards");
+      expect(byKind([...objs], "ConfigMap", "airgap-import-shards").data).toEqual({ SHARDS: String(n) });
+      expect(job.spec.template.spec.volumes.find((v) => v.name === "bundle")!.persistentVolumeClaim).toEqual({
+        claimName: "airgap-bundle",
+        readOnly: true,
+      });
+    }
+    const job = byKind(objects, "Job", "airgap-import-sharded") as unknown as IndexedJob;
+    expect(job.spec.template.spec.containers[0]!.image).toBe(
+      "registry.internal:5000/scanner/cinc-airgap/airgap:0.1.0",
+    );
+    // without the option the component is listed, not enabled
+    const plain = await overlay({ components: ["kubernetes-api"] });
+    expect(plain.files.get("manifests/kustomization.yaml")).toMatch(/#\s+components\/import-job-sharded/);
+    expect(kustomize(plain.dir).some((o) => o.kind === "Job")).toBe(false);
   });
 
   it("enables only the components asked for, and lists the others", async () => {

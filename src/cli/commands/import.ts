@@ -2,6 +2,7 @@ import { loadImportConfig } from "../../config/load.js";
 import type { RegistryConfig } from "../../config/types.js";
 import { writeClusterConfig } from "../../pipeline/cluster-config.js";
 import { importBundle } from "../../pipeline/import.js";
+import { JOB_INDEX_VARIABLE, parseShardSpec } from "../../pipeline/shard.js";
 import { parseRegistryTarget } from "../../targets/mapping.js";
 import { assertInputsReadable, assertOutputWritable } from "../inputs.js";
 import { onInterrupt } from "../interrupt.js";
@@ -28,10 +29,14 @@ export interface ImportFlags {
   concurrency?: number;
   dryRun?: boolean;
   verifyAll?: boolean;
+  shard?: string;
+  importJobShards?: number;
   json?: boolean;
 }
 
 export async function runImport(input: string, flags: ImportFlags): Promise<void> {
+  const shard =
+    flags.shard === undefined ? undefined : parseShardSpec(flags.shard, process.env[JOB_INDEX_VARIABLE]);
   const target = parseRegistryTarget(flags.registry);
   const importConfig = flags.config ? await loadImportConfig(flags.config) : undefined;
   await assertInputsReadable([
@@ -85,6 +90,7 @@ export async function runImport(input: string, flags: ImportFlags): Promise<void
       concurrency: flags.concurrency,
       dryRun: flags.dryRun,
       verifyAll: flags.verifyAll,
+      ...(shard ? { shard } : {}),
       artifacts: flags.artifacts,
       artifactOptions: {
         ...(flags.s3Endpoint ? { endpoint: flags.s3Endpoint } : {}),
@@ -116,6 +122,7 @@ export async function runImport(input: string, flags: ImportFlags): Promise<void
       if (flags.json) {
         printJson({
           dryRun: true,
+          ...(result.shard ? { shard: result.shard } : {}),
           images: result.images.map(({ source, target, digest, exists }) => ({
             source,
             target,
@@ -146,6 +153,7 @@ export async function runImport(input: string, flags: ImportFlags): Promise<void
       artifacts: flags.artifacts,
       s3Endpoint: flags.s3Endpoint,
       keyFile: flags.key,
+      ...(flags.importJobShards ? { importJobShards: flags.importJobShards } : {}),
     });
     const s = result.stats;
     for (const p of result.profiles ?? []) {
@@ -179,6 +187,7 @@ export async function runImport(input: string, flags: ImportFlags): Promise<void
     if (flags.json) {
       printJson({
         imported: true,
+        ...(result.shard ? { shard: result.shard } : {}),
         images: result.images.map(({ source, target, digest }) => ({ source, target, digest })),
         profiles: result.profiles ?? [],
         files: result.files ?? [],
@@ -187,6 +196,11 @@ export async function runImport(input: string, flags: ImportFlags): Promise<void
         stats: s,
         out: written,
       });
+    } else if (result.shard) {
+      const { index, count, items } = result.shard;
+      process.stderr.write(
+        `shard ${index}/${count}: imported ${items.length} of ${result.inventory?.items.length ?? items.length} items into ${flags.registry}: ${s.blobsUploaded} blobs uploaded (${humanBytes(s.bytesUploaded)}), ${s.blobsMounted} mounted, ${s.blobsSkipped} already there, ${s.manifestsPushed} manifests pushed in ${s.seconds.toFixed(1)}s\ncluster configuration (every item) written to ${flags.out}/\n`,
+      );
     } else {
       process.stderr.write(
         `imported ${result.images.length} roots (${result.referrers} referrers) into ${flags.registry}: ${s.blobsUploaded} blobs uploaded (${humanBytes(s.bytesUploaded)}), ${s.blobsMounted} mounted, ${s.blobsSkipped} already there, ${s.manifestsPushed} manifests pushed in ${s.seconds.toFixed(1)}s\ncluster configuration written to ${flags.out}/\n`,
