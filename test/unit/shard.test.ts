@@ -222,7 +222,7 @@ describe("selectShard", () => {
       size: 1,
       annotations: { "org.opencontainers.image.ref.name": "registry.example/other/thing:1" },
     };
-    const withStray = { ...index, manifests: [...index.manifests, stray] };
+    const withStray: ImageIndex = { ...index, manifests: [...index.manifests, stray] };
     expect(
       selectShard(items, withStray, { index: 0, count: 2 }).ownsNamedRoot(
         stray.annotations["org.opencontainers.image.ref.name"],
