@@ -418,13 +418,18 @@ describe("shards from other inputs and modes", () => {
     await expectSameAsReference(prefix);
   });
 
-  it("--shard 0/1 is the unsharded import", async () => {
+  it("--shard 0/1 is the unsharded import; --import-job-shards N enables the sharded Job in the overlay", async () => {
     const prefix = uniqueRepo("one");
-    const r = parsed(await runShard(prefix, "0/1").run, "--shard 0/1");
+    const run = runShard(prefix, "0/1", { extra: ["--import-job-shards", "5"] });
+    const r = parsed(await run.run, "--shard 0/1");
     expect([...r.shard!.items].sort()).toEqual(itemNames);
     expect(r.images).toHaveLength(reference.images.length);
     expect(r.stats.manifestsPushed).toBe(reference.stats.manifestsPushed);
     await expectSameAsReference(prefix);
+    const overlay = tree(path.join(run.out, "manifests"));
+    expect(overlay.get("kustomization.yaml")).toMatch(/^ {2}- components\/import-job-sharded$/m);
+    expect(overlay.get("patches/import-job-shards.yaml")).toMatch(/completions: 5\n/);
+    expect(overlay.get("patches/import-job-shards-configmap.yaml")).toMatch(/SHARDS: "5"/);
   });
 
   it("refuses auto/N without JOB_COMPLETION_INDEX, or with one not below N, before reading the bundle (exit 2)", async () => {
