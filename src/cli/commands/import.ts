@@ -138,7 +138,7 @@ export async function runImport(input: string, flags: ImportFlags): Promise<void
           );
         }
         process.stdout.write(
-          `${result.images.length} roots, ${result.referrers} referrers; nothing pushed (--dry-run)\n`,
+          `${result.shard ? `shard ${result.shard.index}/${result.shard.count}: ` : ""}${result.images.length} roots, ${result.referrers} referrers; nothing pushed (--dry-run)\n`,
         );
       }
       return;
