@@ -1,7 +1,8 @@
 /**
  * `bundle import --shard I/N` with the built CLI: three shards started together into one registry
  * (and one HTTP raw artifact repository) give every digest, tag and blob that an unsharded import
- * gives into another registry; each item is pushed by exactly one shard, even where shards share
+ * gives into another registry; each item (and each file uploaded to the artifact repository, HTTP
+ * or S3) is pushed by exactly one shard, even where shards share
  * blobs in one repository; every shard writes the same cluster configuration; a shard killed while
  * pushing completes when run again; a shard reading a tar from a pipe pushes its part only; --shard
  * 0/1 is the unsharded import; auto/N takes its index from JOB_COMPLETION_INDEX.
@@ -11,6 +12,7 @@ import { createReadStream, readdirSync, readFileSync, statSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { CreateBucketCommand, GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CliResult, runCli } from "../helpers/cli.js";
@@ -85,18 +87,24 @@ function parsed(r: CliResult, what: string): ImportJson {
   return JSON.parse(r.stdout) as ImportJson;
 }
 
-/** `--shard I/N` into the plain registry under `prefix`, artifacts under DAV/prefix/. */
+/** `--shard I/N` into the plain registry under `prefix`, artifacts under DAV/prefix/ (or `artifacts`). */
 function runShard(
   prefix: string,
   shard: string | undefined,
-  opts: { input?: string; env?: NodeJS.ProcessEnv; extra?: string[]; stdin?: string } = {},
+  opts: {
+    input?: string;
+    env?: NodeJS.ProcessEnv;
+    extra?: string[];
+    stdin?: string;
+    artifacts?: string;
+  } = {},
 ) {
   const out = path.join(work, `${prefix}-${(shard ?? "all").replace("/", "of")}-out`);
   const args = importArgs(
     opts.stdin ? "-" : (opts.input ?? bundle),
     `${plain.host}/${prefix}`,
     out,
-    `${needEnv("AIRGAP_TEST_DAV_URL")}/${prefix}/`,
+    opts.artifacts ?? `${needEnv("AIRGAP_TEST_DAV_URL")}/${prefix}/`,
     [...(shard ? ["--shard", shard] : []), "--plain-http", ...(opts.extra ?? [])],
   );
   return {
@@ -400,9 +408,23 @@ function runShardArgs(prefix: string, shard: string): string[] {
 }
 
 describe("shards from other inputs and modes", () => {
-  it("a shard reading a tar from a pipe pushes only its items; the others complete the import, one with --verify-all", async () => {
+  it("a shard reading a tar from a pipe pushes only its items; the others complete the import, one with --verify-all, into an S3 artifact repository", async () => {
     const prefix = uniqueRepo("piped");
-    const one = parsed(await runShard(prefix, "1/3", { stdin: tarBundle }).run, "shard 1/3 from a pipe");
+    const s3 = new S3Client({
+      endpoint: needEnv("AIRGAP_TEST_S3_ENDPOINT"),
+      forcePathStyle: true,
+      region: "us-east-1",
+      requestChecksumCalculation: "WHEN_REQUIRED",
+    });
+    await s3.send(new CreateBucketCommand({ Bucket: prefix }));
+    const s3Opts = {
+      artifacts: `s3://${prefix}/scanner`,
+      env: { AWS_ENDPOINT_URL_S3: needEnv("AIRGAP_TEST_S3_ENDPOINT") },
+    };
+    const one = parsed(
+      await runShard(prefix, "1/3", { stdin: tarBundle, ...s3Opts }).run,
+      "shard 1/3 from a pipe",
+    );
     expect(one.shard!.items).toEqual(shards[1]!.shard!.items);
     for (const img of reference.images) {
       const here = retarget(img.target, referencePrefix, prefix);
@@ -411,11 +433,22 @@ describe("shards from other inputs and modes", () => {
       else expect(pushed, `${img.source} is not shard 1's`).toBeUndefined();
     }
     const rest = await Promise.all([
-      runShard(prefix, "0/3", { extra: ["--verify-all"] }).run,
-      runShard(prefix, "2/3", { input: tarBundle }).run,
+      runShard(prefix, "0/3", { extra: ["--verify-all"], ...s3Opts }).run,
+      runShard(prefix, "2/3", { input: tarBundle, ...s3Opts }).run,
     ]);
-    for (const r of rest) parsed(r, "shards 0 and 2");
+    const all = [one, ...rest.map((r) => parsed(r, "shards 0 and 2"))];
     await expectSameAsReference(prefix);
+    // each file went up to S3 once, from the shard that owns it, and reads back intact
+    for (const name of Object.keys(files)) {
+      const uploads = all.filter((s) => s.files.some((f) => f.name === name && f.uploaded));
+      expect(uploads, name).toHaveLength(1);
+      expect(uploads[0]!.shard!.items.some((n) => n.includes(`/files/${name}:`))).toBe(true);
+      const res = await s3.send(
+        new GetObjectCommand({ Bucket: prefix, Key: `scanner/files/${name}/any/${name}` }),
+      );
+      expect(sha256(Buffer.from(await res.Body!.transformToByteArray()))).toBe(sha256(files[name]!));
+    }
+    s3.destroy();
   });
 
   it("--shard 0/1 is the unsharded import; --import-job-shards N enables the sharded Job in the overlay", async () => {
