@@ -480,13 +480,18 @@ describe("the default config's shape, end to end on local servers", () => {
   it("bundle report lists every item of the bundle", async () => {
     const r = await runCli(["bundle", "report", bundleTar, "--key", keys.pub, "--json"]);
     expect(r.code, r.stderr).toBe(0);
-    const report = JSON.parse(r.stdout) as { items: { kind: string; name: string; digest: string }[] };
+    const report = JSON.parse(r.stdout) as {
+      items: { kind: string; name: string; digest: string; details: Record<string, unknown> }[];
+    };
     const items = inventory().items;
     // 4 images and the runner, 3 profiles, 5 charts, 2 gems (train is provided), 3 files
     expect(items).toHaveLength(18);
     expect(report.items.map((i) => [i.kind, i.name, i.digest]).sort()).toEqual(
       items.map((i) => [i.kind, i.name, i.digest]).sort(),
     );
+    // the review board sees what the runner image was built from
+    const runner = report.items.find((i) => i.name === `localhost/cinc-airgap/airgap:${VERSION}`)!;
+    expect(runner.details.built).toMatchObject({ base: expect.stringContaining("@sha256:"), file: TOOL });
   });
 
   it("the single-file tool extracted from the bundle runs --version and bundle verify with node alone", () => {
