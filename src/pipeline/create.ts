@@ -225,7 +225,15 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     const runner = config.runner
       ? await resolveRunnerBase(client, config.runner, opts.platforms, limit, signal)
       : undefined;
-    if (runner) progress.resolved(`${runner.name} (base)`, runner.base.root.digest);
+    if (runner) {
+      progress.resolved(`${runner.name} (base)`, runner.base.root.digest);
+      const base = config.runner!.reference;
+      if (!base.digest && base.tag === "latest") {
+        warnings.push(
+          `runner base ${runner.base.name}: :latest is pinned to the digest it has today; name a Node version (and @sha256:<hex>)`,
+        );
+      }
+    }
     assertUniqueNames(images.map((i) => i.resolved));
 
     // 2. Plan: sizes and what the cache already holds (manifests only are fetched).

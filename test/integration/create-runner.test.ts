@@ -112,6 +112,29 @@ describe("create builds the runner image", () => {
     expect(r.code, r.stderr).toBe(0);
     expect((JSON.parse(r.stdout) as { digest: string }).digest).toBe(first.digest);
   });
+
+  it("warns when the base is a moving :latest; the dry run lists the runner with the base's size to pull", async () => {
+    await pushIndex(source, `${ns}/node`, "latest", { layerSizes: [2_000] });
+    const latest = path.join(work, "latest.yaml");
+    writeFileSync(latest, readFileSync(config, "utf8").replace(`${ns}/node:20`, `${ns}/node`));
+    const r = await runCli([
+      "bundle",
+      "create",
+      "-c",
+      latest,
+      "--dry-run",
+      "--json",
+      "--cache",
+      path.join(work, "c3"),
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/warning: runner base .*\/node:latest: :latest is pinned/);
+    const { plan } = JSON.parse(r.stdout) as { plan: { name: string; digest: string; size: number }[] };
+    expect(plan).toEqual([
+      expect.objectContaining({ name: RUNNER, digest: "(built at create)", size: expect.any(Number) }),
+    ]);
+    expect(plan[0]!.size).toBeGreaterThan(2_000);
+  });
 });
 
 describe("bundle create --dry-run --offline on the shipped bundle.config.yaml", () => {
