@@ -52,6 +52,11 @@ export interface ImageItem extends ItemBase {
   sourcePlatforms?: string[];
   carried: CarriedExtra[];
   policy?: SignaturePolicyResult[];
+  /**
+   * Set on an image create built rather than pulled (the runner image): the base it was built from
+   * (pinned), the file its one added layer holds, and that layer's digest.
+   */
+  built?: { base: string; baseDigest: string; file: string; layer: string };
 }
 
 export interface ProfileItem extends ItemBase {

@@ -38,6 +38,10 @@ export function buildProgram(): Command {
     .option("--ca-file <file>", "extra CA certificate (PEM) trusted for every source", collect, [])
     .option("--dry-run", "print the plan: every item, source, digest, platforms, size, cached; pull nothing")
     .option(
+      "--offline",
+      "with --dry-run: plan from the config alone, opening no connection; marks what needs the network to pin",
+    )
+    .option(
       "--allow-unpinned",
       "accept files without a sha256 in the config: record the one downloaded, warn",
     )

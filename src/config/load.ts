@@ -292,6 +292,15 @@ export function parseBundleConfig(text: string, file: string): BundleConfig {
     registries: normalizeRegistries(raw.registries, dir, problems),
     verify: (raw.verify ?? []).map((v) => ({ match: v.match, key: path.resolve(dir, v.key) })),
     images: normalizeImages(raw, problems),
+    ...(raw.runner
+      ? {
+          runner: {
+            base: raw.runner.base,
+            reference: parseReference(raw.runner.base),
+            platforms: [...(raw.runner.platforms ?? raw.platforms ?? [])],
+          },
+        }
+      : {}),
     profiles: normalizeProfiles(raw, dir, problems),
     charts: normalizeCharts(raw, dir),
     gems: (raw.gems ?? []).map((g) => {

@@ -94,6 +94,17 @@ const imageSchema = z.strictObject({
     .optional(),
 });
 
+const runnerSchema = z
+  .strictObject({
+    base: imageRef.describe(
+      "Node base image (Node >= 20) of the runner image, e.g. docker.io/library/node:20-bookworm-slim; pin it with @sha256:<hex> where you can",
+    ),
+    platforms: platformList.describe("Platforms to build; default: the top-level platforms").optional(),
+  })
+  .describe(
+    "The runner image cinc-airgap/airgap:VERSION of the in-cluster import Job, built by create with no container engine: this base plus one layer holding the single-file airgap",
+  );
+
 const profileName = nonEmpty("name").describe("Name to give the profile in the bundle").optional();
 
 // In each union the first key of every branch identifies it (the loader relies on this to report the
@@ -239,6 +250,7 @@ export const bundleConfigSchema = z
       .describe("Upstream cosign signature policy, checked when the bundle is created")
       .optional(),
     images: z.array(imageSchema).optional(),
+    runner: runnerSchema.optional(),
     profiles: z.array(profileSchema).optional(),
     charts: z.array(chartSchema).optional(),
     gems: z.array(gemSchema).optional(),

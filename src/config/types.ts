@@ -35,6 +35,16 @@ export interface ImageSpec {
   carry: CarryKind[];
 }
 
+/** The runner image create builds: a Node base plus one layer holding the single-file airgap. */
+export interface RunnerSpec {
+  /** The base as written. */
+  base: string;
+  /** Parsed and normalized. */
+  reference: Reference;
+  /** Platforms to build; [] means all the base has. Inherits the top-level `platforms`. */
+  platforms: string[];
+}
+
 export type ProfileSource =
   | {
       type: "git";
@@ -109,6 +119,7 @@ export interface BundleConfig {
   registries: RegistryConfig[];
   verify: VerifyRule[];
   images: ImageSpec[];
+  runner?: RunnerSpec;
   profiles: ProfileSource[];
   charts: ChartSource[];
   gems: GemSpec[];

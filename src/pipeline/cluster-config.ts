@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, rename, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { removeLeftovers } from "../bundle/archive/writer.js";
-import { formatReference } from "../oci/reference.js";
+import { formatReference, parseReference } from "../oci/reference.js";
 import { assertSafeSegment } from "../store/publish.js";
 import {
   type ImportedImage,
@@ -12,6 +12,7 @@ import {
   renderRegistriesConf,
 } from "../targets/render.js";
 import { trackTemp } from "../temp-files.js";
+import { ARTIFACT_REPOSITORY_HOST } from "./artifacts.js";
 import type { ImportResult } from "./import.js";
 import { type ClusterManifestsOptions, clusterManifests } from "./manifests.js";
 
@@ -66,8 +67,11 @@ export async function writeClusterConfig(
   };
   const files = new Map<string, string>();
   files.set("images.json", renderImagesJson(images));
-  for (const [path, text] of renderContainerdHosts(images, opts.registry, mirror)) files.set(path, text);
-  files.set("registries.conf", renderRegistriesConf(images, opts.registry, mirror));
+  // Images create built (the runner image) have no upstream host to mirror: they are referenced
+  // by their internal name (the manifests overlay does so), never through a mirror of `localhost`.
+  const mirrored = images.filter((i) => parseReference(i.source).registry !== ARTIFACT_REPOSITORY_HOST);
+  for (const [path, text] of renderContainerdHosts(mirrored, opts.registry, mirror)) files.set(path, text);
+  files.set("registries.conf", renderRegistriesConf(mirrored, opts.registry, mirror));
   if (result.charts && result.charts.length > 0) {
     // One values file per chart, in the chart's own keys, replaces the generic values-airgap.yaml.
     for (const c of result.charts) {

@@ -15,7 +15,7 @@ import {
 } from "../bundle/inventory.js";
 import { readBundleSummary } from "../bundle/summary.js";
 import { CARRY_KINDS } from "../config/schema.js";
-import type { BundleConfig, ImageSpec, ProfileSource } from "../config/types.js";
+import type { BundleConfig, ImageSpec, ProfileSource, RunnerSpec } from "../config/types.js";
 import { AirgapError, UsageError } from "../errors.js";
 import {
   ANNOTATION_CONTAINERD_NAME,
@@ -34,6 +34,7 @@ import { type ResolvedImage, resolveImage } from "../sources/images.js";
 import { type CopyEvent, type CosignTagKind, copyGraph } from "../store/copy.js";
 import { ANNOTATION_REPOSITORY, ANNOTATION_SUBJECT, OciLayoutStore } from "../store/layout.js";
 import { type RegistryStore, registryRepository } from "../store/registry.js";
+import { RUNNER_IMAGE } from "../targets/manifests.js";
 import { trackTemp } from "../temp-files.js";
 import { VERSION } from "../version.js";
 import {
@@ -51,7 +52,8 @@ import {
 } from "./artifacts.js";
 import { collectGraph } from "./graph.js";
 import type { Progress } from "./progress.js";
-import { type CarriedFile, carriedTools } from "./tools.js";
+import { assembleRunnerImage } from "./runner-image.js";
+import { type CarriedFile, carriedTools, TOOLS_DIR } from "./tools.js";
 
 export interface CreateOptions {
   config: BundleConfig;
@@ -62,6 +64,8 @@ export interface CreateOptions {
   concurrency?: number;
   caFiles?: string[];
   dryRun?: boolean;
+  /** With dryRun: plan from the config alone, opening no connection (items to pin are marked). */
+  offline?: boolean;
   /** Replace an existing output. */
   overwrite?: boolean;
   /** An older bundle whose layers and configs this one leaves out (incremental bundle). */
@@ -87,6 +91,8 @@ export interface PlanItem {
   blobs: number;
   cachedBytes: number;
   cached: boolean;
+  /** Offline plans only: the config does not pin this item; create pins it over the network. */
+  needsNetwork?: boolean;
 }
 
 export interface CreateResult {
@@ -105,6 +111,8 @@ export interface CreateResult {
   };
   /** Things the user should know that did not stop the bundle (e.g. files pinned by what was downloaded). */
   warnings: string[];
+  /** What an offline plan could not know (printed, not warned). */
+  notes?: string[];
 }
 
 function retryStats(client: RegistryClient): Pick<CreateResult["stats"], "retries" | "resumes" | "restarts"> {
@@ -135,7 +143,10 @@ const CARRY_TO_COSIGN: Record<string, CosignTagKind> = {
 export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
   const started = Date.now();
   const { config, signal, progress } = opts;
-  if ((["images", "profiles", "files", "gems", "charts"] as const).every((k) => config[k].length === 0)) {
+  if (
+    !config.runner &&
+    (["images", "profiles", "files", "gems", "charts"] as const).every((k) => config[k].length === 0)
+  ) {
     throw new UsageError(
       `${config.file} names nothing to bundle (no images, profiles, charts, gems or files)`,
     );
@@ -146,6 +157,31 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     ...(opts.platforms ? { platforms: opts.platforms } : {}),
     allowUnpinned: Boolean(opts.allowUnpinned),
   });
+
+  if (opts.offline) {
+    if (!opts.dryRun) throw new UsageError("--offline plans only: use it with --dry-run");
+    const cache = await OciLayoutStore.open(opts.cacheDir ?? defaultCacheDir(), { create: true });
+    const { offlinePlan } = await import("./offline-plan.js");
+    const { plan, notes } = await offlinePlan(config, plannedFiles, cache, {
+      platforms: opts.platforms,
+      runnerName: `${RUNNER_ITEM_REPOSITORY}:${VERSION}`,
+      describeProfile: describeProfileSource,
+    });
+    return {
+      plan,
+      stats: {
+        pulledBytes: 0,
+        pulledBlobs: 0,
+        skippedBlobs: 0,
+        seconds: (Date.now() - started) / 1000,
+        retries: 0,
+        resumes: 0,
+        restarts: 0,
+      },
+      warnings,
+      notes,
+    };
+  }
 
   const client = new RegistryClient({
     hosts: config.registries,
@@ -185,6 +221,19 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
         return { resolved, store };
       }),
     );
+    // The runner image is built from its base after the pull; its base is pinned here with the rest.
+    const runner = config.runner
+      ? await resolveRunnerBase(client, config.runner, opts.platforms, limit, signal)
+      : undefined;
+    if (runner) {
+      progress.resolved(`${runner.name} (base)`, runner.base.root.digest);
+      const base = config.runner!.reference;
+      if (!base.digest && base.tag === "latest") {
+        warnings.push(
+          `runner base ${runner.base.name}: :latest is pinned to the digest it has today; name a Node version (and @sha256:<hex>)`,
+        );
+      }
+    }
     assertUniqueNames(images.map((i) => i.resolved));
 
     // 2. Plan: sizes and what the cache already holds (manifests only are fetched).
@@ -193,6 +242,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     const plan = await Promise.all(
       images.map(({ resolved, store }) => planImage(resolved, store, cache, limit, toPull, signal)),
     );
+    if (runner) plan.push(await runnerPlanItem(runner, cache, limit, toPull, signal));
     for (const entry of config.profiles) plan.push(profilePlanItem(entry));
     plan.push(...charts.map(chartPlanItem));
     plan.push(...gemPlanItems(config));
@@ -229,7 +279,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
       "pulling",
       [...toPull.values()].reduce((n, size) => n + size, 0),
     );
-    const pulled = await Promise.all(
+    const pulled: PulledImage[] = await Promise.all(
       images.map(async ({ resolved, store }) => {
         const dst = cache.repository(resolved.repository);
         const onEvent = (e: CopyEvent) => {
@@ -276,6 +326,20 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
       }),
     );
 
+    // 4a. The runner image, built into the cache from its base and the tool this bundle carries.
+    const tools = await carriedTools();
+    if (runner) {
+      const onEvent = (e: CopyEvent) => {
+        if (e.type === "bytes") {
+          stats.pulledBytes += e.bytes;
+          progress.bytes(runner.name, e.bytes);
+        } else if (e.type === "done") stats.pulledBlobs++;
+        else if (e.type === "skip") stats.skippedBlobs++;
+      };
+      pulled.push(await buildRunnerInCache(runner, tools[0]!, cache, { limit, inflight, onEvent }, signal));
+      progress.itemDone(runner.name);
+    }
+
     // 4b. Profiles: resolve sources and depends, vendor, pack, store as OCI artifacts in the cache.
     const profiles = config.profiles.length > 0 ? await bundleProfiles(config, cache, client, opts) : [];
     const imageDigests = new Map(images.map(({ resolved }) => [resolved.name, resolved.root.digest]));
@@ -303,7 +367,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     };
     const roots: Descriptor[] = [];
     const items: InventoryItem[] = [];
-    for (const { resolved, extras, policy } of pulled) {
+    for (const { resolved, extras, policy, built } of pulled) {
       const view = cache.repository(resolved.repository);
       const itemGraph = await collectGraph(view, resolved.root, new Map(), [], signal);
       place(itemGraph);
@@ -353,6 +417,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
       if (resolved.reference.tag) item.tag = resolved.reference.tag;
       if (resolved.sourcePlatforms) item.sourcePlatforms = resolved.sourcePlatforms;
       if (policy) item.policy = policy;
+      if (built) item.built = built;
       items.push(item);
     }
 
@@ -421,7 +486,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
       totals: { items: items.length, blobs: carried.length, bytes: carried.reduce((n, d) => n + d.size, 0) },
       ...(since ? { since } : {}),
     } satisfies Inventory);
-    const files = bundleFiles(cache, carried, roots, inventory, opts.sign, await carriedTools());
+    const files = bundleFiles(cache, carried, roots, inventory, opts.sign, tools);
     progress.expect(files.reduce((n, f) => n + f.size, 0));
     let written = 0;
     const output = await writeBundle(files, opts.output, {
@@ -445,6 +510,104 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     untrackChartWork();
     await client.close();
   }
+}
+
+interface PulledImage {
+  resolved: ResolvedImage;
+  extras: CarriedExtra[];
+  policy: ImageItem["policy"] | undefined;
+  /** Set for the runner image, which create builds. */
+  built?: ImageItem["built"];
+}
+
+/** The runner image's name in the bundle: under the pseudo host import drops, like every artifact. */
+export const RUNNER_ITEM_REPOSITORY = `${ARTIFACT_REPOSITORY_HOST}/${RUNNER_IMAGE}`;
+
+interface RunnerPlan {
+  name: string;
+  spec: RunnerSpec;
+  store: RegistryStore;
+  /** The base, pinned and filtered to the runner's platforms. */
+  base: ResolvedImage;
+}
+
+async function resolveRunnerBase(
+  client: RegistryClient,
+  spec: RunnerSpec,
+  platforms: string[] | undefined,
+  limit: ReturnType<typeof pLimit>,
+  signal?: AbortSignal,
+): Promise<RunnerPlan> {
+  const store = registryRepository(client, spec.reference.registry, spec.reference.repository);
+  const wanted = platforms && platforms.length > 0 ? platforms : spec.platforms;
+  const base = await limit(() =>
+    resolveImage(store, { ref: spec.base, platforms: wanted, carry: [] }, [], signal),
+  );
+  return { name: `${RUNNER_ITEM_REPOSITORY}:${VERSION}`, spec, store, base };
+}
+
+async function runnerPlanItem(
+  runner: RunnerPlan,
+  cache: OciLayoutStore,
+  limit: ReturnType<typeof pLimit>,
+  toPull: Map<string, number>,
+  signal?: AbortSignal,
+): Promise<PlanItem> {
+  const base = await planImage(runner.base, runner.store, cache, limit, toPull, signal);
+  return {
+    ...base,
+    name: runner.name,
+    source: `${runner.base.name}@${runner.base.sourceDescriptor.digest} + ${TOOLS_DIR}/airgap-${VERSION}.mjs`,
+    digest: "(built at create)",
+  };
+}
+
+/**
+ * Build the runner image into the cache: the base's chosen platforms, copied and verified, plus
+ * one layer holding the very tool the bundle carries. It then travels as an image like any other.
+ */
+async function buildRunnerInCache(
+  runner: RunnerPlan,
+  tool: CarriedFile,
+  cache: OciLayoutStore,
+  copy: {
+    limit: ReturnType<typeof pLimit>;
+    inflight: Map<string, Promise<void>>;
+    onEvent: (e: CopyEvent) => void;
+  },
+  signal?: AbortSignal,
+): Promise<PulledImage> {
+  const { base, store } = runner;
+  const { descriptor, bytes } = await store.fetchManifest(base.sourceDescriptor.digest, signal);
+  const built = await assembleRunnerImage(
+    { store, reference: base.reference, descriptor, bytes },
+    cache.repository(RUNNER_ITEM_REPOSITORY),
+    { platforms: base.platforms, tool: tool.bytes, copy, ...(signal ? { signal } : {}) },
+  );
+  const reference = parseReference(runner.name);
+  const resolved: ResolvedImage = {
+    entry: { ref: runner.spec.base },
+    reference,
+    name: runner.name,
+    repository: RUNNER_ITEM_REPOSITORY,
+    sourceDescriptor: descriptor,
+    root: built.root,
+    copyRoots: [built.root],
+    platforms: built.platforms,
+    ...(base.sourcePlatforms ? { sourcePlatforms: base.sourcePlatforms } : {}),
+    carry: [],
+  };
+  return {
+    resolved,
+    extras: [],
+    policy: undefined,
+    built: {
+      base: `${base.name}@${built.baseDigest}`,
+      baseDigest: built.baseDigest,
+      file: tool.path,
+      layer: built.layer,
+    },
+  };
 }
 
 /**

@@ -80,6 +80,15 @@ describe("the repository's bundle.config.yaml", () => {
     for (const f of config.files) expect(f.sha256, `${f.name} has no checksum`).toBeDefined();
   });
 
+  it("builds the runner image of the import Job from a Node >= 20 base, for both platforms, explained", async () => {
+    const { config } = await loadBundleConfig(FILE);
+    expect(config.runner?.reference.registry).toBe("docker.io");
+    expect(config.runner?.reference.repository).toBe("library/node");
+    expect(Number(config.runner?.reference.tag?.split(/[.-]/)[0])).toBeGreaterThanOrEqual(20);
+    expect(config.runner?.platforms).toEqual(["linux/amd64", "linux/arm64"]);
+    expect(readFileSync(FILE, "utf8")).toMatch(/(#[^\n]*\n)+runner:\n {2}base: /);
+  });
+
   it("explains every item with a comment", () => {
     const doc = parseDocument(readFileSync(FILE, "utf8"));
     let items = 0;

@@ -216,6 +216,32 @@ describe("parseBundleConfig: problems with file:line:column", () => {
     ]);
   });
 
+  it("normalizes the runner image's base, inheriting the top-level platforms, and checks it", () => {
+    const cfg = parseBundleConfig(
+      `${HEAD}platforms: [linux/amd64]\nrunner:\n  base: node:20-bookworm-slim@sha256:${HEX_A}\n`,
+      "/cfg/b.yaml",
+    );
+    expect(cfg.runner).toEqual({
+      base: `node:20-bookworm-slim@sha256:${HEX_A}`,
+      reference: {
+        registry: "docker.io",
+        repository: "library/node",
+        tag: "20-bookworm-slim",
+        digest: `sha256:${HEX_A}`,
+      },
+      platforms: ["linux/amd64"],
+    });
+    expect(parseBundleConfig(`${HEAD}images: [{ ref: alpine }]\n`, "/cfg/b.yaml").runner).toBeUndefined();
+    expect(problemsOf(`${HEAD}runner:\n  base: "Bad Ref"\n  platform: [linux/amd64]\n`)).toEqual([
+      expect.stringMatching(
+        /^\/cfg\/bundle\.config\.yaml:5:9: runner\.base: invalid image reference "Bad Ref"/,
+      ),
+      expect.stringMatching(
+        /^\/cfg\/bundle\.config\.yaml:6:3: runner\.platform: unknown key "platform" \(did you mean "platforms"\?\)/,
+      ),
+    ]);
+  });
+
   it("points at the parent mapping for a missing key", () => {
     expect(problemsOf(`${HEAD}images:\n  - platforms: [linux/amd64]\n`)).toEqual([
       '/cfg/bundle.config.yaml:5:5: images[0].ref: missing required key "ref"',

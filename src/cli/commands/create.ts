@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { splitSize } from "../../bundle/archive/writer.js";
 import { loadBundleConfig } from "../../config/load.js";
+import { IntegrityError, UsageError } from "../../errors.js";
 import { createBundle, defaultCacheDir } from "../../pipeline/create.js";
 import { makeSigner } from "../../pipeline/signing.js";
 import { assertInputsReadable, assertOutputWritable, type NamedInput } from "../inputs.js";
@@ -21,12 +22,16 @@ export interface CreateFlags {
   concurrency?: number;
   caFile: string[];
   dryRun?: boolean;
+  offline?: boolean;
   allowUnpinned?: boolean;
   json?: boolean;
   force?: boolean;
 }
 
 export async function runCreate(flags: CreateFlags): Promise<void> {
+  if (flags.offline && !flags.dryRun) {
+    throw new UsageError("--offline makes a plan only: add --dry-run (a bundle needs the network)");
+  }
   const { config, raw } = await loadBundleConfig(flags.config);
   const output = outputTarget(flags.output, flags.compress, flags.split ? splitSize(flags.split) : undefined);
   const inputs: NamedInput[] = [
@@ -88,6 +93,7 @@ export async function runCreate(flags: CreateFlags): Promise<void> {
         }),
       ),
       dryRun: flags.dryRun,
+      offline: Boolean(flags.offline),
       since: flags.since,
       allowUnpinned: Boolean(flags.allowUnpinned),
       overwrite: Boolean(flags.force),
@@ -112,17 +118,27 @@ export async function runCreate(flags: CreateFlags): Promise<void> {
         totals: result.inventory?.totals,
         stats: result.stats,
         warnings: result.warnings,
+        ...(result.notes ? { notes: result.notes } : {}),
       });
       return;
     }
     const out = process.stdout;
-    if (flags.dryRun) out.write("plan (nothing pulled):\n");
+    if (flags.dryRun)
+      out.write(flags.offline ? "plan (offline: nothing fetched):\n" : "plan (nothing pulled):\n");
     for (const p of flags.dryRun ? result.plan : []) {
+      const state = flags.offline
+        ? p.needsNetwork
+          ? "needs the network to pin"
+          : "pinned by the config"
+        : p.cached
+          ? "cached"
+          : `${humanBytes(p.size - p.cachedBytes)} to pull`;
       printLine(
-        `  ${p.kind}  ${p.name}  ${p.digest}  ${p.platforms.join(",") || "-"}  ${humanBytes(p.size)}  ${p.cached ? "cached" : `${humanBytes(p.size - p.cachedBytes)} to pull`}`,
+        `  ${p.kind}  ${p.name}  ${p.digest}  ${p.platforms.join(",") || "-"}  ${flags.offline ? "" : `${humanBytes(p.size)}  `}${state}`,
         out,
       );
     }
+    for (const n of result.notes ?? []) process.stderr.write(`${n}\n`);
     if (!flags.dryRun && result.inventory) {
       const t = result.inventory.totals;
       process.stderr.write(
@@ -132,6 +148,16 @@ export async function runCreate(flags: CreateFlags): Promise<void> {
   } catch (err) {
     const reason = interrupt.reason(err);
     await progress.close(reason);
+    if (
+      flags.dryRun &&
+      !flags.offline &&
+      !(reason instanceof UsageError) &&
+      !(reason instanceof IntegrityError)
+    ) {
+      process.stderr.write(
+        "note: --dry-run --offline lists the plan from the config alone, with no network\n",
+      );
+    }
     throw reason;
   } finally {
     interrupt.dispose();
