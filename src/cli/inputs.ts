@@ -2,6 +2,7 @@ import { constants } from "node:fs";
 import { access, mkdtemp, rmdir, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { UsageError } from "../errors.js";
+import type { ArtifactRepositoryOptions } from "../store/artifacts.js";
 
 /** A file named on the command line or in a config, and what it is for (said in the error). */
 export interface NamedInput {
@@ -73,4 +74,20 @@ export async function assertOutputWritable(path: string, what: string, isFolder:
           : "";
     throw new UsageError(`${what} ${path} cannot be written: the folder ${dir} is not writable${why}`);
   }
+}
+
+/** The flags of the S3 endpoint that `s3://` bundles are read from or written to. */
+export interface S3Flags {
+  s3Endpoint?: string;
+  s3PathStyle?: boolean;
+  caFile?: string[];
+}
+
+/** The artifact repository's S3 settings from a command's flags, for `s3://` bundles. */
+export function s3OptionsFrom(flags: S3Flags): ArtifactRepositoryOptions {
+  return {
+    ...(flags.s3Endpoint ? { endpoint: flags.s3Endpoint } : {}),
+    ...(flags.s3PathStyle === false ? { forcePathStyle: false } : {}),
+    ...(flags.caFile?.[0] ? { caFile: flags.caFile[0] } : {}),
+  };
 }
