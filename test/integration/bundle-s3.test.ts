@@ -3,7 +3,9 @@
  * parts), then verify, inspect, diff, report, import and serve reading `s3://…` directly; a tampered
  * or truncated object is refused with exit 3 naming what failed; a failed upload leaves no object.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -17,7 +19,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openBundle } from "../../src/bundle/archive/reader.js";
 import { writeBundle } from "../../src/bundle/archive/writer.js";
-import { runCli } from "../helpers/cli.js";
+import { CLI, runCli } from "../helpers/cli.js";
 import { needEnv } from "../helpers/env.js";
 import {
   closeFixtures,
@@ -101,8 +103,21 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  server?.kill("SIGTERM");
   await closeFixtures();
+  if (work) rmSync(work, { recursive: true, force: true });
 });
+
+let server: ChildProcess | undefined;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = createServer().listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
 
 async function create(out: string, ...more: string[]) {
   return runCli(["bundle", "create", "-c", cfg, "-o", out, "--cache", cache, "--key", keys.key, ...more], {
@@ -351,5 +366,79 @@ describe("bundles in S3 (Ceph RGW)", () => {
     expect(await keysUnder("fail/")).toEqual([]);
     expect(await openUploads()).toEqual([]);
     expect(readFileSync(big).length).toBe(20 * 1024 * 1024);
+  });
+
+  it("serve reads an s3:// tar on demand and answers with the image's digest", async () => {
+    const port = await freePort();
+    server = spawn(
+      process.execPath,
+      [
+        CLI,
+        "bundle",
+        "serve",
+        `s3://${bucket}/drop/b1.tar`,
+        "--key",
+        keys.pub,
+        "--listen",
+        `127.0.0.1:${port}`,
+      ],
+      { stdio: "ignore", env: { ...process.env, ...s3Env() } as NodeJS.ProcessEnv },
+    );
+    const base = `http://127.0.0.1:${port}`;
+    let up = false;
+    for (let i = 0; i < 200 && !up; i++) {
+      up = await fetch(`${base}/v2/`).then(
+        (r) => r.ok,
+        () => false,
+      );
+      if (!up) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(up).toBe(true);
+    const manifest = await fetch(`${base}/v2/${target.host}/${ns}/single/manifests/1.0`);
+    expect(manifest.status).toBe(200);
+    expect(manifest.headers.get("docker-content-digest")).toBe(single.digest);
+    server.kill("SIGTERM");
+    server = undefined;
+  });
+
+  it("an interrupted create -o s3:// aborts its multipart upload: no object, no open upload (exit 130)", async () => {
+    const big = await pushImage(target, `${ns}/big`, "1", { layerSizes: [160 * 1024 * 1024] });
+    const bigCfg = writeBundleConfig(work, "s3-big", [`${target.host}/${ns}/big:1`]);
+    const bigCache = join(work, "cache-big");
+    // pull first, so that the interrupted run spends its time uploading
+    const warm = await runCli([
+      "bundle",
+      "create",
+      "-c",
+      bigCfg,
+      "-o",
+      join(work, "big.tar"),
+      "--cache",
+      bigCache,
+    ]);
+    expect(warm.code, warm.stderr).toBe(0);
+    let child: ChildProcess | undefined;
+    const run = runCli(
+      ["bundle", "create", "-c", bigCfg, "-o", `s3://${bucket}/int/big.tar`, "--cache", bigCache],
+      {
+        env: s3Env(),
+        onSpawn: (c) => {
+          child = c;
+        },
+      },
+    );
+    // interrupt once the multipart upload exists on the server
+    let seen = false;
+    for (let i = 0; i < 300 && !seen; i++) {
+      seen = (await openUploads()).includes("int/big.tar");
+      if (!seen) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(seen).toBe(true);
+    child!.kill("SIGINT");
+    const r = await run;
+    expect(r.code, r.stderr).toBe(130);
+    expect(await keysUnder("int/")).toEqual([]);
+    expect(await openUploads()).toEqual([]);
+    expect(big.digest).toMatch(/^sha256:/);
   });
 });

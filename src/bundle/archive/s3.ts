@@ -10,8 +10,9 @@
  * complete exactly when its manifest is there, as on disk.
  */
 import { createHash, type Hash } from "node:crypto";
-import { PassThrough, Readable, Writable } from "node:stream";
+import { PassThrough, pipeline, Readable, Transform, Writable } from "node:stream";
 import {
+  AbortMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
@@ -364,12 +365,15 @@ export class S3BundleOutput {
    */
   async upload(key: string, body: Readable, partSize: number, signal?: AbortSignal): Promise<number> {
     let sent = 0;
-    const counted = new PassThrough({ highWaterMark: MiB });
-    body.on("data", (c: Buffer) => {
-      sent += c.length;
+    const counted = new Transform({
+      highWaterMark: MiB,
+      transform(chunk: Buffer, _e, cb) {
+        sent += chunk.length;
+        cb(null, chunk);
+      },
     });
-    body.on("error", (err) => counted.destroy(err));
-    body.pipe(counted);
+    // a body that fails or is destroyed (even without an error) must end the upload, never stall it
+    pipeline(body, counted, () => {});
     const upload = new Upload({
       client: this.client,
       params: { Bucket: this.bucket, Key: key, Body: counted, ContentType: "application/x-tar" },
@@ -377,14 +381,29 @@ export class S3BundleOutput {
       queueSize: UPLOAD_QUEUE,
       leavePartsOnError: false,
     });
-    const onAbort = () => void upload.abort().catch(() => {});
+    // Upload.abort() lets parts in flight finish before it aborts the upload on the server; an
+    // interrupted command may not live that long, so the upload is aborted on the server at once.
+    let aborting: Promise<void> | undefined;
+    const abortNow = (): Promise<void> => {
+      aborting ??= (async () => {
+        await upload.abort();
+        const UploadId = (upload as unknown as { uploadId?: string }).uploadId;
+        if (UploadId) {
+          await this.client
+            .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId }))
+            .catch(() => undefined);
+        }
+      })();
+      return aborting;
+    };
+    const onAbort = () => void abortNow();
     signal?.addEventListener("abort", onAbort, { once: true });
     const url = `s3://${this.bucket}/${key}`;
     try {
       signal?.throwIfAborted();
       await upload.done();
     } catch (err) {
-      await upload.abort().catch(() => {});
+      await abortNow();
       if (!body.destroyed) body.destroy();
       signal?.throwIfAborted();
       if (err instanceof AirgapError) throw err;
@@ -449,6 +468,8 @@ export class S3BundleOutput {
 export class S3PartSink extends Writable {
   readonly parts: { name: string; key: string; size: number; sha256: string }[] = [];
   private current: { body: PassThrough; hash: Hash; size: number; done: Promise<number> } | undefined;
+  /** Every part upload started, settled or not: cleanup waits for them all. */
+  private readonly uploads: Promise<number>[] = [];
 
   constructor(
     private readonly out: S3BundleOutput,
@@ -467,6 +488,7 @@ export class S3PartSink extends Writable {
     const body = new PassThrough({ highWaterMark: MiB });
     const done = this.out.upload(key, body, uploadPartSize(this.partSize), this.signal);
     done.catch(() => {});
+    this.uploads.push(done);
     this.current = { body, hash: createHash("sha256"), size: 0, done };
   }
 
@@ -538,10 +560,8 @@ export class S3PartSink extends Writable {
   async removeAll(): Promise<void> {
     const c = this.current;
     this.current = undefined;
-    if (c) {
-      c.body.destroy();
-      await c.done.catch(() => {});
-    }
+    c?.body.destroy();
+    await Promise.allSettled(this.uploads);
     await Promise.all(this.parts.map((p) => this.out.delete(p.key)));
   }
 }

@@ -536,10 +536,17 @@ async function writeS3Tar(
   const signal = opts.signal;
   if (!split) {
     const { stream, counter, done } = tarStream(files, target, opts);
-    const sent = await Promise.all([
+    // Both settle before anything is thrown: an upload still running could not be aborted otherwise.
+    const [uploaded, written] = await Promise.allSettled([
       out.upload(out.key, stream, uploadPartSize(expected, opts.s3?.partSize), signal),
       done,
-    ]).then(([n]) => n);
+    ]);
+    if (uploaded.status === "rejected") throw uploaded.reason;
+    if (written.status === "rejected") {
+      await out.delete(out.key);
+      throw written.reason;
+    }
+    const sent = uploaded.value;
     if (sent !== counter.bytes)
       throw new AirgapError(`${target.path}: uploaded ${sent} bytes of ${counter.bytes}`);
     return { paths: [target.path], bytes: counter.bytes };
