@@ -19,8 +19,10 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openBundle } from "../../src/bundle/archive/reader.js";
 import { writeBundle } from "../../src/bundle/archive/writer.js";
+import { verifyBundle } from "../../src/bundle/verify.js";
 import { CLI, runCli } from "../helpers/cli.js";
 import { needEnv } from "../helpers/env.js";
+import { FaultProxy } from "../helpers/fault-proxy.js";
 import {
   closeFixtures,
   manifestDigest,
@@ -440,5 +442,32 @@ describe("bundles in S3 (Ceph RGW)", () => {
     expect(await keysUnder("int/")).toEqual([]);
     expect(await openUploads()).toEqual([]);
     expect(big.digest).toMatch(/^sha256:/);
+  });
+
+  it("a ranged read cut off mid-object (reset, close, short body) resumes where it stopped", async () => {
+    for (const kind of ["reset", "truncate", "wrong-length"] as const) {
+      let faulted = false;
+      const proxy = await FaultProxy.start({
+        upstream: new URL(endpoint).host,
+        // the first GET of the big layer (a range of 2 MiB or more) is cut at half
+        schedule: (r) => {
+          const m = /^bytes=(\d+)-(\d+)$/.exec(r.range ?? "");
+          if (faulted || r.method !== "GET" || !m || Number(m[2]) - Number(m[1]) < 2 * 1024 * 1024)
+            return undefined;
+          faulted = true;
+          return { kind, at: 0.5 };
+        },
+      });
+      try {
+        const report = await verifyBundle(`s3://${bucket}/drop/b1.tar`, {
+          s3: { endpoint: `http://${proxy.host}` },
+        });
+        expect(report.problems, kind).toEqual([]);
+        expect(report.ok).toBe(true);
+        expect(proxy.counts.faults[kind], kind).toBe(1);
+      } finally {
+        await proxy.close();
+      }
+    }
   });
 });

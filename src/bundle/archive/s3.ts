@@ -180,6 +180,7 @@ export class S3ObjectSource implements RandomAccessSource {
       let resumes = 0;
       while (pos < end) {
         const body = await self.get(pos, end);
+        let broken: unknown;
         try {
           for await (const c of body) {
             const b = c as Buffer;
@@ -187,16 +188,19 @@ export class S3ObjectSource implements RandomAccessSource {
             yield b;
           }
         } catch (err) {
-          // A connection dropped mid-object: go on from the byte it stopped at (the ETag pins the object).
-          if (resumes++ < RESUMES && !(err instanceof AirgapError)) continue;
-          throw self.access.fail("GET", self.name, err);
+          if (err instanceof AirgapError) throw err;
+          broken = err;
         } finally {
           if (!body.destroyed) body.destroy();
         }
         if (pos < end) {
+          // A connection dropped or a body cut short: go on from the byte it stopped at (the ETag
+          // pins the object, so the rest is the same object's).
+          if (resumes++ < RESUMES) continue;
+          if (broken) throw self.access.fail("GET", self.name, broken);
           throw new IntegrityError(
             "TRUNCATED",
-            `${self.name} is truncated: a read ended at byte ${pos}, expected ${end}`,
+            `${self.name} is truncated: reads end at byte ${pos}, expected ${end}`,
             self.name,
           );
         }
