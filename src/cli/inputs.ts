@@ -2,7 +2,6 @@ import { constants } from "node:fs";
 import { access, mkdtemp, rmdir, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { UsageError } from "../errors.js";
-import type { ArtifactRepositoryOptions } from "../store/artifacts.js";
 
 /** A file named on the command line or in a config, and what it is for (said in the error). */
 export interface NamedInput {
@@ -83,8 +82,12 @@ export interface S3Flags {
   caFile?: string[];
 }
 
-/** The artifact repository's S3 settings from a command's flags, for `s3://` bundles. */
-export function s3OptionsFrom(flags: S3Flags): ArtifactRepositoryOptions {
+/** The artifact repository's S3 settings (its options' shape) from a command's flags, for `s3://` bundles. */
+export function s3OptionsFrom(flags: S3Flags): {
+  endpoint?: string;
+  forcePathStyle?: boolean;
+  caFile?: string;
+} {
   return {
     ...(flags.s3Endpoint ? { endpoint: flags.s3Endpoint } : {}),
     ...(flags.s3PathStyle === false ? { forcePathStyle: false } : {}),

@@ -298,6 +298,11 @@ describe("bundles in S3 (Ceph RGW)", () => {
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain(`bundle s3://${bucket}/nothing/here.tar does not exist`);
 
+    await putObject("unpacked/oci-layout", Buffer.from("{}"));
+    const prefix = await runCli(["bundle", "verify", `s3://${bucket}/unpacked`], { env: s3Env() });
+    expect(prefix.code).toBe(2);
+    expect(prefix.stderr).toMatch(/is a prefix holding objects, not a bundle/);
+
     const noBucket = await runCli(["bundle", "inspect", "s3://no-such-bucket-airgap/b.tar"], {
       env: s3Env(),
     });

@@ -17,6 +17,7 @@ import {
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListObjectsV2Command,
   PutObjectCommand,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
@@ -281,11 +282,22 @@ export class S3Place implements SourcePlace {
     return `${url.slice(0, url.lastIndexOf("/") + 1)}${name}`;
   }
 
-  /** Why `url` is not there: its bucket is missing, or the object (and any parts of it) are. */
+  /**
+   * Why `url` is not there: its bucket is missing, it is a prefix (a directory bundle uploaded file
+   * by file, which airgap does not read from S3), or the object (and any parts of it) are.
+   */
   async whyMissing(url: string): Promise<AirgapError> {
-    const { bucket } = parseS3Url(url);
+    const { bucket, key } = parseS3Url(url);
     try {
       await this.access.repo(bucket).client.send(new HeadBucketCommand({ Bucket: bucket }));
+      const under = await this.access
+        .repo(bucket)
+        .client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${key}/`, MaxKeys: 1 }));
+      if ((under.KeyCount ?? under.Contents?.length ?? 0) > 0) {
+        return new UsageError(
+          `bundle ${url} is a prefix holding objects, not a bundle: in S3 a bundle is one tar object (or its split parts); write it with bundle create -o ${url}.tar`,
+        );
+      }
     } catch (err) {
       if (isNotFound(err))
         return new UsageError(`bundle ${url}: the bucket ${bucket} does not exist at this S3 endpoint`);
