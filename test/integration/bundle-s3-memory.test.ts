@@ -1,6 +1,7 @@
 /**
- * Memory stays flat with a bundle in S3: `bundle create -o s3://…` (multipart upload) and `bundle
- * verify s3://…` (ranged GETs, parallel hashing) of a bundle holding one big layer, each run under
+ * Memory stays flat with a bundle in S3: `bundle create -o s3://…` (multipart upload), `bundle
+ * verify s3://…` (ranged GETs, parallel hashing) and `bundle import s3://…` of a bundle holding one
+ * big layer, each run under
  * /usr/bin/time for its peak RSS. The layer is 64 MiB by default; AIRGAP_TEST_S3_RSS_MIB=1024 makes
  * it the ~1 GB measurement recorded in docs/bundle-format.md.
  */
@@ -87,7 +88,7 @@ afterAll(async () => {
 });
 
 describe(`memory with a ${layerMiB} MiB bundle in S3`, () => {
-  it("create -o s3:// and verify s3:// stay under the RSS limit", async () => {
+  it("create -o s3://, verify s3:// and import s3:// stay under the RSS limit", async () => {
     const url = `s3://${bucket}/big.tar`;
     const c = await timed(["bundle", "create", "-c", cfg, "-o", url, "--cache", join(work, "cache")]);
     expect(c.code, c.stderr).toBe(0);
@@ -100,10 +101,22 @@ describe(`memory with a ${layerMiB} MiB bundle in S3`, () => {
     expect(size).toBeGreaterThan(layerMiB * MiB);
     const v = await timed(["bundle", "verify", url]);
     expect(v.code, v.stderr).toBe(0);
+    const i = await timed([
+      "bundle",
+      "import",
+      url,
+      "--registry",
+      `${target.host}/${ns}-imported`,
+      "--plain-http",
+      "--out",
+      join(work, "out"),
+    ]);
+    expect(i.code, i.stderr).toBe(0);
     process.stdout.write(
-      `S3 bundle of ${(size / MiB).toFixed(0)} MiB: create (pull + upload) peak RSS ${c.rssMiB.toFixed(0)} MiB in ${c.seconds}s; verify peak RSS ${v.rssMiB.toFixed(0)} MiB in ${v.seconds}s\n`,
+      `S3 bundle of ${(size / MiB).toFixed(0)} MiB: create (pull + upload) peak RSS ${c.rssMiB.toFixed(0)} MiB in ${c.seconds}s; verify ${v.rssMiB.toFixed(0)} MiB in ${v.seconds}s; import ${i.rssMiB.toFixed(0)} MiB in ${i.seconds}s\n`,
     );
     expect(c.rssMiB).toBeLessThan(RSS_LIMIT_MIB);
     expect(v.rssMiB).toBeLessThan(RSS_LIMIT_MIB);
+    expect(i.rssMiB).toBeLessThan(RSS_LIMIT_MIB);
   }, 1_200_000);
 });
