@@ -163,14 +163,16 @@ export class S3ObjectSource implements RandomAccessSource {
     if (want === 0) return Buffer.alloc(0);
     const w = this.window;
     if (w && pos >= w.pos && pos + want <= w.pos + w.bytes.length) {
-      return w.bytes.subarray(pos - w.pos, pos - w.pos + want);
+      // a copy: a caller that changes what it got must not change what the next read returns
+      return Buffer.from(w.bytes.subarray(pos - w.pos, pos - w.pos + want));
     }
     const end = want >= WINDOW ? pos + want : Math.min(this.size, pos + WINDOW);
     const chunks: Buffer[] = [];
     for await (const c of this.stream(pos, end - pos)) chunks.push(c as Buffer);
     const bytes = Buffer.concat(chunks);
-    if (want < WINDOW) this.window = { pos, bytes };
-    return bytes.subarray(0, want);
+    if (want >= WINDOW) return bytes;
+    this.window = { pos, bytes };
+    return Buffer.from(bytes.subarray(0, want));
   }
 
   stream(start: number, length: number): Readable {
