@@ -27,8 +27,12 @@ import { DEFAULT_PART_SIZE, S3ArtifactRepository } from "../../store/s3.js";
 import type { RandomAccessSource, SourcePlace } from "./source.js";
 
 const MiB = 1024 * 1024;
-/** Reads smaller than this fetch this much and keep it: tar headers of small files lie together. */
-const WINDOW = 512 * 1024;
+/**
+ * Reads smaller than this fetch this much and keep it: the headers and bodies of small files
+ * (manifests, configs) lie together, so indexing a tar costs a GET per big blob, not per file. Small
+ * enough that reading the header of a big blob fetches little of the blob itself.
+ */
+const WINDOW = 128 * 1024;
 /** Multipart uploads in flight per object: memory is UPLOAD_QUEUE × part size. */
 export const UPLOAD_QUEUE = 4;
 /** S3 allows 10,000 parts; part sizes grow past 16 MiB so an object of the expected size fits. */
