@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PACKAGES=(docker-registry skopeo apache2-utils nginx-light fcgiwrap git curl openssl zstd jq
-  radosgw ceph-mon ceph-osd ceph-common python3-rados tinyproxy ruby)
+  radosgw ceph-mon ceph-osd ceph-common python3-rados tinyproxy ruby time)
 
 step() { printf '\n==> %s\n' "$*"; }
 

@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
 import { IntegrityError } from "../errors.js";
 import { sha256Hex } from "../oci/digest.js";
+import type { ArtifactRepositoryOptions } from "../store/artifacts.js";
 import { type BundleReader, openBundle } from "./archive/reader.js";
 import { CHECKSUMS_FILE, parseChecksums, SIGNATURE_FILES } from "./checksums.js";
 import { INVENTORY_FILE, parseInventory } from "./inventory.js";
@@ -98,6 +99,8 @@ export interface ReportOptions {
   requireSignature?: boolean;
   concurrency?: number;
   signal?: AbortSignal;
+  /** Endpoint, credentials and TLS for an `s3://` bundle: the artifact repository's settings. */
+  s3?: ArtifactRepositoryOptions;
 }
 
 /** sha256 of a public key's DER SubjectPublicKeyInfo: `openssl pkey -pubin -outform DER | sha256sum`. */
@@ -316,7 +319,7 @@ export function reportData(
 
 /** Verifies the bundle like `bundle verify`, refuses (IntegrityError, exit 3) if it does not, then reads it. */
 export async function buildBundleReport(input: string, opts: ReportOptions): Promise<BundleReportData> {
-  const reader = await openBundle(input);
+  const reader = await openBundle(input, opts.s3 ? { s3: opts.s3 } : {});
   try {
     const head = reader.seekable
       ? await verifiedHeadSeekable(reader, input, opts)

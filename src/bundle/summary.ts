@@ -1,4 +1,5 @@
 import { IntegrityError } from "../errors.js";
+import type { ArtifactRepositoryOptions } from "../store/artifacts.js";
 import { openBundle } from "./archive/reader.js";
 import { INVENTORY_FILE, type Inventory, parseInventory } from "./inventory.js";
 import { METADATA_MAX_BYTES, overLimitMessage } from "./limits.js";
@@ -10,8 +11,9 @@ import { METADATA_MAX_BYTES, overLimitMessage } from "./limits.js";
  */
 export async function readBundleSummary(
   input: string,
+  opts: { s3?: ArtifactRepositoryOptions } = {},
 ): Promise<{ inventory: Inventory; sizes: Map<string, number> }> {
-  const reader = await openBundle(input);
+  const reader = await openBundle(input, opts);
   try {
     const sizes = new Map<string, number>();
     let inventory: Inventory | undefined;

@@ -4,7 +4,9 @@ import { performance } from "node:perf_hooks";
 import { type Readable, Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { AirgapError, type IntegrityCode, IntegrityError, UsageError } from "../errors.js";
+import type { ArtifactRepositoryOptions } from "../store/artifacts.js";
 import { HashError, HashPool } from "./archive/hash-pool.js";
+import type { PartFile } from "./archive/parts.js";
 import { blobHexOf, canonicalCompare, compareBytes } from "./archive/paths.js";
 import { type BundleEntry, type BundleReader, isRangeReader, openBundle } from "./archive/reader.js";
 import { CHECKSUMS_FILE, parseChecksums, SIGNATURE_FILES } from "./checksums.js";
@@ -37,13 +39,17 @@ export interface VerifyOptions {
   /** The trusted public key (PEM); without one only integrity is checked. */
   publicKeyPem?: string;
   requireSignature?: boolean;
-  /** Parallel file hashes for directories and seekable tars; default: available cores. */
+  /** Parallel file hashes for directories and seekable tars; default: available cores (S3: REMOTE_CONCURRENCY). */
   concurrency?: number;
   signal?: AbortSignal;
+  /** Endpoint, credentials and TLS for an `s3://` bundle: the artifact repository's settings. */
+  s3?: ArtifactRepositoryOptions;
   onProgress?: (e: { path: string; bytes: number; totalBytes?: number }) => void;
 }
 
 const SIG_MAX = 1024 * 1024;
+/** Ranged GETs in flight when hashing a bundle in S3: round trips, not cores, are what they wait on. */
+const REMOTE_CONCURRENCY = 8;
 /** Blobs up to this size are looked at as possible manifests (distribution's manifest limit). */
 const MANIFEST_MAX = 4 * 1024 * 1024;
 
@@ -655,7 +661,13 @@ async function verifyParallel(reader: BundleReader, opts: VerifyOptions): Promis
   const goodBlobs = new Set<string>();
   const manifestCandidates: string[] = [];
   const pool = new HashPool(
-    Math.max(1, Math.min(opts.concurrency ?? availableParallelism(), toHash.length || 1)),
+    Math.max(
+      1,
+      Math.min(
+        opts.concurrency ?? (reader.remote ? REMOTE_CONCURRENCY : availableParallelism()),
+        toHash.length || 1,
+      ),
+    ),
   );
   const onAbort = () => void pool.close();
   opts.signal?.addEventListener("abort", onAbort, { once: true });
@@ -747,16 +759,14 @@ async function verifyParallel(reader: BundleReader, opts: VerifyOptions): Promis
 
 /** After a failure in split parts, names the parts whose own checksums fail. */
 async function damagedParts(reader: BundleReader): Promise<VerifyProblem[]> {
-  const parts =
-    (reader as { partFiles?: { name: string; file: string; size: number; sha256?: string }[] }).partFiles ??
-    [];
+  const parts = (reader as { partFiles?: PartFile[] }).partFiles ?? [];
   const out: VerifyProblem[] = [];
   const pool = new HashPool(Math.min(availableParallelism(), Math.max(1, parts.length)));
   try {
     await Promise.all(
       parts.map(async (p) => {
         if (!p.sha256) return;
-        const r = await pool.hash([{ file: p.file, start: 0, length: p.size }]).catch(() => undefined);
+        const r = await pool.hash([{ source: p.source, start: 0, length: p.size }]).catch(() => undefined);
         if (!r || r.sha256 !== p.sha256) {
           out.push({
             code: "CHECKSUM_MISMATCH",
@@ -784,7 +794,7 @@ export async function verifyBundle(input: string | BundleReader, opts: VerifyOpt
   let reader: BundleReader;
   if (typeof input === "string") {
     try {
-      reader = await openBundle(input);
+      reader = await openBundle(input, opts.s3 ? { s3: opts.s3 } : {});
     } catch (err) {
       if (!(err instanceof IntegrityError)) throw err;
       return {

@@ -74,3 +74,23 @@ export async function assertOutputWritable(path: string, what: string, isFolder:
     throw new UsageError(`${what} ${path} cannot be written: the folder ${dir} is not writable${why}`);
   }
 }
+
+/** The flags of the S3 endpoint that `s3://` bundles are read from or written to. */
+export interface S3Flags {
+  s3Endpoint?: string;
+  s3PathStyle?: boolean;
+  caFile?: string[];
+}
+
+/** The artifact repository's S3 settings (its options' shape) from a command's flags, for `s3://` bundles. */
+export function s3OptionsFrom(flags: S3Flags): {
+  endpoint?: string;
+  forcePathStyle?: boolean;
+  caFile?: string;
+} {
+  return {
+    ...(flags.s3Endpoint ? { endpoint: flags.s3Endpoint } : {}),
+    ...(flags.s3PathStyle === false ? { forcePathStyle: false } : {}),
+    ...(flags.caFile?.[0] ? { caFile: flags.caFile[0] } : {}),
+  };
+}

@@ -9,6 +9,19 @@ import { printError } from "./output.js";
  * Every command is defined here and loaded lazily, so `airgap --help` stays fast and a command's
  * dependencies load only when it runs. Commands only map flags to pipeline options and print.
  */
+/**
+ * The S3 settings of a command that reads or writes `s3://` bundles: the artifact repository's
+ * flags (import has them already), beside AWS_ENDPOINT_URL_S3, AWS_REGION, AWS_CA_BUNDLE and the
+ * SDK's credential chain.
+ */
+function withS3Options(cmd: Command, caFile = true): Command {
+  cmd
+    .option("--s3-endpoint <url>", "S3 endpoint for s3:// bundles (default AWS_ENDPOINT_URL_S3)")
+    .option("--no-s3-path-style", "use virtual-hosted S3 addressing with a custom endpoint");
+  if (caFile) cmd.option("--ca-file <file>", "CA certificate (PEM) of the S3 endpoint", collect, []);
+  return cmd;
+}
+
 export function buildProgram(): Command {
   const program = new Command("airgap")
     .description(
@@ -23,11 +36,15 @@ export function buildProgram(): Command {
 
   const bundle = program.command("bundle").description("create, verify, inspect and import bundles");
 
-  bundle
+  const create = bundle
     .command("create")
     .description("resolve bundle.config.yaml, pull everything it names and write one signed bundle")
     .option("-c, --config <file>", "bundle config", "bundle.config.yaml")
-    .option("-o, --output <out>", "output: DIR, FILE.tar, FILE.tar.zst or - for stdout", "bundle")
+    .option(
+      "-o, --output <out>",
+      "output: DIR, FILE.tar, FILE.tar.zst, s3://BUCKET/KEY[.tar|.tar.zst] or - for stdout",
+      "bundle",
+    )
     .option("--key <file>", "cosign private key to sign SHA256SUMS with (password from COSIGN_PASSWORD)")
     .option("--platform <list>", "platforms for images, comma separated (overrides the config's platforms)")
     .option("--since <bundle>", "only content not already in this older bundle (incremental)")
@@ -46,30 +63,34 @@ export function buildProgram(): Command {
       "accept files without a sha256 in the config: record the one downloaded, warn",
     )
     .option("--force", "replace an existing output")
-    .option("--json", "machine-readable output on stdout")
-    .action(async (opts) => (await import("./commands/create.js")).runCreate(opts));
+    .option("--json", "machine-readable output on stdout");
+  withS3Options(create, false).action(async (opts) => (await import("./commands/create.js")).runCreate(opts));
 
-  bundle
+  const verify = bundle
     .command("verify")
     .description("check a bundle's signature, checksums, digests and references (exit 3 on any failure)")
-    .argument("<bundle>", "DIR, FILE.tar, FILE.tar.zst, split parts, or - for stdin")
+    .argument("<bundle>", "DIR, FILE.tar, FILE.tar.zst, split parts, s3://BUCKET/KEY, or - for stdin")
     .option("--key <file>", "cosign public key the bundle must be signed with")
     .option("--require-signature", "fail when no --key is given (also AIRGAP_REQUIRE_SIGNATURE=1)")
     .option("--concurrency <n>", "parallel hashing", parsePositiveInt)
-    .option("--json", "machine-readable report on stdout")
-    .action(async (input, opts) => (await import("./commands/verify.js")).runVerify(input, opts));
+    .option("--json", "machine-readable report on stdout");
+  withS3Options(verify).action(async (input, opts) =>
+    (await import("./commands/verify.js")).runVerify(input, opts),
+  );
 
-  bundle
+  const inspect = bundle
     .command("inspect")
     .description("list what a bundle holds: kind, name, source, digest, platforms, size, shared bytes")
-    .argument("<bundle>", "DIR, FILE.tar, FILE.tar.zst, split parts, or - for stdin")
-    .option("--json", "machine-readable output on stdout")
-    .action(async (input, opts) => (await import("./commands/inspect.js")).runInspect(input, opts));
+    .argument("<bundle>", "DIR, FILE.tar, FILE.tar.zst, split parts, s3://BUCKET/KEY, or - for stdin")
+    .option("--json", "machine-readable output on stdout");
+  withS3Options(inspect).action(async (input, opts) =>
+    (await import("./commands/inspect.js")).runInspect(input, opts),
+  );
 
   bundle
     .command("import")
     .description("verify a bundle, then push it into the internal registry and artifact repository")
-    .argument("<bundle>", "DIR, FILE.tar, FILE.tar.zst, split parts, or - for stdin")
+    .argument("<bundle>", "DIR, FILE.tar, FILE.tar.zst, split parts, s3://BUCKET/KEY, or - for stdin")
     .requiredOption("--registry <target>", "HOST[:PORT][/PREFIX] of the internal registry")
     .option(
       "--artifacts <url>",
@@ -110,12 +131,12 @@ export function buildProgram(): Command {
     .option("--json", "machine-readable output on stdout")
     .action(async (input, opts) => (await import("./commands/import.js")).runImport(input, opts));
 
-  bundle
+  const report = bundle
     .command("report")
     .description(
       "verify a bundle, then write the review document: every item, digest, size, signature check, totals, SHA256SUMS digest, key fingerprint",
     )
-    .argument("<bundle>", "DIR, FILE.tar, FILE.tar.zst, split parts, or - for stdin")
+    .argument("<bundle>", "DIR, FILE.tar, FILE.tar.zst, split parts, s3://BUCKET/KEY, or - for stdin")
     .option(
       "-o, --output <file>",
       "write FILE.md (Markdown) or FILE.html (one self-contained page); default Markdown on stdout",
@@ -126,18 +147,22 @@ export function buildProgram(): Command {
     )
     .option("--require-signature", "fail when no --key is given (also AIRGAP_REQUIRE_SIGNATURE=1)")
     .option("--concurrency <n>", "parallel hashing", parsePositiveInt)
-    .option("--json", "the same data as JSON on stdout")
-    .action(async (input, opts) => (await import("./commands/report.js")).runReport(input, opts));
+    .option("--json", "the same data as JSON on stdout");
+  withS3Options(report).action(async (input, opts) =>
+    (await import("./commands/report.js")).runReport(input, opts),
+  );
 
-  bundle
+  const diff = bundle
     .command("diff")
     .description("compare two bundles: items added, removed and changed")
     .argument("<old>")
     .argument("<new>")
-    .option("--json", "machine-readable output on stdout")
-    .action(async (oldB, newB, opts) => (await import("./commands/diff.js")).runDiff(oldB, newB, opts));
+    .option("--json", "machine-readable output on stdout");
+  withS3Options(diff).action(async (oldB, newB, opts) =>
+    (await import("./commands/diff.js")).runDiff(oldB, newB, opts),
+  );
 
-  bundle
+  const serve = bundle
     .command("serve")
     .description("serve a bundle as a read-only OCI registry")
     .argument("<bundle>")
@@ -145,8 +170,10 @@ export function buildProgram(): Command {
     .option("--tls-cert <file>", "serve HTTPS with this certificate (PEM)")
     .option("--tls-key <file>", "key of --tls-cert (PEM)")
     .option("--key <file>", "cosign public key the bundle must be signed with (checked before serving)")
-    .option("--require-signature", "fail when no --key is given (also AIRGAP_REQUIRE_SIGNATURE=1)")
-    .action(async (input, opts) => (await import("./commands/serve.js")).runServe(input, opts));
+    .option("--require-signature", "fail when no --key is given (also AIRGAP_REQUIRE_SIGNATURE=1)");
+  withS3Options(serve).action(async (input, opts) =>
+    (await import("./commands/serve.js")).runServe(input, opts),
+  );
 
   program
     .command("runner-image")

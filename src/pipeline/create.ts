@@ -31,6 +31,7 @@ import type { ProfileEntry, ProfileInventoryRecord } from "../profiles/index.js"
 import { redactDeep, redactSecrets } from "../redact.js";
 import { planFiles } from "../sources/files/index.js";
 import { type ResolvedImage, resolveImage } from "../sources/images.js";
+import type { ArtifactRepositoryOptions } from "../store/artifacts.js";
 import { type CopyEvent, type CosignTagKind, copyGraph } from "../store/copy.js";
 import { ANNOTATION_REPOSITORY, ANNOTATION_SUBJECT, OciLayoutStore } from "../store/layout.js";
 import { type RegistryStore, registryRepository } from "../store/registry.js";
@@ -66,6 +67,8 @@ export interface CreateOptions {
   dryRun?: boolean;
   /** With dryRun: plan from the config alone, opening no connection (items to pin are marked). */
   offline?: boolean;
+  /** Endpoint, credentials and TLS for an `s3://` output or --since bundle: the artifact repository's settings. */
+  s3?: ArtifactRepositoryOptions;
   /** Replace an existing output. */
   overwrite?: boolean;
   /** An older bundle whose layers and configs this one leaves out (incremental bundle). */
@@ -458,7 +461,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     let since: Inventory["since"];
     let carried = ordered;
     if (opts.since) {
-      const base = await readBundleSummary(opts.since);
+      const base = await readBundleSummary(opts.since, opts.s3 ? { s3: opts.s3 } : {});
       const inBase = (d: Descriptor) => base.sizes.get(`blobs/sha256/${digestHex(d.digest)}`) === d.size;
       const omitted = ordered.filter((d) => !isManifestLike(d.mediaType) && inBase(d));
       carried = ordered.filter((d) => !omitted.includes(d));
@@ -492,6 +495,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     const output = await writeBundle(files, opts.output, {
       signal,
       overwrite: Boolean(opts.overwrite),
+      ...(opts.s3 ? { s3: opts.s3 } : {}),
       // the writer reports bytes written so far; progress counts increments
       onProgress: (total) => {
         progress.bytes("write", total - written);

@@ -130,7 +130,8 @@ export interface ImportResult {
 export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
   const started = Date.now();
   const { progress, signal } = opts;
-  const reader = await openBundle(opts.input);
+  // an s3:// bundle is read with the artifact repository's endpoint, credentials and TLS
+  const reader = await openBundle(opts.input, opts.artifactOptions ? { s3: opts.artifactOptions } : {});
   try {
     progress.phase("verifying", 0);
     if (!reader.seekable) return await streamingImport(reader, opts, started);

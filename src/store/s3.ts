@@ -272,7 +272,8 @@ export class S3ArtifactRepository implements ArtifactRepository {
     return undefined;
   }
 
-  private fail(op: string, key: string, err: unknown): RemoteError {
+  /** An S3 failure as a RemoteError naming the object, with how to fix a TLS problem when it is one. */
+  fail(op: string, key: string, err: unknown): RemoteError {
     const tls = this.explainTls(err);
     if (tls)
       return new RemoteError(`${op} ${this.where(key)}: ${tls.message}`, statusOf(err), tls.code, {

@@ -1,7 +1,6 @@
-import { createReadStream } from "node:fs";
-import { type FileHandle, open } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { IntegrityError } from "../../errors.js";
+import type { RandomAccessSource } from "./source.js";
 import type { ByteSource } from "./tar-format.js";
 
 const CHUNK = 1024 * 1024;
@@ -138,36 +137,18 @@ export class StreamByteSource implements ByteSource {
   }
 }
 
-/** One file of a (possibly split) archive. */
-export interface Segment {
-  file: string;
-  size: number;
-  /** Human name used in errors, e.g. the part's file name. */
-  name: string;
-}
-
-/** Several files read as one byte range: an archive, or its parts in order. */
+/** Several sources read as one byte range: an archive, or its parts in order. */
 export class ConcatFile {
   readonly size: number;
   private readonly starts: number[] = [];
-  private handles = new Map<number, FileHandle>();
 
-  constructor(readonly segments: Segment[]) {
+  constructor(readonly segments: RandomAccessSource[]) {
     let at = 0;
     for (const s of segments) {
       this.starts.push(at);
       at += s.size;
     }
     this.size = at;
-  }
-
-  private async handle(i: number): Promise<FileHandle> {
-    let h = this.handles.get(i);
-    if (!h) {
-      h = await open(this.segments[i]!.file, "r");
-      this.handles.set(i, h);
-    }
-    return h;
   }
 
   private segmentAt(pos: number): number {
@@ -183,59 +164,58 @@ export class ConcatFile {
 
   /** Reads up to len bytes at pos (fewer only at the end). */
   async read(pos: number, len: number): Promise<Buffer> {
-    const out = Buffer.alloc(Math.max(0, Math.min(len, this.size - pos)));
+    const want = Math.max(0, Math.min(len, this.size - pos));
+    const chunks: Buffer[] = [];
     let done = 0;
-    while (done < out.length) {
+    while (done < want) {
       const i = this.segmentAt(pos + done);
+      const seg = this.segments[i]!;
       const within = pos + done - this.starts[i]!;
-      const want = Math.min(out.length - done, this.segments[i]!.size - within);
-      const h = await this.handle(i);
-      const { bytesRead } = await h.read(out, done, want, within);
-      if (bytesRead === 0) {
+      const n = Math.min(want - done, seg.size - within);
+      const b = await seg.read(within, n);
+      if (b.length !== n) {
         throw new IntegrityError(
           "TRUNCATED",
-          `${this.segments[i]!.name} is shorter than expected (${within} bytes)`,
-          this.segments[i]!.name,
+          `${seg.name} is shorter than expected (${within + b.length} bytes)`,
+          seg.name,
         );
       }
-      done += bytesRead;
+      chunks.push(b);
+      done += n;
     }
+    return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, want);
+  }
+
+  /** The segments that hold the byte range [start, start+length), with the offsets inside each. */
+  ranges(start: number, length: number): { source: RandomAccessSource; start: number; length: number }[] {
+    const out: { source: RandomAccessSource; start: number; length: number }[] = [];
+    let pos = start;
+    const end = start + length;
+    while (pos < end) {
+      const i = this.segmentAt(pos);
+      const seg = this.segments[i]!;
+      const within = pos - this.starts[i]!;
+      const n = Math.min(end - pos, seg.size - within);
+      out.push({ source: seg, start: within, length: n });
+      pos += n;
+    }
+    if (out.length === 0 && this.segments[0]) out.push({ source: this.segments[0], start: 0, length: 0 });
     return out;
   }
 
   /** The byte range [start, start+length) as a stream, crossing segment boundaries. */
   stream(start: number, length: number): Readable {
-    const self = this;
+    const pieces = this.ranges(start, length);
     async function* gen(): AsyncGenerator<Buffer> {
-      let pos = start;
-      const end = start + length;
-      while (pos < end) {
-        const i = self.segmentAt(pos);
-        const seg = self.segments[i]!;
-        const within = pos - self.starts[i]!;
-        const upto = Math.min(seg.size, end - self.starts[i]!);
-        let got = 0;
-        for await (const c of createReadStream(seg.file, {
-          start: within,
-          end: upto - 1,
-          highWaterMark: CHUNK,
-        })) {
-          got += (c as Buffer).length;
-          yield c as Buffer;
-        }
-        if (got !== upto - within) {
-          throw new IntegrityError("TRUNCATED", `${seg.name} is shorter than expected`, seg.name);
-        }
-        pos += got;
+      for (const r of pieces) {
+        if (r.length > 0) yield* r.source.stream(r.start, r.length) as AsyncIterable<Buffer>;
       }
     }
     return Readable.from(gen(), { objectMode: false });
   }
 
   async close(): Promise<void> {
-    const hs = [...this.handles.values()];
-    this.handles.clear();
-    await Promise.all(hs.map((h) => h.close()));
+    await Promise.all(this.segments.map((s) => s.close()));
   }
 }
 

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import type { FileRange } from "./reader.js";
@@ -71,25 +72,21 @@ export class HashError extends Error {
   }
 }
 
-/** A fixed pool of worker threads that hash byte ranges of files with SHA-256. */
+/**
+ * Hashes byte ranges with SHA-256, `size` at a time. Ranges of local files go to worker threads
+ * (started as needed), which read them with positioned reads; ranges of remote sources (S3) are
+ * streamed and hashed here, since their wait is on the network, not a core.
+ */
 export class HashPool {
   private readonly idle: Worker[] = [];
   private readonly all: Worker[] = [];
   private readonly queue: Job[] = [];
   private readonly running = new Map<Worker, Job>();
+  private readonly streaming = new Set<Job>();
   private nextId = 1;
   private closed = false;
 
-  constructor(readonly size: number = availableParallelism()) {
-    for (let i = 0; i < Math.max(1, size); i++) {
-      const w = new Worker(WORKER_SOURCE, { eval: true });
-      w.unref();
-      w.on("message", (m: WorkerMessage) => this.onMessage(w, m));
-      w.on("error", (err) => this.onCrash(w, err));
-      this.all.push(w);
-      this.idle.push(w);
-    }
-  }
+  constructor(readonly size: number = availableParallelism()) {}
 
   hash(ranges: FileRange[], onBytes?: (n: number) => void): Promise<{ sha256: string; bytes: number }> {
     if (this.closed) return Promise.reject(new Error("hash pool is closed"));
@@ -99,14 +96,61 @@ export class HashPool {
     });
   }
 
+  private worker(): Worker | undefined {
+    const w = this.idle.pop();
+    if (w || this.all.length >= Math.max(1, this.size)) return w;
+    const fresh = new Worker(WORKER_SOURCE, { eval: true });
+    fresh.unref();
+    fresh.on("message", (m: WorkerMessage) => this.onMessage(fresh, m));
+    fresh.on("error", (err) => this.onCrash(fresh, err));
+    this.all.push(fresh);
+    return fresh;
+  }
+
   private pump(): void {
-    while (this.idle.length && this.queue.length) {
-      const w = this.idle.pop()!;
-      const job = this.queue.shift()!;
+    while (this.queue.length && this.running.size + this.streaming.size < Math.max(1, this.size)) {
+      const job = this.queue[0]!;
+      if (!job.ranges.every((r) => r.source.localFile !== undefined)) {
+        this.queue.shift();
+        this.stream(job);
+        continue;
+      }
+      const w = this.worker();
+      if (!w) return;
+      this.queue.shift();
       this.running.set(w, job);
       w.ref();
-      w.postMessage({ id: job.id, ranges: job.ranges });
+      const ranges = job.ranges.map((r) => ({ file: r.source.localFile, start: r.start, length: r.length }));
+      w.postMessage({ id: job.id, ranges });
     }
+  }
+
+  private stream(job: Job): void {
+    this.streaming.add(job);
+    void (async () => {
+      const hash = createHash("sha256");
+      let bytes = 0;
+      for (const r of job.ranges) {
+        if (r.length === 0) continue;
+        for await (const c of r.source.stream(r.start, r.length)) {
+          if (this.closed) throw new Error("hash pool closed");
+          const b = c as Buffer;
+          hash.update(b);
+          bytes += b.length;
+          job.onBytes?.(b.length);
+        }
+      }
+      return { sha256: hash.digest("hex"), bytes };
+    })().then(
+      (r) => {
+        if (this.streaming.delete(job)) job.resolve(r);
+        this.pump();
+      },
+      (err: Error) => {
+        if (this.streaming.delete(job)) job.reject(err);
+        this.pump();
+      },
+    );
   }
 
   private onMessage(w: Worker, m: WorkerMessage): void {
@@ -135,7 +179,9 @@ export class HashPool {
     const err = new Error("hash pool closed");
     for (const j of this.queue.splice(0)) j.reject(err);
     for (const j of this.running.values()) j.reject(err);
+    for (const j of this.streaming) j.reject(err);
     this.running.clear();
+    this.streaming.clear();
     await Promise.all(this.all.map((w) => w.terminate()));
   }
 }

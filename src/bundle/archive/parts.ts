@@ -1,15 +1,15 @@
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
-import { readFile, stat } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { basename } from "node:path";
 import { Readable } from "node:stream";
-import { IntegrityError } from "../../errors.js";
+import { IntegrityError, UsageError } from "../../errors.js";
 import { isSha256Hex } from "../../oci/digest.js";
+import { METADATA_MAX_BYTES } from "../limits.js";
+import type { RandomAccessSource, SourcePlace } from "./source.js";
 import { PARTS_FORMAT, type PartsManifest, partName } from "./writer.js";
 
 export interface PartFile {
   name: string;
-  file: string;
+  source: RandomAccessSource;
   size: number;
   /** Absent when the parts were found without their manifest. */
   sha256?: string;
@@ -24,22 +24,17 @@ export interface PartsSet {
   totalSize: number;
 }
 
-async function isFile(p: string): Promise<boolean> {
-  try {
-    return (await stat(p)).isFile();
-  } catch {
-    return false;
-  }
-}
-
 /** The parts manifest an input names, if it names split parts at all. */
-export async function findPartsManifest(input: string): Promise<string | { base: string } | undefined> {
+export async function findPartsManifest(
+  input: string,
+  place: SourcePlace,
+): Promise<string | { base: string } | undefined> {
   if (input.endsWith(".parts.json")) return input;
-  if (await isFile(`${input}.parts.json`)) return `${input}.parts.json`;
+  if ((await place.sizeOf(`${input}.parts.json`)) !== undefined) return `${input}.parts.json`;
   const m = /^(.*)\.part-0*1$/.exec(input);
   if (m) {
     const base = m[1]!;
-    if (await isFile(`${base}.parts.json`)) return `${base}.parts.json`;
+    if ((await place.sizeOf(`${base}.parts.json`)) !== undefined) return `${base}.parts.json`;
     return { base };
   }
   return undefined;
@@ -49,32 +44,29 @@ export async function findPartsManifest(input: string): Promise<string | { base:
  * Loads a parts manifest and checks that every part is present with the size it lists. A missing
  * or short part is TRUNCATED, a longer one CHECKSUM_MISMATCH, each naming the part.
  */
-export async function loadParts(found: string | { base: string }): Promise<PartsSet> {
+export async function loadParts(found: string | { base: string }, place: SourcePlace): Promise<PartsSet> {
   if (typeof found !== "string") {
     // The manifest was lost: take consecutive parts as they are; their content is still checked
     // by SHA256SUMS inside the archive.
     const parts: PartFile[] = [];
     for (let i = 1; ; i++) {
       const file = partName(found.base, i);
-      let size: number;
-      try {
-        const s = await stat(file);
-        if (!s.isFile()) break;
-        size = s.size;
-      } catch {
-        break;
-      }
-      parts.push({ name: basename(file), file, size });
+      const size = await place.sizeOf(file);
+      if (size === undefined) break;
+      parts.push({ name: basename(file), source: place.open(file, size), size });
     }
     const totalSize = parts.reduce((a, p) => a + p.size, 0);
     return { label: basename(found.base), compress: "detect", parts, totalSize };
   }
   const manifestPath = found;
   let m: PartsManifest;
+  const text = await place.readSmall(manifestPath, METADATA_MAX_BYTES);
+  if (text === undefined) {
+    throw new UsageError(`bundle ${manifestPath} does not exist`);
+  }
   try {
-    m = JSON.parse(await readFile(manifestPath, "utf8")) as PartsManifest;
+    m = JSON.parse(text.toString("utf8")) as PartsManifest;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") throw err;
     throw new IntegrityError(
       "MALFORMED",
       `${basename(manifestPath)} is not valid JSON`,
@@ -95,7 +87,6 @@ export async function loadParts(found: string | { base: string }): Promise<Parts
   ) {
     throw new IntegrityError("MALFORMED", `${where} is not a ${PARTS_FORMAT} manifest`, where);
   }
-  const dir = dirname(manifestPath);
   const parts: PartFile[] = [];
   let total = 0;
   for (const p of m.parts) {
@@ -115,13 +106,9 @@ export async function loadParts(found: string | { base: string }): Promise<Parts
         where,
       );
     }
-    const file = join(dir, p.name);
-    let size: number;
-    try {
-      const s = await stat(file);
-      if (!s.isFile()) throw new Error("not a file");
-      size = s.size;
-    } catch {
+    const file = place.sibling(manifestPath, p.name);
+    const size = await place.sizeOf(file);
+    if (size === undefined) {
       throw new IntegrityError("TRUNCATED", `part ${p.name} is missing (listed in ${where})`, p.name);
     }
     if (size < p.size) {
@@ -138,7 +125,7 @@ export async function loadParts(found: string | { base: string }): Promise<Parts
         p.name,
       );
     }
-    parts.push({ name: p.name, file, size: p.size, sha256: p.sha256 });
+    parts.push({ name: p.name, source: place.open(file, p.size), size: p.size, sha256: p.sha256 });
     total += p.size;
   }
   if (typeof m.totalSize === "number" && m.totalSize !== total) {
@@ -165,7 +152,7 @@ export function checkedPartsStream(set: PartsSet): Readable {
       let n = 0;
       let rs: Readable;
       try {
-        rs = createReadStream(p.file, { highWaterMark: 1024 * 1024 });
+        rs = p.source.stream(0, p.size);
         for await (const c of rs) {
           const b = c as Buffer;
           n += b.length;

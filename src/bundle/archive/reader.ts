@@ -1,14 +1,17 @@
-import { createReadStream, type Dirent, existsSync } from "node:fs";
-import { open as fsOpen, lstat, readdir, stat } from "node:fs/promises";
+import { createReadStream, type Dirent } from "node:fs";
+import { lstat, readdir, stat } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { AirgapError, IntegrityError, UsageError } from "../../errors.js";
+import type { ArtifactRepositoryOptions } from "../../store/artifacts.js";
 import { overLimitMessage } from "../limits.js";
 import { createZstdDecompress, ZSTD_MAGIC } from "../zstd.js";
 import { ConcatFile, FileByteSource, StreamByteSource, untilAborted } from "./byte-source.js";
 import { checkedPartsStream, findPartsManifest, loadParts, type PartFile, type PartsSet } from "./parts.js";
 import { canonicalCompare, normalizeBundlePath } from "./paths.js";
+import { isS3Url, s3Place } from "./s3.js";
+import { LocalFileSource, localPlace, type RandomAccessSource, type SourcePlace } from "./source.js";
 import { tarHeaders } from "./tar-format.js";
 
 /** One file of a bundle. Consume `stream` (or call `stream.resume()`) before asking for the next entry. */
@@ -18,9 +21,9 @@ export interface BundleEntry {
   stream: Readable;
 }
 
-/** A byte range of a file on disk; a bundle file in a split archive may span several. */
+/** A byte range of a file or object; a bundle file in a split archive may span several. */
 export interface FileRange {
-  file: string;
+  source: RandomAccessSource;
   start: number;
   length: number;
 }
@@ -41,9 +44,11 @@ export interface BundleReader {
   close(): Promise<void>;
 }
 
-/** Readers whose files lie in known byte ranges on disk, so they can be hashed in parallel. */
+/** Readers whose files lie in known byte ranges, so they can be hashed in parallel. */
 export interface RangeReader extends BundleReader {
   ranges(path: string): Promise<FileRange[]>;
+  /** The bytes are behind a network (S3): reading waits on round trips, not on a core. */
+  readonly remote?: boolean;
 }
 
 export function isRangeReader(r: BundleReader): r is RangeReader {
@@ -145,7 +150,13 @@ class DirReader implements RangeReader {
 
   async ranges(path: string): Promise<FileRange[]> {
     const { file, size } = await this.resolve(path);
-    return [{ file, start: 0, length: size }];
+    return [
+      {
+        source: new LocalFileSource(file, size, normalizeBundlePath(path, "requested path")),
+        start: 0,
+        length: size,
+      },
+    ];
   }
 
   async open(path: string): Promise<Readable> {
@@ -350,10 +361,14 @@ class SeekableTarReader implements RangeReader {
   constructor(
     readonly kind: "tar" | "parts",
     private readonly label: string,
-    segments: PartFile[],
+    segments: RandomAccessSource[],
     private readonly parts?: PartsSet,
   ) {
-    this.file = new ConcatFile(segments.map((s) => ({ file: s.file, size: s.size, name: s.name })));
+    this.file = new ConcatFile(segments);
+  }
+
+  get remote(): boolean {
+    return this.file.segments.some((s) => s.localFile === undefined);
   }
 
   /** The parts of a split archive, for naming a damaged one. */
@@ -387,22 +402,7 @@ class SeekableTarReader implements RangeReader {
 
   async ranges(path: string): Promise<FileRange[]> {
     const e = await this.find(path);
-    const out: FileRange[] = [];
-    let pos = e.dataOffset;
-    let left = e.size;
-    let segStart = 0;
-    for (const s of this.file.segments) {
-      const segEnd = segStart + s.size;
-      if (left > 0 && pos < segEnd) {
-        const n = Math.min(left, segEnd - pos);
-        out.push({ file: s.file, start: pos - segStart, length: n });
-        pos += n;
-        left -= n;
-      }
-      segStart = segEnd;
-    }
-    if (out.length === 0) out.push({ file: this.file.segments[0]!.file, start: 0, length: 0 });
-    return out;
+    return this.file.ranges(e.dataOffset, e.size);
   }
 
   async open(path: string): Promise<Readable> {
@@ -428,66 +428,76 @@ class SeekableTarReader implements RangeReader {
 
 // ---------------------------------------------------------------- detection
 
-async function readHead(file: string, n: number): Promise<Buffer> {
-  const fh = await fsOpen(file, "r");
-  try {
-    const b = Buffer.alloc(n);
-    const { bytesRead } = await fh.read(b, 0, n, 0);
-    return b.subarray(0, bytesRead);
-  } finally {
-    await fh.close();
-  }
+export interface OpenOptions {
+  stdin?: Readable;
+  /** Endpoint, credentials and TLS for `s3://` bundles: the artifact repository's settings. */
+  s3?: ArtifactRepositoryOptions;
 }
 
 /**
  * Opens a bundle in any of its forms: a directory, FILE.tar, FILE.tar.zst (by magic bytes, not
  * name), split parts (FILE.parts.json, FILE when FILE.parts.json exists, or FILE.part-0001), or
- * "-" for standard input (tar or tar.zst).
+ * "-" for standard input (tar or tar.zst). Every form but the directory and stdin may also be an
+ * `s3://BUCKET/KEY` object (parts: objects beside their parts manifest): an uncompressed tar is
+ * then read with ranged GETs, a compressed one streamed.
  */
-export async function openBundle(input: string, opts: { stdin?: Readable } = {}): Promise<BundleReader> {
+export async function openBundle(input: string, opts: OpenOptions = {}): Promise<BundleReader> {
   if (input === "-") {
     const stdin = opts.stdin ?? process.stdin;
     return new StreamTarReader("stdin", "standard input", () => stdin, "detect", true);
   }
-  const found = await findPartsManifest(input);
+  const remote = isS3Url(input);
+  const place: SourcePlace = remote ? s3Place(opts.s3) : localPlace;
+  const found = await findPartsManifest(input, place);
   if (found !== undefined) {
-    const set = await loadParts(found);
+    const set = await loadParts(found, place);
     if (set.parts.length === 0) throw new UsageError(`no parts found for ${input}`);
-    const head = await readHead(set.parts[0]!.file, SNIFF);
+    const head = await set.parts[0]!.source.read(0, SNIFF);
+    await set.parts[0]!.source.close();
     refuseForeignCompression(head, set.label);
     const zstd =
       set.compress === "zstd" || (set.compress === "detect" && head.subarray(0, 4).equals(ZSTD_MAGIC));
     if (zstd) {
       return new StreamTarReader("parts", set.label, () => checkedPartsStream(set), set.compress, false, set);
     }
-    return new SeekableTarReader("parts", set.label, set.parts, set);
-  }
-  let s: Awaited<ReturnType<typeof stat>>;
-  try {
-    s = await stat(input);
-  } catch {
-    // FILE.part-0001… without FILE.parts.json: the manifest was lost, the parts were not
-    const firstPart = `${input}.part-0001`;
-    if (existsSync(firstPart)) {
-      throw new UsageError(
-        `bundle ${input} does not exist and its parts manifest ${basename(input)}.parts.json is missing, but its parts are there: pass ${firstPart} to read them without it`,
-      );
-    }
-    throw new UsageError(`bundle ${input} does not exist`);
-  }
-  if (s.isDirectory()) return new DirReader(input);
-  if (!s.isFile()) throw new UsageError(`bundle ${input} is neither a directory nor a file`);
-  const label = basename(input);
-  const head = await readHead(input, SNIFF);
-  refuseForeignCompression(head, label);
-  if (head.subarray(0, 4).equals(ZSTD_MAGIC)) {
-    return new StreamTarReader(
-      "tar.zst",
-      label,
-      () => createReadStream(input, { highWaterMark: CHUNK }),
-      "zstd",
-      false,
+    return new SeekableTarReader(
+      "parts",
+      set.label,
+      set.parts.map((p) => p.source),
+      set,
     );
   }
-  return new SeekableTarReader("tar", label, [{ name: label, file: input, size: s.size }]);
+  let size: number | undefined;
+  if (remote) {
+    size = await place.sizeOf(input);
+    if (size === undefined) {
+      throw await (place as ReturnType<typeof s3Place>).whyMissing(input);
+    }
+  } else {
+    let s: Awaited<ReturnType<typeof stat>>;
+    try {
+      s = await stat(input);
+    } catch {
+      // FILE.part-0001… without FILE.parts.json: the manifest was lost, the parts were not
+      const firstPart = `${input}.part-0001`;
+      if ((await localPlace.sizeOf(firstPart)) !== undefined) {
+        throw new UsageError(
+          `bundle ${input} does not exist and its parts manifest ${basename(input)}.parts.json is missing, but its parts are there: pass ${firstPart} to read them without it`,
+        );
+      }
+      throw new UsageError(`bundle ${input} does not exist`);
+    }
+    if (s.isDirectory()) return new DirReader(input);
+    if (!s.isFile()) throw new UsageError(`bundle ${input} is neither a directory nor a file`);
+    size = s.size;
+  }
+  const label = basename(input);
+  const source = place.open(input, size);
+  const head = await source.read(0, SNIFF);
+  await source.close();
+  refuseForeignCompression(head, label);
+  if (head.subarray(0, 4).equals(ZSTD_MAGIC)) {
+    return new StreamTarReader("tar.zst", label, () => source.stream(0, source.size), "zstd", false);
+  }
+  return new SeekableTarReader("tar", label, [source]);
 }

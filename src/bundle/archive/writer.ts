@@ -16,9 +16,11 @@ import { basename, dirname, join } from "node:path";
 import { Readable, type Stream, Transform, type TransformCallback, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { AirgapError, UsageError } from "../../errors.js";
+import type { ArtifactRepositoryOptions } from "../../store/artifacts.js";
 import { trackTemp } from "../../temp-files.js";
 import { createZstdCompress } from "../zstd.js";
 import { normalizeBundlePath } from "./paths.js";
+import { isS3Url, S3BundleOutput, S3PartSink, uploadPartSize } from "./s3.js";
 import { BLOCK, encodeHeader, padLength, RECORD } from "./tar-format.js";
 
 /** One file of a bundle, with its bytes in memory or in a file on disk. */
@@ -29,7 +31,7 @@ export interface BundleFile {
 }
 
 export interface WriteTarget {
-  /** A directory, FILE.tar, FILE.tar.zst, or "-" for standard output. */
+  /** A directory, FILE.tar, FILE.tar.zst, "-" for standard output, or an `s3://BUCKET/KEY` object (tar only). */
   path: string;
   format: "dir" | "tar";
   compress: "none" | "zstd";
@@ -45,6 +47,8 @@ export interface WriteOptions {
   mtime?: Date;
   /** Replace an existing non-empty output instead of refusing. */
   overwrite?: boolean;
+  /** Endpoint, credentials and TLS for an `s3://` output: the artifact repository's settings. */
+  s3?: ArtifactRepositoryOptions;
 }
 
 /** The manifest written next to split parts, last, so its presence means the set is complete. */
@@ -186,6 +190,8 @@ export async function writeBundle(
   checkFiles(files);
   opts.signal?.throwIfAborted();
   if (target.format === "dir") {
+    if (isS3Url(target.path))
+      throw new UsageError("a bundle in S3 is a tar: name the output s3://BUCKET/KEY.tar or KEY.tar.zst");
     if (target.compress !== "none")
       throw new UsageError("a directory bundle cannot be compressed; use a .tar.zst output");
     if (target.splitSize !== undefined) throw new UsageError("only a tar bundle can be split");
@@ -197,6 +203,7 @@ export async function writeBundle(
     if (target.path === "-") throw new UsageError("a bundle written to standard output cannot be split");
     parseSize(target.splitSize);
   }
+  if (isS3Url(target.path)) return writeS3Tar(files, target, opts);
   if (target.path !== "-") await removeLeftovers(target.path);
   return writeTar(files, target, opts);
 }
@@ -490,6 +497,90 @@ async function writeTar(
         p.untrack();
       }),
     );
+    throw err;
+  }
+}
+
+/** The tar (and its compression) as one stream, and a count of the bytes it had. */
+function tarStream(
+  files: BundleFile[],
+  target: WriteTarget,
+  opts: WriteOptions,
+): { stream: Readable; counter: Counter; done: Promise<void> } {
+  const mtime = opts.mtime ?? defaultMtime();
+  const stages: Stream[] = [Readable.from(tarBytes(files, mtime, opts), { objectMode: false })];
+  if (target.compress === "zstd") stages.push(createZstdCompress());
+  const counter = new Counter();
+  stages.push(counter);
+  const done = runPipeline(stages, { signal: opts.signal });
+  done.catch((err: Error) => {
+    if (!counter.destroyed) counter.destroy(err);
+  });
+  return { stream: counter, counter, done };
+}
+
+/**
+ * Uploads the tar to S3 as it is written: nothing is staged on disk, and memory is the upload's
+ * parts in flight. See s3.ts for what is visible when.
+ */
+async function writeS3Tar(
+  files: BundleFile[],
+  target: WriteTarget,
+  opts: WriteOptions,
+): Promise<{ paths: string[]; bytes: number }> {
+  const out = new S3BundleOutput(target.path, opts.s3);
+  const split = target.splitSize !== undefined;
+  await out.preflight(split, Boolean(opts.overwrite));
+  // The tar's size bounds the compressed one: the part size is chosen so either fits S3's part limit.
+  const expected = files.reduce((n, f) => n + 1024 + f.size, 0);
+  const signal = opts.signal;
+  if (!split) {
+    const { stream, counter, done } = tarStream(files, target, opts);
+    // Both settle before anything is thrown: an upload still running could not be aborted otherwise.
+    const [uploaded, written] = await Promise.allSettled([
+      out.upload(out.key, stream, uploadPartSize(expected, opts.s3?.partSize), signal),
+      done,
+    ]);
+    if (uploaded.status === "rejected") throw uploaded.reason;
+    if (written.status === "rejected") {
+      await out.delete(out.key);
+      throw written.reason;
+    }
+    const sent = uploaded.value;
+    if (sent !== counter.bytes)
+      throw new AirgapError(`${target.path}: uploaded ${sent} bytes of ${counter.bytes}`);
+    return { paths: [target.path], bytes: counter.bytes };
+  }
+  const base = target.path;
+  const manifestKey = `${out.key}.parts.json`;
+  // An old set's manifest goes first: until the new one is written, the set is not complete.
+  await out.deleteIfPresent(manifestKey);
+  const { stream, counter } = tarStream(files, target, opts);
+  const sink = new S3PartSink(
+    out,
+    (i) => partName(basename(out.key), i),
+    parseSize(target.splitSize!),
+    signal,
+  );
+  try {
+    await runPipeline([stream, sink], { signal });
+    // Parts left over from an older, longer set would be mistaken for ours.
+    for (let i = sink.parts.length + 1; await out.deleteIfPresent(partName(out.key, i)); i++);
+    const manifest: PartsManifest = {
+      format: PARTS_FORMAT,
+      file: basename(out.key),
+      compress: target.compress,
+      totalSize: counter.bytes,
+      parts: sink.parts.map(({ name, size, sha256 }) => ({ name, size, sha256 })),
+    };
+    await out.put(manifestKey, Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`));
+    const dir = base.slice(0, base.lastIndexOf("/") + 1);
+    return {
+      paths: [...sink.parts.map((p) => `${dir}${p.name}`), `${base}.parts.json`],
+      bytes: counter.bytes,
+    };
+  } catch (err) {
+    await sink.removeAll();
     throw err;
   }
 }

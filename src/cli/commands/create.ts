@@ -1,16 +1,23 @@
 import { readFile } from "node:fs/promises";
+import { S3BundleOutput } from "../../bundle/archive/s3.js";
 import { splitSize } from "../../bundle/archive/writer.js";
 import { loadBundleConfig } from "../../config/load.js";
 import { IntegrityError, UsageError } from "../../errors.js";
 import { createBundle, defaultCacheDir } from "../../pipeline/create.js";
 import { makeSigner } from "../../pipeline/signing.js";
-import { assertInputsReadable, assertOutputWritable, type NamedInput } from "../inputs.js";
+import {
+  assertInputsReadable,
+  assertOutputWritable,
+  type NamedInput,
+  type S3Flags,
+  s3OptionsFrom,
+} from "../inputs.js";
 import { onInterrupt } from "../interrupt.js";
 import { humanBytes, printJson, printLine } from "../output.js";
 import { progressFor } from "../progress.js";
 import { assertOutputFree, outputTarget } from "./target.js";
 
-export interface CreateFlags {
+export interface CreateFlags extends S3Flags {
   config: string;
   output: string;
   key?: string;
@@ -53,10 +60,17 @@ export async function runCreate(flags: CreateFlags): Promise<void> {
     ),
   ];
   await assertInputsReadable(inputs);
+  const s3 = s3OptionsFrom(flags);
   if (!flags.dryRun) {
     assertOutputFree(output, Boolean(flags.force));
-    if (output.path !== "-" && !/^s3:\/\//.test(output.path))
+    if (/^s3:\/\//i.test(output.path)) {
+      await new S3BundleOutput(output.path, s3).preflight(
+        output.splitSize !== undefined,
+        Boolean(flags.force),
+      );
+    } else if (output.path !== "-") {
       await assertOutputWritable(output.path, "the output", output.format === "dir");
+    }
   }
   const sign = flags.key && !flags.dryRun ? await makeSigner(flags.key) : undefined;
   const progress = await progressFor(flags.json || output.path === "-" || flags.dryRun ? "silent" : "auto", [
@@ -97,6 +111,7 @@ export async function runCreate(flags: CreateFlags): Promise<void> {
       since: flags.since,
       allowUnpinned: Boolean(flags.allowUnpinned),
       overwrite: Boolean(flags.force),
+      s3,
       sign,
       checkPolicy:
         config.verify.length > 0

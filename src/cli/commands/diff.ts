@@ -1,5 +1,6 @@
 import type { InventoryItem } from "../../bundle/inventory.js";
 import { readBundleSummary } from "../../bundle/summary.js";
+import { type S3Flags, s3OptionsFrom } from "../inputs.js";
 import { humanBytes, printJson, printLine } from "../output.js";
 
 interface Change {
@@ -38,8 +39,16 @@ function pairVersions(added: Change[], removed: Change[], changed: Change[]): vo
 }
 
 /** Compare two bundles by their inventories: items added, removed and changed, and the bytes that differ. */
-export async function runDiff(oldInput: string, newInput: string, flags: { json?: boolean }): Promise<void> {
-  const [a, b] = await Promise.all([readBundleSummary(oldInput), readBundleSummary(newInput)]);
+export async function runDiff(
+  oldInput: string,
+  newInput: string,
+  flags: { json?: boolean } & S3Flags,
+): Promise<void> {
+  const s3 = s3OptionsFrom(flags);
+  const [a, b] = await Promise.all([
+    readBundleSummary(oldInput, { s3 }),
+    readBundleSummary(newInput, { s3 }),
+  ]);
   const byName = (items: InventoryItem[]) => new Map(items.map((i) => [i.name, i]));
   const oldItems = byName(a.inventory.items);
   const newItems = byName(b.inventory.items);

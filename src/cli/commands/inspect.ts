@@ -1,5 +1,6 @@
 import type { InventoryItem } from "../../bundle/inventory.js";
 import { readBundleSummary } from "../../bundle/summary.js";
+import { type S3Flags, s3OptionsFrom } from "../inputs.js";
 import { forTerminal, humanBytes, printJson } from "../output.js";
 
 interface Row {
@@ -43,8 +44,8 @@ function detailsOf(item: InventoryItem): Record<string, unknown> | undefined {
   }
 }
 
-export async function runInspect(input: string, flags: { json?: boolean }): Promise<void> {
-  const { inventory, sizes } = await readBundleSummary(input);
+export async function runInspect(input: string, flags: { json?: boolean } & S3Flags): Promise<void> {
+  const { inventory, sizes } = await readBundleSummary(input, { s3: s3OptionsFrom(flags) });
   const blobSize = (d: string) => sizes.get(`blobs/sha256/${d.slice(7)}`) ?? 0;
   const users = new Map<string, number>();
   for (const item of inventory.items)

@@ -3,10 +3,11 @@ import { rename, writeFile } from "node:fs/promises";
 import { extname } from "node:path";
 import { buildBundleReport, renderHtml, renderMarkdown } from "../../bundle/report.js";
 import { UsageError } from "../../errors.js";
+import { type S3Flags, s3OptionsFrom } from "../inputs.js";
 import { printJson } from "../output.js";
 import { publicKeyFrom, requireSignatureFrom } from "./verify.js";
 
-export interface ReportFlags {
+export interface ReportFlags extends S3Flags {
   output?: string;
   key?: string;
   requireSignature?: boolean;
@@ -29,6 +30,7 @@ export async function runReport(input: string, flags: ReportFlags): Promise<void
     publicKeyPem,
     requireSignature: requireSignatureFrom(flags),
     concurrency: flags.concurrency,
+    s3: s3OptionsFrom(flags),
   });
   for (const w of data.verification.warnings) process.stderr.write(`warning: ${w}\n`);
   const text = format === "html" ? renderHtml(data) : renderMarkdown(data);

@@ -2,11 +2,11 @@ import { openBundle } from "../../bundle/archive/reader.js";
 import { verifyBundle } from "../../bundle/verify.js";
 import { UsageError } from "../../errors.js";
 import { serveBundle } from "../../pipeline/serve.js";
-import { assertInputsReadable } from "../inputs.js";
+import { assertInputsReadable, type S3Flags, s3OptionsFrom } from "../inputs.js";
 import { printLine } from "../output.js";
 import { printReport, publicKeyFrom, requireSignatureFrom } from "./verify.js";
 
-export interface ServeFlags {
+export interface ServeFlags extends S3Flags {
   listen: string;
   tlsCert?: string;
   tlsKey?: string;
@@ -25,10 +25,12 @@ export async function runServe(input: string, flags: ServeFlags): Promise<void> 
     ...(flags.tlsKey ? [{ file: flags.tlsKey, what: "the TLS key (--tls-key)" }] : []),
   ]);
   const publicKeyPem = await publicKeyFrom(flags);
-  const reader = await openBundle(input);
+  const reader = await openBundle(input, { s3: s3OptionsFrom(flags) });
   if (!reader.seekable) {
     await reader.close();
-    throw new UsageError("serve needs a directory or an uncompressed tar (it reads blobs on demand)");
+    throw new UsageError(
+      "serve needs a directory or an uncompressed tar, on disk or in S3 (it reads blobs on demand)",
+    );
   }
   const report = await verifyBundle(reader, {
     publicKeyPem,

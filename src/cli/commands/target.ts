@@ -1,15 +1,19 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
+import { isS3Url } from "../../bundle/archive/s3.js";
 import type { WriteTarget } from "../../bundle/archive/writer.js";
 import { UsageError } from "../../errors.js";
 
-/** Map `-o` and `--compress`/`--split` to a writer target: DIR, FILE.tar, FILE.tar.zst, or - (stdout). */
+/**
+ * Map `-o` and `--compress`/`--split` to a writer target: DIR, FILE.tar, FILE.tar.zst, - (stdout),
+ * or s3://BUCKET/KEY, always a tar (zstd-compressed when KEY ends in .tar.zst or with --compress zstd).
+ */
 export function outputTarget(
   path: string,
   compress: "zstd" | "none" | undefined,
   splitSize: number | undefined,
 ): WriteTarget {
   const zstdName = /\.(tar\.zst|tzst)$/.test(path);
-  const tarName = zstdName || path.endsWith(".tar") || path === "-";
+  const tarName = zstdName || path.endsWith(".tar") || path === "-" || isS3Url(path);
   if (!tarName) {
     if (compress === "zstd")
       throw new UsageError("--compress zstd needs a tar output (-o FILE.tar.zst or -o -)");
@@ -31,7 +35,8 @@ export function outputTarget(
 
 /** Refuse, before any work, to replace an existing output unless --force was given. */
 export function assertOutputFree(target: WriteTarget, force: boolean): void {
-  if (force || target.path === "-") return;
+  // an s3:// output is checked by the writer's preflight (create runs it before pulling)
+  if (force || target.path === "-" || isS3Url(target.path)) return;
   const taken =
     target.format === "dir"
       ? existsSync(target.path) &&

@@ -2,10 +2,11 @@ import { readFile } from "node:fs/promises";
 import { loadPublicKey } from "../../bundle/keys.js";
 import { type VerifyReport, verifyBundle } from "../../bundle/verify.js";
 import { UsageError } from "../../errors.js";
+import { type S3Flags, s3OptionsFrom } from "../inputs.js";
 import { humanBytes, printJson, printLine } from "../output.js";
 import { progressFor } from "../progress.js";
 
-export interface VerifyFlags {
+export interface VerifyFlags extends S3Flags {
   key?: string;
   requireSignature?: boolean;
   concurrency?: number;
@@ -77,6 +78,7 @@ export async function runVerify(input: string, flags: VerifyFlags): Promise<void
       publicKeyPem,
       requireSignature: requireSignatureFrom(flags),
       concurrency: flags.concurrency,
+      s3: s3OptionsFrom(flags),
       // verify reports bytes hashed so far (and, from a file or folder, the total up front)
       onProgress: (e) => {
         if (e.totalBytes !== undefined) progress.expect(e.totalBytes);
