@@ -257,3 +257,26 @@ function splitHost(hostPort: string): [string, number] {
   const i = hostPort.lastIndexOf(":");
   return [hostPort.slice(0, i), Number(hostPort.slice(i + 1))];
 }
+
+/**
+ * The proxy's default schedule, the one a whole run is measured against: every 4th blob download
+ * from byte 0 is cut halfway (reset, close and short Content-Length in turn), every 4th blob upload
+ * is cut halfway, and of the other requests one in eight answers 503 and one in eight 429 with
+ * Retry-After: 1. Each call returns a fresh schedule with its own counters.
+ */
+export function defaultSchedule(): Schedule {
+  const cuts = ["reset", "truncate", "wrong-length"] as const;
+  let fresh = 0;
+  let other = 0;
+  return (r) => {
+    if (r.blobGet > 0 && !r.range) {
+      fresh++;
+      if (fresh % 4 === 0) return { kind: cuts[(fresh / 4 - 1) % cuts.length] ?? "reset", at: 0.5 };
+    }
+    if (r.upload > 0) return r.upload % 4 === 1 ? { kind: "cut-upload", at: 0.5 } : undefined;
+    other++;
+    if (other % 8 === 3) return { kind: "status", status: 503 };
+    if (other % 8 === 7) return { kind: "status", status: 429, retryAfter: 1 };
+    return undefined;
+  };
+}
