@@ -1,9 +1,10 @@
 /**
- * Secrets never leave the process: the registry password (and its Basic form), the signing key's
- * password, the S3 secret key and credentials written into a file source's URL are used, but appear
- * in no output stream (with and without --json, in successful and failing runs of key generate,
- * create, verify and import) and in no file written (the bundle, its gzip members, the cache,
- * import's --out folder). The private key is written 0600.
+ * Secrets never leave the process: the registry password (and its Basic form), a token-auth
+ * registry's password and every Bearer token its service issued, the signing key's password, the S3
+ * secret key and credentials written into a file source's URL are used, but appear in no output
+ * stream (with and without --json, in successful and failing runs of key generate, create, verify
+ * and import) and in no file written (the bundles, their gzip members, the caches, import's --out
+ * folders). The private key is written 0600.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -15,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CliResult, runCli } from "../helpers/cli.js";
 import { needEnv } from "../helpers/env.js";
 import { closeFixtures, pushImage, tlsTarget, uniqueRepo } from "../helpers/fixtures.js";
+import { startTokenRegistry, type TokenRegistry } from "../helpers/token-registry.js";
 import { closeAgents, isolatedEnv } from "./import-helpers.js";
 
 const tls = tlsTarget();
@@ -34,18 +36,25 @@ const secrets = {
   "URL token": `urlTOKEN${tag}`,
   "wrong registry password": `wrongRegPW${tag}`,
   "wrong registry Basic credentials": Buffer.from(`${USER}:wrongRegPW${tag}`).toString("base64"),
+  "token registry password": `tokenPW${tag}`,
+  "token registry Basic credentials": Buffer.from(`robot:tokenPW${tag}`).toString("base64"),
+  "wrong token registry password": `wrongTokenPW${tag}`,
 };
 
 let work: string;
 let env: NodeJS.ProcessEnv;
 let config: string;
 let bucket: string;
+let tokenRegistry: TokenRegistry | undefined;
 const written: string[] = [];
 const runs: { what: string; r: CliResult }[] = [];
 
 function expectNoSecret(where: string, text: string): void {
   for (const [name, value] of Object.entries(secrets)) {
     expect(text.includes(value), `${where} holds the ${name}`).toBe(false);
+  }
+  for (const token of tokenRegistry?.tokens ?? []) {
+    expect(text.includes(token), `${where} holds a Bearer token of the token registry`).toBe(false);
   }
 }
 
@@ -105,19 +114,32 @@ function importArgs(bundle: string, out: string, extra: string[] = []): string[]
   ];
 }
 
-/** A DOCKER_CONFIG whose only credentials are these. */
-function dockerConfig(name: string, password: string): string {
+/** A DOCKER_CONFIG with these passwords for the TLS registry and the token registry. */
+function dockerConfig(
+  name: string,
+  password: string,
+  tokenPassword = secrets["token registry password"],
+): string {
   const dir = join(work, name);
   mkdirSync(dir, { recursive: true });
-  const auth = Buffer.from(`${USER}:${password}`).toString("base64");
-  writeFileSync(join(dir, "config.json"), JSON.stringify({ auths: { [tls.host]: { auth } } }));
+  const auth = (user: string, pw: string) => ({ auth: Buffer.from(`${user}:${pw}`).toString("base64") });
+  const auths: Record<string, { auth: string }> = { [tls.host]: auth(USER, password) };
+  if (tokenRegistry) auths[tokenRegistry.host] = auth("robot", tokenPassword);
+  writeFileSync(join(dir, "config.json"), JSON.stringify({ auths }));
   return dir;
 }
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), "airgap-secrets-"));
+  const tokenDir = join(work, "token-registry");
+  mkdirSync(tokenDir);
+  tokenRegistry = await startTokenRegistry(tokenDir, {
+    user: "robot",
+    password: secrets["token registry password"],
+  });
   env = {
     ...isolatedEnv(work),
+    DOCKER_CONFIG: dockerConfig("docker-good", secrets["registry password"]),
     COSIGN_PASSWORD: secrets["key password"],
     AWS_ENDPOINT_URL_S3: needEnv("AIRGAP_TEST_S3_ENDPOINT"),
   };
@@ -157,6 +179,7 @@ files:
 }, 120_000);
 
 afterAll(async () => {
+  await tokenRegistry?.close();
   await closeFixtures();
   await closeAgents();
   rmSync(work, { recursive: true, force: true });
@@ -201,6 +224,74 @@ describe("secrets", () => {
       written.push(out);
     }
     written.push(join(work, "cache"));
+  });
+
+  it("a token-auth registry: import into it and create from it; a wrong password fails", async () => {
+    const registry = tokenRegistry!.host;
+    const prefix = uniqueRepo("sec-token");
+    const into = (out: string, extra: string[]) => [
+      "bundle",
+      "import",
+      join(work, "bundle"),
+      "--registry",
+      `${registry}/${prefix}`,
+      "--plain-http",
+      "--out",
+      out,
+      ...extra,
+    ];
+    for (const json of [false, true]) {
+      const j = json ? ["--json"] : [];
+      const i = await run(
+        `import into the token registry${json ? " --json" : ""}`,
+        into(join(work, `out-token-${json}`), j),
+      );
+      expect(i.code, i.stderr).toBe(0);
+      written.push(join(work, `out-token-${json}`));
+    }
+    const cfg = join(work, "token.config.yaml");
+    writeFileSync(
+      cfg,
+      `apiVersion: cinc-airgap/v1
+kind: Bundle
+metadata: { name: secrets-token, version: 1.0.0 }
+platforms: [linux/amd64]
+registries: [{ host: "${registry}", plainHTTP: true }]
+images:
+  - ref: ${registry}/${prefix}/${ns}/app:1
+`,
+    );
+    for (const json of [false, true]) {
+      const out = join(work, `bundle-token-${json}`);
+      const c = await run(`create from the token registry${json ? " --json" : ""}`, [
+        "bundle",
+        "create",
+        "-c",
+        cfg,
+        "-o",
+        out,
+        "--cache",
+        join(work, "cache-token"),
+        ...(json ? ["--json"] : []),
+      ]);
+      expect(c.code, c.stderr).toBe(0);
+      written.push(out);
+      const wrong = await run(
+        `import into the token registry with a wrong password${json ? " --json" : ""}`,
+        into(join(work, "out-token-wrong"), json ? ["--json"] : []),
+        {
+          DOCKER_CONFIG: dockerConfig(
+            "docker-token-wrong",
+            secrets["registry password"],
+            secrets["wrong token registry password"],
+          ),
+        },
+      );
+      expect(wrong.code).not.toBe(0);
+      expect(wrong.stderr).toMatch(/401|unauthori[sz]ed|credentials/i);
+    }
+    written.push(join(work, "cache-token"));
+    expect(tokenRegistry!.tokens.length).toBeGreaterThan(0);
   });
 
   it("failing runs name what failed and hold no secret", async () => {
@@ -268,6 +359,6 @@ describe("secrets", () => {
     }
     expect(files).toBeGreaterThan(20);
     // and every run was checked (create, verify and import, with and without --json, and failing)
-    expect(runs.length).toBeGreaterThanOrEqual(16);
+    expect(runs.length).toBeGreaterThanOrEqual(24);
   });
 });
