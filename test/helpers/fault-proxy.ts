@@ -47,8 +47,11 @@ export interface FaultProxyOptions {
   schedule?: Schedule | undefined;
   /** false: drop Range headers before forwarding, so every answer is a whole 200 (default true). */
   range?: boolean;
-  /** false: answer cross-repository mount requests with a new upload session (202), never a mount. */
-  mount?: boolean;
+  /**
+   * false: answer cross-repository mount requests with a new upload session (202), never a mount;
+   * a status (401, 403, …): refuse them with it, as some registries do.
+   */
+  mount?: boolean | 401 | 403 | 404;
 }
 
 export interface FaultCounts {
@@ -118,8 +121,14 @@ export class FaultProxy {
         if (req.headers.range) self.counts.rangeRequests++;
       }
       if (isUpload) self.counts.uploads++;
-      if (o.mount === false && req.method === "POST" && /[?&]mount=/.test(path)) {
+      if (o.mount !== undefined && o.mount !== true && req.method === "POST" && /[?&]mount=/.test(path)) {
         self.counts.mountsRefused++;
+        if (typeof o.mount === "number") {
+          req.resume();
+          res.writeHead(o.mount, { "content-type": "application/json" });
+          res.end(JSON.stringify({ errors: [{ code: "DENIED", message: "mount refused" }] }));
+          return;
+        }
         path = bare;
       }
       const info: ProxiedRequest = {

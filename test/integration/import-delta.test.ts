@@ -151,10 +151,15 @@ describe("import of an incremental bundle whose new image shares layers with the
     for (const b of await listBlobs(source, repo, "1")) expect(await blobExists(source, repo, b)).toBe(true);
   });
 
-  it("copies the layers inside the registry when it refuses to mount, from a file and from a pipe", async () => {
-    const proxy = await FaultProxy.start({ upstream: source.host, mount: false });
-    proxies.push(proxy);
-    for (const pipe of [false, true]) {
+  it("copies the layers inside the registry when it refuses to mount (202, 401 or 403), from a file and from a pipe", async () => {
+    for (const [mount, pipe] of [
+      [false, false],
+      [false, true],
+      [401, false],
+      [403, false],
+    ] as const) {
+      const proxy = await FaultProxy.start({ upstream: source.host, mount });
+      proxies.push(proxy);
       const prefix = uniqueRepo(pipe ? "dpipe" : "dfile");
       const x = `${proxy.host}/${prefix}`;
       expect((await importInto(bundles.base, x)).code).toBe(0);
