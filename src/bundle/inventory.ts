@@ -158,7 +158,23 @@ export interface Inventory {
    * Present for incremental bundles (`create --since BASE`): layers and configs the base bundle
    * carried are left out; the target must hold them already (import checks before it pushes).
    */
-  since?: { bundle: string; name: string; version: string; created: string; omittedBlobs: string[] };
+  since?: BaseBundleInfo;
+}
+
+/** What an incremental bundle says about the bundle it builds on. */
+export interface BaseBundleInfo {
+  bundle: string;
+  name: string;
+  version: string;
+  created: string;
+  omittedBlobs: string[];
+  /**
+   * The base bundle's items that carried the omitted blobs (by item name, which import maps to a
+   * target repository as it mapped the base), so import can mount a blob from the repository the
+   * base put it in. Absent in bundles from before it was recorded: import then looks only in the
+   * repositories of this bundle's own items.
+   */
+  holders?: { name: string; blobs: string[] }[];
 }
 
 export function parseInventory(bytes: Buffer, item = INVENTORY_FILE): Inventory {
@@ -207,5 +223,18 @@ function checkShape(inv: Inventory, file: string): void {
     if (!strings(it.blobs)) bad(`${at}.blobs`, "a list of digests");
     if (it.kind === "image" && (!strings(it.platforms) || !Array.isArray(it.carried)))
       bad(`${at}.platforms/carried`, "lists");
+  }
+  if (inv.since !== undefined) {
+    const since = inv.since;
+    if (typeof since !== "object" || since === null) bad("since", "an object");
+    if (!strings(since.omittedBlobs)) bad("since.omittedBlobs", "a list of digests");
+    if (
+      since.holders !== undefined &&
+      !(
+        Array.isArray(since.holders) &&
+        since.holders.every((h) => typeof h === "object" && h !== null && isStr(h.name) && strings(h.blobs))
+      )
+    )
+      bad("since.holders", "a list of item names with their digests");
   }
 }

@@ -311,8 +311,9 @@ export function reportData(
   if (publicKeyPem && signature === "verified")
     data.signingKey = { fingerprint: publicKeyFingerprint(publicKeyPem) };
   if (inv.since) {
-    const { omittedBlobs, ...rest } = inv.since;
-    data.since = { ...rest, omittedBlobs: omittedBlobs.length };
+    // the report names the base and counts what it left out; where each blob came from is import's business
+    const { bundle, name, version, created, omittedBlobs } = inv.since;
+    data.since = { bundle, name, version, created, omittedBlobs: omittedBlobs.length };
   }
   return data;
 }

@@ -118,6 +118,14 @@ export interface CreateResult {
   notes?: string[];
 }
 
+/** The base bundle's items that carried blobs the new bundle leaves out, with those blobs. */
+function baseHolders(base: Inventory, omitted: Set<string>): NonNullable<Inventory["since"]>["holders"] {
+  return base.items.flatMap((item) => {
+    const blobs = item.blobs.filter((d) => omitted.has(d));
+    return blobs.length > 0 ? [{ name: item.name, blobs }] : [];
+  });
+}
+
 function retryStats(client: RegistryClient): Pick<CreateResult["stats"], "retries" | "resumes" | "restarts"> {
   const { retries, resumes, restarts } = client.stats;
   return { retries, resumes, restarts };
@@ -471,6 +479,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
         version: base.inventory.metadata.version,
         created: base.inventory.created,
         omittedBlobs: omitted.map((d) => d.digest),
+        holders: baseHolders(base.inventory, new Set(omitted.map((d) => d.digest))),
       };
     }
 

@@ -23,10 +23,11 @@ import { formatReference, parseReference, type Reference } from "../oci/referenc
 import { RegistryClient } from "../oci/registry/client.js";
 import type { ArtifactRepositoryOptions } from "../store/artifacts.js";
 import { BundleArchive, namedRoots, parseIndexJson, referrerRoots } from "../store/bundle.js";
-import { type CopyEvent, type CopyResult, copyGraph } from "../store/copy.js";
+import { type CopyEvent, type CopyResult, copyGraph, isTransient } from "../store/copy.js";
 import { registryRepository } from "../store/registry.js";
 import { readBounded, withProgress } from "../store/streams.js";
 import { findCollisions, type Mapping, mapReference } from "../targets/mapping.js";
+import { locateBaseContent, placeLeftOutChildren, withBaseContent } from "./delta.js";
 import type { Progress } from "./progress.js";
 import {
   type PublishedChart,
@@ -112,6 +113,12 @@ export interface ImportResult {
     manifestsPushed: number;
     bytesUploaded: number;
     seconds: number;
+    /**
+     * Registry requests and blob copies tried again after a failure (a cut connection, 5xx, 429);
+     * `uploadsRestarted` of them began a blob's upload again from its first byte.
+     */
+    retries: number;
+    uploadsRestarted: number;
     /** Blobs opened and bytes read from a file or directory bundle (not from a pipe). */
     bundleBlobsRead?: number;
     bundleBytesRead?: number;
@@ -189,9 +196,15 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
 
     const client = new RegistryClient({ hosts: opts.registries, caFiles: opts.caFiles, signal });
     const limit = pLimit(opts.concurrency ?? 8);
-    const stats = { blobsSkipped: 0, manifestsPushed: 0 };
+    const stats = { blobsSkipped: 0, manifestsPushed: 0, uploadsRestarted: 0 };
     try {
-      await checkBaseContent(ownInventory(inventory, selection), opts, client, limit);
+      const base = await locateBaseContent(
+        ownInventory(inventory, selection),
+        mappingOf(opts),
+        client,
+        limit,
+        signal,
+      );
       if (opts.dryRun) {
         await Promise.all(
           images.map(async (img) => {
@@ -221,6 +234,7 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
       const itemBytes = new Map(inventory.items.map((i) => [i.digest, i.size]));
       const onEvent = (e: CopyEvent) => {
         if (e.type === "bytes") progress.bytes("push", e.bytes);
+        else if (e.type === "retry") stats.uploadsRestarted++;
         else if (e.type === "skip") {
           stats.blobsSkipped++;
           progress.skipped("push", itemBytes.get(e.desc.digest) ?? e.desc.size);
@@ -239,14 +253,19 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
       const copySignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
       const settled = await Promise.allSettled(
         copies.map(({ from, to, root }) =>
-          copyGraph(archive.repository(from), registryRepository(client, to.registry, to.repository), root, {
-            limit,
-            signal: copySignal,
-            inflight: inflightFor(to),
-            onEvent,
-            holdRoot: true,
-            presentRootIsComplete: true,
-          }).catch((err: unknown) => {
+          copyGraph(
+            withBaseContent(archive.repository(from), base),
+            registryRepository(client, to.registry, to.repository),
+            root,
+            {
+              limit,
+              signal: copySignal,
+              inflight: inflightFor(to),
+              onEvent,
+              holdRoot: true,
+              presentRootIsComplete: true,
+            },
+          ).catch((err: unknown) => {
             stop.abort(err);
             throw err;
           }),
@@ -481,50 +500,9 @@ function planTargets(index: ImageIndex, opts: ImportOptions) {
   return { images, referrerRoots: referrers };
 }
 
-/**
- * An incremental bundle leaves out what its base bundle carried: before anything is pushed, make
- * sure the target holds every such blob, in the repository that needs it.
- */
-async function checkBaseContent(
-  inventory: Inventory,
-  opts: ImportOptions,
-  client: RegistryClient,
-  limit: ReturnType<typeof pLimit>,
-): Promise<void> {
-  const omitted = new Set(inventory.since?.omittedBlobs ?? []);
-  if (omitted.size === 0) return;
-  const missing: string[] = [];
-  await Promise.all(
-    inventory.items.flatMap((item) => {
-      const to = mapReference(parseReference(item.name), mappingOf(opts));
-      const dst = registryRepository(client, to.registry, to.repository);
-      return item.blobs
-        .filter((d) => omitted.has(d))
-        .map((digest) =>
-          limit(async () => {
-            // the size is not needed to ask a registry whether it has a blob
-            if (
-              !(await dst.exists({ mediaType: "application/octet-stream", digest, size: 0 }, opts.signal))
-            ) {
-              missing.push(
-                `${digest} (${item.name} → ${formatReference({ ...to, tag: undefined, digest: undefined })})`,
-              );
-            }
-          }),
-        );
-    }),
-  );
-  if (missing.length > 0) {
-    const base = inventory.since!;
-    throw new UsageError(
-      `this bundle is incremental on top of ${base.bundle} (${base.name} ${base.version}, created ${base.created}) and the target lacks ${missing.length} blob(s) it leaves out, e.g. ${missing.slice(0, 3).join(", ")}: import ${base.bundle} into the same target first`,
-    );
-  }
-}
-
 function importStats(
   client: RegistryClient,
-  own: { blobsSkipped: number; manifestsPushed: number },
+  own: { blobsSkipped: number; manifestsPushed: number; uploadsRestarted: number },
   started: number,
 ): ImportResult["stats"] {
   return {
@@ -534,6 +512,8 @@ function importStats(
     blobsSkipped: own.blobsSkipped,
     manifestsPushed: own.manifestsPushed,
     seconds: (Date.now() - started) / 1000,
+    retries: client.stats.retries + own.uploadsRestarted,
+    uploadsRestarted: own.uploadsRestarted,
   };
 }
 
@@ -545,6 +525,8 @@ function emptyStats(started: number): ImportResult["stats"] {
     manifestsPushed: 0,
     bytesUploaded: 0,
     seconds: (Date.now() - started) / 1000,
+    retries: 0,
+    uploadsRestarted: 0,
   };
 }
 
@@ -584,8 +566,23 @@ async function streamingImport(
     | undefined;
   const client = new RegistryClient({ hosts: opts.registries, caFiles: opts.caFiles, signal });
   const deferredRoots = new Map<string, Buffer>();
-  const stats = { blobsSkipped: 0, manifestsPushed: 0 };
+  const stats = { blobsSkipped: 0, manifestsPushed: 0, uploadsRestarted: 0 };
   const storeFor = (ref: Reference) => registryRepository(client, ref.registry, ref.repository);
+  let base: Awaited<ReturnType<typeof locateBaseContent>>;
+  const baseCopies = new Map<string, Map<string, Promise<void>>>();
+  // Left-out blobs a manifest names go to its repository first (mounted, or copied inside the target).
+  const placeBase = (bytes: Buffer, desc: Descriptor, to: Reference) => {
+    const key = `${to.registry}/${to.repository}`;
+    const inflight = baseCopies.get(key) ?? new Map<string, Promise<void>>();
+    baseCopies.set(key, inflight);
+    return placeLeftOutChildren(base, bytes, desc, storeFor(to), {
+      signal,
+      inflight,
+      onEvent: (e) => {
+        if (e.type === "retry") stats.uploadsRestarted++;
+      },
+    });
+  };
   try {
     try {
       for await (const entry of reader.entries(signal)) {
@@ -604,11 +601,12 @@ async function streamingImport(
           head.set(entry.path, await readBounded(verified, max, entry.path));
           if (!plan && head.has("index.json") && head.has(INVENTORY_FILE)) {
             plan = planStreaming(head, opts);
-            await checkBaseContent(
+            base = await locateBaseContent(
               ownInventory(plan.inventory, plan.selection),
-              opts,
+              mappingOf(opts),
               client,
               pLimit(opts.concurrency ?? 8),
+              signal,
             );
             if (opts.dryRun) break;
             progress.phase("pushing", expectedBytes(plan.inventory, plan.selection, opts));
@@ -642,6 +640,7 @@ async function streamingImport(
               stats.blobsSkipped++;
               progress.skipped(entry.path, bytes.length);
             } else {
+              await placeBase(bytes, desc, t);
               await dst.push(desc, Readable.from([bytes]), signal);
               progress.bytes(entry.path, bytes.length);
               stats.manifestsPushed++;
@@ -664,7 +663,16 @@ async function streamingImport(
           await finished(verified);
         } else {
           const counted = withProgress(verified, desc, (n) => progress.bytes(entry.path, n));
-          await storeFor(first).push(desc, counted, signal);
+          try {
+            await storeFor(first).push(desc, counted, signal);
+          } catch (err) {
+            if (!isTransient(err) || signal?.aborted) throw err;
+            throw new AirgapError(
+              `uploading ${desc.digest} to ${first.registry}/${first.repository} failed (${(err as Error).message}); a bundle read from a pipe cannot be read again to retry it: import from the bundle file or directory instead (a rerun skips what already landed)`,
+              "UPLOAD_FAILED",
+              { cause: err },
+            );
+          }
           if (!verified.readableEnded) {
             // The registry took it without reading it all (a mount): read the rest to verify it.
             verified.unpipe();
@@ -729,6 +737,7 @@ async function streamingImport(
         progress.skipped(d.digest, bytes.length);
         return;
       }
+      await placeBase(bytes, d, to);
       await dst.push(d, Readable.from([bytes]), signal);
       progress.bytes(d.digest, bytes.length);
       stats.manifestsPushed++;

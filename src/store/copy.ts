@@ -2,9 +2,18 @@ import { Readable } from "node:stream";
 import pLimit, { type LimitFunction } from "p-limit";
 import { AirgapError, IntegrityError, NotFoundError, RemoteError } from "../errors.js";
 import { childrenOf, type Descriptor, digestHex, parseManifest } from "../oci/descriptor.js";
+import { isVerifiedFor, markVerified, VerifyingStream } from "../oci/digest.js";
 import { isManifestLike, MAX_MANIFEST_BYTES } from "../oci/mediatypes.js";
+import {
+  backoffDelay,
+  DEFAULT_RETRY,
+  isRetryableError,
+  isRetryableStatus,
+  type RetryPolicy,
+  sleep,
+} from "../oci/registry/retry.js";
 import type { ReadOnlyStore, Store } from "./store.js";
-import { readBounded, withProgress } from "./streams.js";
+import { readBounded } from "./streams.js";
 
 /** cosign's tag suffixes: `sha256-<hex>.sig`, `.att`, `.sbom`. */
 export type CosignTagKind = "sig" | "att" | "sbom";
@@ -13,7 +22,12 @@ export type CopyEvent =
   | { type: "start"; desc: Descriptor }
   | { type: "bytes"; desc: Descriptor; bytes: number }
   | { type: "done"; desc: Descriptor }
-  | { type: "skip"; desc: Descriptor };
+  | { type: "skip"; desc: Descriptor }
+  /**
+   * A blob copy failed on the way and starts again from its first byte (`bytes` of the failed
+   * attempt had been reported; they move again).
+   */
+  | { type: "retry"; desc: Descriptor; attempt: number; bytes: number; error: Error };
 
 export interface CopyGraphOptions {
   /** One limit shared by every copy of a run: caps concurrent transfers, not graph walking. */
@@ -41,6 +55,13 @@ export interface CopyGraphOptions {
    * after its whole graph landed. Saves an existence check per blob on a re-run.
    */
   presentRootIsComplete?: boolean;
+  /**
+   * How often a blob copy that failed on the way to dst (a connection cut in the middle of an
+   * upload, a 5xx or 429 answer, a timeout) starts again from its first byte: the source is opened
+   * again and dst begins a new upload. A failure of the source itself is not retried here (stores
+   * retry and resume their own reads). Default: DEFAULT_RETRY; `{ retries: 0 }` turns it off.
+   */
+  retry?: RetryPolicy;
 }
 
 /** Content copied alongside the graph: cosign tags and referrers. */
@@ -58,6 +79,84 @@ export interface CopyResult {
   extras: CopiedExtra[];
   /** With `holdRoot`: the root manifest's bytes, verified, still to be pushed (dst lacks it). */
   heldRoot?: Buffer;
+}
+
+/**
+ * A failure that may heal on another attempt: the connection (reset, closed, timed out) or the
+ * other side's passing trouble (5xx, 429, 408). Never a digest or size mismatch, nor a refusal.
+ */
+export function isTransient(err: unknown): boolean {
+  if (err instanceof IntegrityError) return false;
+  if (err instanceof RemoteError && err.status !== undefined) return isRetryableStatus(err.status);
+  return isRetryableError(err);
+}
+
+/**
+ * A blob's content for dst.push, opened from the source on the first read. It fails unless its
+ * bytes match the descriptor (the source's own verification, or a VerifyingStream added here), so
+ * it carries the verified mark and dst does not hash the bytes a second time. Destroying it
+ * closes the source. `sourceFailed` tells a failing source from a consumer that gave up.
+ */
+class SourceOnRead extends Readable {
+  private source: Readable | undefined;
+  private opening = false;
+  sourceFailed = false;
+
+  constructor(
+    private readonly desc: Descriptor,
+    private readonly open: () => Promise<Readable>,
+    private readonly onBytes: (n: number) => void,
+  ) {
+    super();
+    markVerified(this, desc.digest, desc.size);
+  }
+
+  override _read(): void {
+    if (this.source) {
+      this.source.resume();
+      return;
+    }
+    if (this.opening) return;
+    this.opening = true;
+    // Opened from a microtask, not from inside _read (which runs in a nextTick): the source's own
+    // first ticks then come after the listeners below are on it, so no early error goes unheard.
+    Promise.resolve()
+      .then(() => this.open())
+      .then(
+        (opened) => {
+          opened.on("error", (err) => this.fail(err));
+          if (this.destroyed) {
+            opened.destroy();
+            return;
+          }
+          let s = opened;
+          if (!isVerifiedFor(opened, this.desc)) {
+            const verifying = new VerifyingStream(this.desc.digest, this.desc.size);
+            verifying.on("error", (err) => this.fail(err));
+            verifying.on("close", () => opened.destroy());
+            s = opened.pipe(verifying);
+          }
+          this.source = s;
+          s.on("data", (chunk: Buffer) => {
+            this.onBytes(chunk.length);
+            if (!this.push(chunk)) s.pause();
+          });
+          s.on("end", () => this.push(null));
+        },
+        (err: Error) => this.fail(err),
+      );
+  }
+
+  private fail(err: Error): void {
+    if (this.destroyed) return;
+    this.sourceFailed = true;
+    this.destroy(err);
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.source?.destroy();
+    cb(err);
+  }
 }
 
 /** Is this error a store saying "not there"? Registries' 404 counts, whatever class the client used. */
@@ -108,6 +207,7 @@ export async function copyGraph(
 
   // Existence checks take a slot of the limit too: a graph of thousands of layers must not become
   // thousands of requests at once.
+  const retry = options.retry ?? DEFAULT_RETRY;
   const copyBlob = (desc: Descriptor): Promise<void> =>
     limit(async () => {
       signal?.throwIfAborted();
@@ -116,9 +216,31 @@ export async function copyGraph(
         return;
       }
       emit({ type: "start", desc });
-      const stream = await src.fetch(desc, signal);
-      const counted = withProgress(stream, desc, (bytes) => emit({ type: "bytes", desc, bytes }));
-      await dst.push(desc, counted, signal);
+      for (let attempt = 0; ; attempt++) {
+        let sent = 0;
+        // Opened only when dst reads it: a registry that mounts the blob from another repository
+        // never reads the source at all.
+        const content = new SourceOnRead(
+          desc,
+          () => src.fetch(desc, signal),
+          (bytes) => {
+            sent += bytes;
+            emit({ type: "bytes", desc, bytes });
+          },
+        );
+        try {
+          await dst.push(desc, content, signal);
+          break;
+        } catch (err) {
+          if (signal?.aborted || attempt >= retry.retries || content.sourceFailed || !isTransient(err))
+            throw err;
+          emit({ type: "retry", desc, attempt: attempt + 1, bytes: sent, error: err as Error });
+          if (sent > 0) emit({ type: "bytes", desc, bytes: -sent });
+          await sleep(backoffDelay(attempt, retry), signal);
+        } finally {
+          content.destroy();
+        }
+      }
       emit({ type: "done", desc });
     });
 

@@ -1,8 +1,10 @@
 /**
  * A small HTTP server in front of a real one (the plain test registry) that misbehaves on a
  * deterministic schedule: it resets or closes connections in the middle of a body, lies about
- * Content-Length, stalls, answers 5xx or 429 with Retry-After, or ignores Range. Everything else is
- * forwarded unchanged. It counts what it did, so a test can assert the faults really happened.
+ * Content-Length, stalls, answers 5xx or 429 with Retry-After, ignores Range, cuts blob uploads in
+ * the middle of their body, or refuses cross-repository mounts (a mount request becomes a plain
+ * upload, as a registry that cannot mount answers it). Everything else is forwarded unchanged. It
+ * counts what it did, so a test can assert the faults really happened.
  *
  * Point the code under test at `proxy.host` as if it were the registry (plainHTTP for that host).
  */
@@ -19,7 +21,9 @@ export type Fault =
   /** Claim Content-Length `at` of the real size and send that many bytes: a short body that looks whole. */
   | { kind: "wrong-length"; at?: number }
   /** Send the headers and `at` of the body, then no byte for `seconds`, then close the connection. */
-  | { kind: "stall"; seconds: number; at?: number };
+  | { kind: "stall"; seconds: number; at?: number }
+  /** Blob uploads (PUT/PATCH with a body): take `at` of the request body, then reset the connection. */
+  | { kind: "cut-upload"; at?: number };
 
 export interface ProxiedRequest {
   method: string;
@@ -30,6 +34,8 @@ export interface ProxiedRequest {
   request: number;
   /** 1-based number of this request among blob GETs (Range requests included); 0 for other requests. */
   blobGet: number;
+  /** 1-based number of this request among blob uploads with a body (PUT/PATCH); 0 for other requests. */
+  upload: number;
 }
 
 export type Schedule = (r: ProxiedRequest) => Fault | undefined;
@@ -41,6 +47,11 @@ export interface FaultProxyOptions {
   schedule?: Schedule | undefined;
   /** false: drop Range headers before forwarding, so every answer is a whole 200 (default true). */
   range?: boolean;
+  /**
+   * false: answer cross-repository mount requests with a new upload session (202), never a mount;
+   * a status (401, 403, …): refuse them with it, as some registries do.
+   */
+  mount?: boolean | 401 | 403 | 404;
 }
 
 export interface FaultCounts {
@@ -48,14 +59,33 @@ export interface FaultCounts {
   blobGets: number;
   /** Blob GETs that carried a Range header. */
   rangeRequests: number;
+  /** Blob uploads with a body (PUT/PATCH). */
+  uploads: number;
+  /** Mount requests turned into plain uploads (`mount: false`). */
+  mountsRefused: number;
+  /** Requests by method and path without the query, e.g. "GET /v2/x/blobs/sha256:…". */
+  seen: string[];
   /** Faults by name: "reset", "truncate", "wrong-length", "stall", "status-503", … */
   faults: Record<string, number>;
 }
 
 const BLOB_GET = /^\/v2\/.+\/blobs\/sha256:[a-f0-9]{64}$/;
+const UPLOAD = /^\/v2\/.+\/blobs\/uploads\/.+$/;
+
+function isChunked(req: IncomingMessage): boolean {
+  return /chunked/i.test(String(req.headers["transfer-encoding"] ?? ""));
+}
 
 export class FaultProxy {
-  readonly counts: FaultCounts = { requests: 0, blobGets: 0, rangeRequests: 0, faults: {} };
+  readonly counts: FaultCounts = {
+    requests: 0,
+    blobGets: 0,
+    rangeRequests: 0,
+    uploads: 0,
+    mountsRefused: 0,
+    seen: [],
+    faults: {},
+  };
   private readonly sockets = new Set<Socket>();
   private readonly timers = new Set<NodeJS.Timeout>();
 
@@ -76,12 +106,30 @@ export class FaultProxy {
     let proxy: FaultProxy | undefined;
     const server = createServer((req, res) => {
       const self = proxy as FaultProxy;
-      const path = req.url ?? "/";
-      const isBlobGet = req.method === "GET" && BLOB_GET.test(path.split("?")[0] ?? "");
+      let path = req.url ?? "/";
+      const bare = path.split("?")[0] ?? "";
+      const isBlobGet = req.method === "GET" && BLOB_GET.test(bare);
+      const length = Number(req.headers["content-length"] ?? 0);
+      const isUpload =
+        (req.method === "PUT" || req.method === "PATCH") &&
+        UPLOAD.test(bare) &&
+        (length > 0 || isChunked(req));
       self.counts.requests++;
+      self.counts.seen.push(`${req.method} ${bare}`);
       if (isBlobGet) {
         self.counts.blobGets++;
         if (req.headers.range) self.counts.rangeRequests++;
+      }
+      if (isUpload) self.counts.uploads++;
+      if (o.mount !== undefined && o.mount !== true && req.method === "POST" && /[?&]mount=/.test(path)) {
+        self.counts.mountsRefused++;
+        if (typeof o.mount === "number") {
+          req.resume();
+          res.writeHead(o.mount, { "content-type": "application/json" });
+          res.end(JSON.stringify({ errors: [{ code: "DENIED", message: "mount refused" }] }));
+          return;
+        }
+        path = bare;
       }
       const info: ProxiedRequest = {
         method: req.method ?? "GET",
@@ -89,6 +137,7 @@ export class FaultProxy {
         range: req.headers.range,
         request: self.counts.requests,
         blobGet: isBlobGet ? self.counts.blobGets : 0,
+        upload: isUpload ? self.counts.uploads : 0,
       };
       const fault = self.schedule?.(info);
       if (fault?.kind === "status") {
@@ -99,6 +148,12 @@ export class FaultProxy {
         res.writeHead(fault.status, headers);
         res.end(JSON.stringify({ errors: [{ code: "UNAVAILABLE", message: "injected fault" }] }));
         return;
+      }
+      if (fault?.kind === "cut-upload") {
+        if (isUpload) {
+          self.cutUpload(req, length, fault.at ?? 0.5);
+          return;
+        }
       }
       const headers = { ...req.headers };
       if (o.range === false) delete headers.range;
@@ -125,6 +180,18 @@ export class FaultProxy {
     this.counts.faults[name] = (this.counts.faults[name] ?? 0) + 1;
   }
 
+  /** Read `at` of the request body (at least one byte), then reset the connection: an upload cut short. */
+  private cutUpload(req: IncomingMessage, length: number, at: number): void {
+    const cut = Math.max(1, Math.floor((length || 1024 * 1024) * at));
+    this.note("cut-upload");
+    let got = 0;
+    req.on("data", (chunk: Buffer) => {
+      got += chunk.length;
+      if (got >= cut) req.socket.resetAndDestroy();
+    });
+    req.on("end", () => req.socket.resetAndDestroy());
+  }
+
   private answer(
     req: IncomingMessage,
     ur: IncomingMessage,
@@ -138,6 +205,7 @@ export class FaultProxy {
     if (
       !fault ||
       fault.kind === "status" ||
+      fault.kind === "cut-upload" ||
       req.method === "HEAD" ||
       status >= 300 ||
       !Number.isFinite(length) ||
@@ -197,4 +265,27 @@ export class FaultProxy {
 function splitHost(hostPort: string): [string, number] {
   const i = hostPort.lastIndexOf(":");
   return [hostPort.slice(0, i), Number(hostPort.slice(i + 1))];
+}
+
+/**
+ * The proxy's default schedule, the one a whole run is measured against: every 4th blob download
+ * from byte 0 is cut halfway (reset, close and short Content-Length in turn), every 4th blob upload
+ * is cut halfway, and of the other requests one in eight answers 503 and one in eight 429 with
+ * Retry-After: 1. Each call returns a fresh schedule with its own counters.
+ */
+export function defaultSchedule(): Schedule {
+  const cuts = ["reset", "truncate", "wrong-length"] as const;
+  let fresh = 0;
+  let other = 0;
+  return (r) => {
+    if (r.blobGet > 0 && !r.range) {
+      fresh++;
+      if (fresh % 4 === 0) return { kind: cuts[(fresh / 4 - 1) % cuts.length] ?? "reset", at: 0.5 };
+    }
+    if (r.upload > 0) return r.upload % 4 === 1 ? { kind: "cut-upload", at: 0.5 } : undefined;
+    other++;
+    if (other % 8 === 3) return { kind: "status", status: 503 };
+    if (other % 8 === 7) return { kind: "status", status: 429, retryAfter: 1 };
+    return undefined;
+  };
 }

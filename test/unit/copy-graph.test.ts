@@ -2,10 +2,10 @@ import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import pLimit from "p-limit";
 import { describe, expect, it } from "vitest";
-import { IntegrityError } from "../../src/errors.js";
+import { IntegrityError, RemoteError } from "../../src/errors.js";
 import type { Descriptor } from "../../src/oci/descriptor.js";
 import { MediaType } from "../../src/oci/mediatypes.js";
-import { copyGraph } from "../../src/store/copy.js";
+import { type CopyEvent, copyGraph } from "../../src/store/copy.js";
 import { image, MemoryStore } from "../helpers/memory-store.js";
 
 describe("copyGraph", () => {
@@ -127,5 +127,87 @@ describe("copyGraph", () => {
     await expect(copyGraph(src, dst, root)).rejects.toThrow();
     expect(dst.blobs.has(root.digest)).toBe(false);
     expect(Readable).toBeDefined();
+  });
+
+  describe("a blob copy that fails on the way", () => {
+    const fast = { retries: 3, baseDelayMs: 1, maxDelayMs: 5 };
+
+    /** A destination whose first `failures` layer uploads read half the content, then fail with `error`. */
+    class FlakyStore extends MemoryStore {
+      attempts = 0;
+      constructor(
+        private failures: number,
+        private readonly error: () => Error,
+      ) {
+        super("flaky");
+      }
+      override async push(desc: Descriptor, content: Readable): Promise<void> {
+        if (desc.mediaType !== MediaType.ociLayer || this.failures === 0) return super.push(desc, content);
+        this.failures--;
+        this.attempts++;
+        let n = 0;
+        for await (const c of content) {
+          n += (c as Buffer).length;
+          if (n >= desc.size / 2) break;
+        }
+        throw this.error();
+      }
+    }
+
+    it("starts again from the first byte, source re-opened, and says so", async () => {
+      const src = new MemoryStore();
+      const root = image(src, [randomBytes(200_000)]);
+      const cut = Object.assign(new Error("other side closed"), { code: "UND_ERR_SOCKET" });
+      const dst = new FlakyStore(2, () => cut);
+      const events: CopyEvent[] = [];
+      await copyGraph(src, dst, root, { retry: fast, onEvent: (e) => events.push(e) });
+      expect([...dst.blobs.keys()].sort()).toEqual([...src.blobs.keys()].sort());
+      const retries = events.filter((e) => e.type === "retry");
+      expect(retries).toHaveLength(2);
+      // the bytes of failed attempts are taken back: progress counts every byte once
+      const moved = events.reduce((n, e) => n + (e.type === "bytes" ? e.bytes : 0), 0);
+      expect(moved).toBe([...src.blobs.values()].reduce((n, b) => n + b.length, 0));
+    });
+
+    it("retries a 5xx answer, but not a refusal (4xx) or wrong bytes, and stops at the limit", async () => {
+      const src = new MemoryStore();
+      const root = image(src, [randomBytes(10_000)]);
+      const busy = new FlakyStore(1, () => new RemoteError("503 Service Unavailable", 503));
+      await copyGraph(src, busy, root, { retry: fast });
+      expect(busy.blobs.has(root.digest)).toBe(true);
+
+      const refused = new FlakyStore(5, () => new RemoteError("403 Forbidden", 403));
+      await expect(copyGraph(src, refused, root, { retry: fast })).rejects.toThrow(/403/);
+      expect(refused.attempts).toBe(1);
+
+      const endless = new FlakyStore(99, () => new RemoteError("502 Bad Gateway", 502));
+      await expect(copyGraph(src, endless, root, { retry: fast })).rejects.toThrow(/502/);
+      expect(endless.attempts).toBe(1 + fast.retries);
+
+      const bad = new MemoryStore();
+      const badRoot = image(bad, [randomBytes(100)]);
+      const layer = (JSON.parse(bad.blobs.get(badRoot.digest)!.toString()) as { layers: Descriptor[] })
+        .layers[0]!;
+      bad.blobs.set(layer.digest, randomBytes(100));
+      const dst = new MemoryStore();
+      await expect(copyGraph(bad, dst, badRoot, { retry: fast })).rejects.toBeInstanceOf(IntegrityError);
+      expect(bad.calls.fetch).toBeLessThanOrEqual(3); // the manifest and config reads, one layer attempt
+    });
+
+    it("opens the source only when the destination reads it (a mount reads nothing)", async () => {
+      const src = new MemoryStore();
+      const root = image(src, [randomBytes(1000)]);
+      class Mounting extends MemoryStore {
+        override async push(desc: Descriptor, content: Readable): Promise<void> {
+          if (desc.mediaType.includes("manifest")) return super.push(desc, content);
+          content.destroy();
+          this.blobs.set(desc.digest, src.blobs.get(desc.digest)!);
+        }
+      }
+      const dst = new Mounting();
+      await copyGraph(src, dst, root);
+      expect(src.calls.fetch).toBe(1); // the manifest only
+      expect(dst.blobs.size).toBe(src.blobs.size);
+    });
   });
 });

@@ -203,7 +203,7 @@ export async function runImport(input: string, flags: ImportFlags): Promise<void
       );
     } else {
       process.stderr.write(
-        `imported ${result.images.length} roots (${result.referrers} referrers) into ${flags.registry}: ${s.blobsUploaded} blobs uploaded (${humanBytes(s.bytesUploaded)}), ${s.blobsMounted} mounted, ${s.blobsSkipped} already there, ${s.manifestsPushed} manifests pushed in ${s.seconds.toFixed(1)}s\ncluster configuration written to ${flags.out}/\n`,
+        `imported ${result.images.length} roots (${result.referrers} referrers) into ${flags.registry}: ${s.blobsUploaded} blobs uploaded (${humanBytes(s.bytesUploaded)}), ${s.blobsMounted} mounted, ${s.blobsSkipped} already there, ${s.manifestsPushed} manifests pushed in ${s.seconds.toFixed(1)}s${s.retries > 0 ? ` (${s.retries} ${s.retries === 1 ? "retry" : "retries"}${s.uploadsRestarted > 0 ? `, ${s.uploadsRestarted} uploads restarted` : ""})` : ""}\ncluster configuration written to ${flags.out}/\n`,
       );
     }
   } catch (err) {

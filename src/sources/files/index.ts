@@ -16,6 +16,7 @@ import {
   isRetryableStatus,
   sleep,
 } from "../../oci/registry/retry.js";
+import { redactSecrets } from "../../redact.js";
 import type { ArtifactSpec } from "../../store/oci-artifact.js";
 import { type Downloaded, download, type HttpOptions, redact } from "../profiles/http.js";
 
@@ -191,15 +192,18 @@ export function fileArtifactSpec(
   };
 }
 
-/** The URL as recorded in bundle.json and annotations: credentials used for the download never are. */
+/**
+ * The URL as recorded in bundle.json and annotations: credentials used for the download never are,
+ * neither its userinfo nor secret query parameters (`?access_token=…`, see redactSecrets).
+ */
 export function withoutUserinfo(url: string): string {
   try {
     const u = new URL(url);
-    if (!u.username && !u.password) return url;
+    if (!u.username && !u.password) return redactSecrets(url);
     u.username = "";
     u.password = "";
-    return u.toString();
+    return redactSecrets(u.toString());
   } catch {
-    return url;
+    return redactSecrets(url);
   }
 }
