@@ -207,6 +207,39 @@ describe("bundles in S3 (Ceph RGW)", () => {
     await importInto(`s3://${bucket}/drop/b2.tar.zst`, `${ns}-imp-zst`);
   });
 
+  it("two --shard I/2 imports started together from one s3:// object push each item once and give the unsharded digests", async () => {
+    const prefix = `${ns}-imp-shards`;
+    const shard = (spec: string) =>
+      runCli(
+        [
+          "bundle",
+          "import",
+          `s3://${bucket}/drop/b1.tar`,
+          "--registry",
+          `${target.host}/${prefix}`,
+          "--plain-http",
+          "--key",
+          keys.pub,
+          "--shard",
+          spec,
+          "--json",
+        ],
+        { env: s3Env() },
+      );
+    const runs = await Promise.all([shard("0/2"), shard("1/2")]);
+    const owned: string[] = [];
+    for (const r of runs) {
+      expect(r.code, r.stderr).toBe(0);
+      const out = JSON.parse(r.stdout) as { shard: { index: number; items: string[] } };
+      owned.push(...out.shard.items);
+    }
+    expect(owned.sort()).toEqual([`${target.host}/${ns}/multi:2`, `${target.host}/${ns}/single:1.0`].sort());
+    expect(await manifestDigest(target, `${prefix}/${ns}/single`, "1.0")).toBe(single.digest);
+    const m = await manifestDigest(target, `${prefix}/${ns}/multi`, "2");
+    multiImported ??= m;
+    expect(m).toBe(multiImported);
+  });
+
   it("--split writes parts as objects with their parts manifest; verify, diff and import read them through it", async () => {
     const c = await create(`s3://${bucket}/split/b3.tar`, "--split", "1M");
     expect(c.code, c.stderr).toBe(0);
