@@ -419,9 +419,12 @@ ${analysis ? `## Where the time goes\n\n${analysis}\n\n` : ""}## How it is measu
   gets \`--src-cert-dir\` / \`--dest-cert-dir\` and \`--authfile\`. The \`plain-*\` case uses plain HTTP
   without authentication.
 - Data: \`scripts/bench/gen-images.mjs\` writes an OCI layout of uncompressed tar layers filled from a
-  seeded AES-CTR keystream (incompressible, the same digests on every run), which skopeo pushes to the
-  source registry. In the large cases sizes are uneven within an image (a large base layer and smaller
-  ones); in the many-blob cases every layer has the same small size.
+  seeded AES-CTR keystream (incompressible, the same digests on every run). \`scripts/bench/seed-registry.mjs\`
+  hard-links it into the source registry's storage folder in the layout that registry reads (pushing
+  5,000 blobs through the API took minutes on a loaded machine), and every manifest is then read back
+  through the API and compared with its digest before anything is measured. In the large cases sizes
+  are uneven within an image (a large base layer and smaller ones); in the many-blob cases every layer
+  has the same small size.
 - create: \`skopeo copy --all --preserve-digests docker://SRC/bench/imgN:v1 oci:DIR:REF\`, image by image
   (times added up), against \`airgap bundle create -c CONFIG -o DIR --cache EMPTY_DIR\` for all images in
   one command (cold). Then the same create with the now-warm cache into a new output folder (warm).

@@ -272,7 +272,10 @@ export class RegistryStore implements Store {
       ok: notFound,
     });
     await res.body.dump().catch(() => undefined);
-    if (res.status === 404) return false;
+    if (res.status === 404) {
+      if (!manifest) this.host.noteAbsent(this.repository, desc.digest);
+      return false;
+    }
     if (!manifest) this.host.noteBlob(desc.digest, this.repository);
     return true;
   }
@@ -533,7 +536,8 @@ export class RegistryStore implements Store {
   private async pushBlob(desc: Descriptor, content: Readable, signal?: AbortSignal): Promise<void> {
     const what = `blob ${desc.digest}`;
     const scopes = [pushScope(this.repository)];
-    if (await this.exists(desc, signal)) {
+    // A caller that just found the blob missing (copyGraph, import) is not asked again.
+    if (!this.host.takeAbsent(this.repository, desc.digest) && (await this.exists(desc, signal))) {
       content.destroy();
       return;
     }

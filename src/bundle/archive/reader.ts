@@ -56,7 +56,13 @@ export function isRangeReader(r: BundleReader): r is RangeReader {
 }
 
 const SMALL_MAX = 4 * 1024 * 1024;
-const CHUNK = 1024 * 1024;
+/**
+ * Read size for bundle files. 256 KiB, not 1 MiB: import streams 8 blobs at once through hashing and
+ * TLS, and every chunk in flight (and every dead one until the next GC) counts towards peak memory;
+ * with 1 MiB chunks a 1 GiB import peaked at 189 MiB RSS (90 MiB external), with 256 KiB at 153 MiB
+ * (14 MiB external), for the same CPU time.
+ */
+const CHUNK = 256 * 1024;
 
 async function collect(stream: Readable, max: number, path: string): Promise<Buffer> {
   const chunks: Buffer[] = [];

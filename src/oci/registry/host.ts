@@ -57,6 +57,8 @@ export interface SendResult {
 }
 
 export const MAX_REDIRECTS = 5;
+/** Kept-alive connections per host: more than the default 8 concurrent transfers, so none waits. */
+export const MAX_CONNECTIONS_PER_HOST = 16;
 /** A token answer is a few KiB; anything past this is refused rather than held in memory. */
 export const MAX_TOKEN_RESPONSE = 1024 * 1024;
 
@@ -98,7 +100,7 @@ export class AgentPool {
         connect: this.trust.connector(host),
         keepAliveTimeout: 30_000,
         keepAliveMaxTimeout: 120_000,
-        connections: 16,
+        connections: MAX_CONNECTIONS_PER_HOST,
         headersTimeout: this.timeoutMs,
         bodyTimeout: this.timeoutMs,
       });
@@ -169,7 +171,25 @@ export class RegistryHost {
     }
   }
 
+  /**
+   * Blobs an existence check found missing, per repository, until they land: the upload that
+   * follows such a check takes the answer instead of asking again. A blob that another client
+   * pushed in between is at worst uploaded again, which the registry accepts.
+   */
+  private readonly knownAbsent = new Set<string>();
+
+  noteAbsent(repository: string, digest: string): void {
+    this.knownAbsent.add(`${repository}@${digest}`);
+  }
+
+  /** Whether an existence check of this blob found it missing since the last call; forgets it. */
+  takeAbsent(repository: string, digest: string): boolean {
+    return this.knownAbsent.delete(`${repository}@${digest}`);
+  }
+
+  /** The repository holds this blob (seen, uploaded or mounted): a mount source from now on. */
   noteBlob(digest: string, repository: string): void {
+    this.knownAbsent.delete(`${repository}@${digest}`);
     let s = this.blobRepos.get(digest);
     if (!s) {
       s = new Set();
@@ -221,6 +241,11 @@ export class RegistryHost {
       headers,
       body: body ?? null,
       signal: signal ?? null,
+      // undici closes the connection after every HEAD unless told otherwise (for servers that send
+      // a body with it). Registries answer HEAD correctly, as Go's clients (docker, containerd,
+      // skopeo) rely on, and an existence check per blob would otherwise cost a TCP and TLS
+      // handshake per blob.
+      reset: false,
     });
   }
 
