@@ -27,6 +27,7 @@ import { type CopyEvent, type CopyResult, copyGraph } from "../store/copy.js";
 import { registryRepository } from "../store/registry.js";
 import { readBounded, withProgress } from "../store/streams.js";
 import { findCollisions, type Mapping, mapReference } from "../targets/mapping.js";
+import { type ManifestKind, manifestKinds, preflight, preflightTargets } from "./preflight.js";
 import type { Progress } from "./progress.js";
 import {
   type PublishedChart,
@@ -188,6 +189,14 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
         };
       }
 
+      await checkTargets(client, images, referrerRoots, limit, signal, async (d) => {
+        if (!(await archive.has(d))) return undefined;
+        return await readBounded(await archive.fetch(d), MAX_MANIFEST_BYTES, d.digest);
+      });
+
+      // A blob the registry refused in one upload form, or lost behind a lying HEAD, is read again.
+      const pushTarget = (to: Reference) =>
+        registryRepository(client, to.registry, to.repository, { refill: (d) => archive.fetch(d) });
       progress.phase("pushing", inventory.totals.bytes);
       const inflightByRepo = new Map<string, Map<string, Promise<void>>>();
       const inflightFor = (ref: Reference) => {
@@ -218,7 +227,7 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
       const copySignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
       const settled = await Promise.allSettled(
         copies.map(({ from, to, root }) =>
-          copyGraph(archive.repository(from), registryRepository(client, to.registry, to.repository), root, {
+          copyGraph(archive.repository(from), pushTarget(to), root, {
             limit,
             signal: copySignal,
             inflight: inflightFor(to),
@@ -259,9 +268,7 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
             a.i - b.i,
         );
       for (const { to, root, bytes } of held) {
-        await limit(() =>
-          registryRepository(client, to.registry, to.repository).push(root, Readable.from([bytes]), signal),
-        );
+        await limit(() => pushTarget(to).push(root, Readable.from([bytes]), signal));
         progress.bytes("push", bytes.length);
         stats.manifestsPushed++;
       }
@@ -469,6 +476,44 @@ async function checkBaseContent(
   }
 }
 
+/**
+ * Pre-flight (pipeline/preflight.ts): before the first push, every target repository and every
+ * kind of manifest is checked against the registry, and all problems are reported at once.
+ * `readManifest` (absent for a pipe) gives a root's manifest bytes, undefined when the bundle
+ * leaves it out.
+ */
+async function checkTargets(
+  client: RegistryClient,
+  images: PlannedImage[],
+  referrers: { repository: string; targetRef: Reference; descriptor: Descriptor }[],
+  limit: ReturnType<typeof pLimit>,
+  signal: AbortSignal | undefined,
+  readManifest?: (d: Descriptor) => Promise<Buffer | undefined>,
+): Promise<void> {
+  const roots = [
+    ...images.map((i) => ({ item: i.source, to: i.targetRef, desc: i.descriptor })),
+    ...referrers.map((r) => ({
+      item: `referrer ${r.descriptor.digest} of ${r.repository}`,
+      to: r.targetRef,
+      desc: r.descriptor,
+    })),
+  ];
+  let kinds: ManifestKind[] = [];
+  if (readManifest) {
+    const present: { item: string; desc: Descriptor; bytes: Buffer }[] = [];
+    for (const r of roots) {
+      const bytes = await readManifest(r.desc);
+      if (bytes) present.push({ ...r, bytes });
+    }
+    const cache = new Map(present.map((p) => [p.desc.digest, p.bytes]));
+    kinds = await manifestKinds(
+      present,
+      async (d) => cache.get(d.digest) ?? (await readManifest(d)) ?? Buffer.from("{}"),
+    );
+  }
+  await preflight(client, preflightTargets(roots), kinds, limit, signal);
+}
+
 function importStats(
   client: RegistryClient,
   own: { blobsSkipped: number; manifestsPushed: number },
@@ -550,6 +595,13 @@ async function streamingImport(
             plan = planStreaming(head, opts);
             await checkBaseContent(plan.inventory, opts, client, pLimit(opts.concurrency ?? 8));
             if (opts.dryRun) break;
+            // from a pipe the manifests are not read yet: repositories only
+            const referrerTargets = plan.referrers.map((r) => {
+              const source = parseReference(r.repository);
+              const to = { registry: source.registry, repository: source.repository };
+              return { ...r, targetRef: mapReference(to, mappingOf(opts)) };
+            });
+            await checkTargets(client, plan.images, referrerTargets, pLimit(opts.concurrency ?? 8), signal);
             progress.phase("pushing", plan.inventory.totals.bytes);
           }
           continue;

@@ -263,6 +263,12 @@ export class RegistryQuirksProxy {
     const method = req.method ?? "GET";
 
     if (url.pathname === "/token") return this.token(url, res);
+    if (url.pathname === "/api/v2.0/ping" && this.quirks.projectApi) {
+      req.resume();
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.end("Pong");
+      return;
+    }
     if (url.pathname.startsWith("/api/v2.0/projects")) return this.projectApi(req, url, res);
 
     if (!this.authorized(req, url, method)) {
