@@ -212,8 +212,11 @@ export class RegistryStore implements Store {
       signal,
       ok: notFound,
     });
-    if (byGet) res.body.destroy();
-    else await res.body.dump().catch(() => undefined);
+    if (byGet) {
+      // only the status matters: stop the download (the abort it reports is expected)
+      res.body.on("error", () => undefined);
+      res.body.destroy();
+    } else await res.body.dump().catch(() => undefined);
     if (res.status === 404) return false;
     if (!manifest) this.host.noteBlob(desc.digest, this.repository);
     return true;
