@@ -120,7 +120,8 @@ export async function preflight(
 
   if (problems.length === 0) return;
   throw new UsageError(
-    `the target cannot take this bundle; nothing was pushed:\n  ${problems.sort().join("\n  ")}\nto do:\n  ${[...fixes].join("\n  ")}`,
+    `the target cannot take this bundle; nothing was pushed (${problems.length} problem${problems.length === 1 ? "" : "s"}):`,
+    { details: [...problems.sort().map((p) => `- ${p}`), ...[...fixes].map((f) => `to do: ${f}`)] },
   );
 }
 

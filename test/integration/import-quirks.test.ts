@@ -229,6 +229,8 @@ describe("bundle import through emulated registries", () => {
     const stderr = await expectStopped(proxy, prefix, env());
     const wanted = [...new Set([...roots.keys()].map((n) => targetOf(n, prefix).repo))];
     for (const repo of wanted) expect(stderr).toContain(`/${repo} (`);
+    // one line per repository, each escaped on its own
+    expect(stderr.split("\n").filter((l) => l.startsWith("  - "))).toHaveLength(wanted.length);
     expect(stderr).toContain("aws ecr create-repository");
     for (const repo of wanted) quirks.repositories!.add(repo);
     await expectImported(proxy, prefix, env());
