@@ -46,6 +46,8 @@ export interface ImportOptions {
   prefix: string;
   keepSourceRegistry?: boolean;
   flatten?: boolean;
+  /** Create what the target lacks where the registry has an API for it (Harbor projects). */
+  createRepositories?: boolean;
   mappings?: Mapping[];
   /** TLS settings per host (the target's included). */
   registries?: RegistryConfig[];
@@ -189,7 +191,7 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
         };
       }
 
-      await checkTargets(client, images, referrerRoots, limit, signal, async (d) => {
+      await checkTargets(client, images, referrerRoots, limit, opts, async (d) => {
         if (!(await archive.has(d))) return undefined;
         return await readBounded(await archive.fetch(d), MAX_MANIFEST_BYTES, d.digest);
       });
@@ -487,7 +489,7 @@ async function checkTargets(
   images: PlannedImage[],
   referrers: { repository: string; targetRef: Reference; descriptor: Descriptor }[],
   limit: ReturnType<typeof pLimit>,
-  signal: AbortSignal | undefined,
+  opts: ImportOptions,
   readManifest?: (d: Descriptor) => Promise<Buffer | undefined>,
 ): Promise<void> {
   const roots = [
@@ -511,7 +513,10 @@ async function checkTargets(
       async (d) => cache.get(d.digest) ?? (await readManifest(d)) ?? Buffer.from("{}"),
     );
   }
-  await preflight(client, preflightTargets(roots), kinds, limit, signal);
+  await preflight(client, preflightTargets(roots), kinds, limit, {
+    createRepositories: Boolean(opts.createRepositories),
+    signal: opts.signal,
+  });
 }
 
 function importStats(
@@ -601,7 +606,7 @@ async function streamingImport(
               const to = { registry: source.registry, repository: source.repository };
               return { ...r, targetRef: mapReference(to, mappingOf(opts)) };
             });
-            await checkTargets(client, plan.images, referrerTargets, pLimit(opts.concurrency ?? 8), signal);
+            await checkTargets(client, plan.images, referrerTargets, pLimit(opts.concurrency ?? 8), opts);
             progress.phase("pushing", plan.inventory.totals.bytes);
           }
           continue;

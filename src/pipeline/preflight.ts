@@ -76,16 +76,40 @@ export async function preflight(
   targets: PreflightTarget[],
   kinds: ManifestKind[],
   limit: ReturnType<typeof pLimit>,
-  signal?: AbortSignal,
+  options: { createRepositories?: boolean; signal?: AbortSignal | undefined } = {},
 ): Promise<void> {
+  const { signal } = options;
   const problems: string[] = [];
   const fixes = new Set<string>();
   const writable: PreflightTarget[] = [];
+  // one creation per project, however many repositories wait for it
+  const creating = new Map<string, Promise<string | undefined>>();
   await Promise.all(
     targets.map((t) =>
       limit(async () => {
         const host = client.host(t.registry);
-        const refusal = await probeWritable({ host, registry: t.registry, repository: t.repository }, signal);
+        let refusal = await probeWritable({ host, registry: t.registry, repository: t.repository }, signal);
+        if (refusal && options.createRepositories && (refusal.status === 401 || refusal.status === 403)) {
+          const project = t.repository.split("/")[0]!;
+          const key = `${t.registry}/${project}`;
+          let created = creating.get(key);
+          if (!created) {
+            created = (async () =>
+              (await harborProjectMissing(host, project, signal))
+                ? await createHarborProject(host, project, signal)
+                : undefined)();
+            creating.set(key, created);
+          }
+          const failure = await created;
+          if (failure) {
+            problems.push(`${t.registry}/${t.repository} (${t.items.join(", ")}): ${failure}`);
+            fixes.add(
+              `create the Harbor project(s) named above with an account that may (Harbor UI or POST /api/v2.0/projects)`,
+            );
+            return;
+          }
+          refusal = await probeWritable({ host, registry: t.registry, repository: t.repository }, signal);
+        }
         if (!refusal) {
           writable.push(t);
           return;
@@ -137,7 +161,7 @@ async function explain(
     return {
       problem:
         "the repository does not exist (the registry answers NAME_UNKNOWN; ECR does not create repositories on push)",
-      fix: "create the missing repositories first (ECR: aws ecr create-repository --repository-name NAME for each), then import again",
+      fix: "create the missing repositories first (ECR: aws ecr create-repository --repository-name NAME for each; --create-repositories does not reach ECR's API), then import again",
     };
   }
   if (status === 401 || status === 403) {
@@ -146,7 +170,7 @@ async function explain(
     if (await harborProjectMissing(host, project, signal)) {
       return {
         problem: `Harbor project "${project}" does not exist`,
-        fix: `create the Harbor project(s) named above (Harbor UI, or POST /api/v2.0/projects), or map the images into an existing project with --registry HOST/PROJECT or mappings`,
+        fix: `create the Harbor project(s) named above (Harbor UI, POST /api/v2.0/projects, or import with --create-repositories), or map the images into an existing project with --registry HOST/PROJECT or mappings`,
       };
     }
     // A shallower name that may be written: the registry limits the depth (GitLab: two levels
@@ -201,6 +225,37 @@ async function harborProjectMissing(
   } catch {
     return false;
   }
+}
+
+/**
+ * Create a Harbor project (private) through Harbor's API, with the registry's Basic credentials
+ * (Harbor's API takes them; registry tokens are for /v2/ only). Undefined when created (or already
+ * there), else why not.
+ */
+async function createHarborProject(
+  host: RegistryHost,
+  project: string,
+  signal?: AbortSignal,
+): Promise<string | undefined> {
+  const { credential } = await host.auth.credentials();
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (credential?.username) {
+    headers.authorization = `Basic ${Buffer.from(`${credential.username}:${credential.password ?? ""}`).toString("base64")}`;
+  }
+  const res = await host.send({
+    method: "POST",
+    url: "/api/v2.0/projects",
+    headers,
+    body: JSON.stringify({ project_name: project, metadata: { public: "false" } }),
+    scopes: [],
+    ctx: { registry: host.registry, subject: `Harbor project ${project}` },
+    signal,
+    noAuth: true,
+    ok: () => true,
+  });
+  const text = (await res.body.text()).slice(0, 300);
+  if (res.status === 201 || res.status === 409) return undefined;
+  return `Harbor project "${project}" does not exist and creating it was refused (${res.status}${text ? `: ${text}` : ""})`;
 }
 
 /**

@@ -25,6 +25,8 @@ export interface Quirks {
    * way an administrator (or a tool with the right) creates a project. Harbor REST API v2.0.
    */
   projectApi?: boolean;
+  /** Who may create projects through that API (Basic credentials; Harbor's API takes them). */
+  projectAdmin?: { user: string; password: string };
   /**
    * Harbor: a cross-repository mount from a repository the token cannot read (or that does not
    * exist) answers 401 instead of starting an upload with 202. goharbor/harbor#17097.
@@ -136,7 +138,13 @@ export const QUAY_DEFAULT_CONFIG_TYPES = [
 export function profile(name: ProfileName): Quirks {
   switch (name) {
     case "harbor":
-      return { projects: new Set(), projectApi: true, mountUnauthorized: true, noReferrersApi: true };
+      return {
+        projects: new Set(),
+        projectApi: true,
+        projectAdmin: { user: "harbor-admin", password: randomToken() },
+        mountUnauthorized: true,
+        noReferrersApi: true,
+      };
     case "nexus":
       return { singlePostIgnored: true, basicAuth: { user: "nexus-user", password: randomToken() } };
     case "artifactory":
@@ -468,6 +476,14 @@ export class RegistryQuirksProxy {
       return;
     }
     if (req.method === "POST") {
+      const admin = this.quirks.projectAdmin;
+      const want = admin && `Basic ${Buffer.from(`${admin.user}:${admin.password}`).toString("base64")}`;
+      if (want && req.headers.authorization !== want) {
+        req.resume();
+        this.note("project-create-refused");
+        this.error(res, 401, "UNAUTHORIZED", "unauthorized");
+        return;
+      }
       const chunks: Buffer[] = [];
       req.on("data", (c: Buffer) => chunks.push(c));
       req.on("end", () => {

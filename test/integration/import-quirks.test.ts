@@ -119,7 +119,12 @@ async function reposUnder(prefix: string): Promise<string[]> {
   return (json.repositories ?? []).filter((r) => r === prefix || r.startsWith(`${prefix}/`));
 }
 
-async function importThrough(proxy: RegistryQuirksProxy, prefix: string, env: NodeJS.ProcessEnv) {
+async function importThrough(
+  proxy: RegistryQuirksProxy,
+  prefix: string,
+  env: NodeJS.ProcessEnv,
+  extra: string[] = [],
+) {
   const r = await runCli(
     [
       "bundle",
@@ -131,14 +136,20 @@ async function importThrough(proxy: RegistryQuirksProxy, prefix: string, env: No
       "--key",
       keys.pub,
       "--json",
+      ...extra,
     ],
     { env: { ...env, COSIGN_PASSWORD: PASSWORD, AIRGAP_REGISTRY_TIMEOUT_MS: "20000" } },
   );
   return r;
 }
 
-async function expectImported(proxy: RegistryQuirksProxy, prefix: string, env: NodeJS.ProcessEnv) {
-  const first = await importThrough(proxy, prefix, env);
+async function expectImported(
+  proxy: RegistryQuirksProxy,
+  prefix: string,
+  env: NodeJS.ProcessEnv,
+  extra: string[] = [],
+) {
+  const first = await importThrough(proxy, prefix, env, extra);
   expect(first.code, first.stderr).toBe(0);
   const stats = (JSON.parse(first.stdout) as ImportJson).stats;
   expect(stats.blobsUploaded + stats.blobsMounted).toBeGreaterThan(5);
@@ -148,7 +159,7 @@ async function expectImported(proxy: RegistryQuirksProxy, prefix: string, env: N
     const got = await getManifest(upstream, repo, tag);
     expect(got.digest, name).toBe(root.digest);
   }
-  const again = await importThrough(proxy, prefix, env);
+  const again = await importThrough(proxy, prefix, env, extra);
   expect(again.code, again.stderr).toBe(0);
   const second = (JSON.parse(again.stdout) as ImportJson).stats;
   expect(second.blobsUploaded).toBe(0);
@@ -156,8 +167,13 @@ async function expectImported(proxy: RegistryQuirksProxy, prefix: string, env: N
   expect(second.blobsMounted).toBe(0);
 }
 
-async function expectStopped(proxy: RegistryQuirksProxy, prefix: string, env: NodeJS.ProcessEnv) {
-  const r = await importThrough(proxy, prefix, env);
+async function expectStopped(
+  proxy: RegistryQuirksProxy,
+  prefix: string,
+  env: NodeJS.ProcessEnv,
+  extra: string[] = [],
+) {
+  const r = await importThrough(proxy, prefix, env, extra);
   expect(r.code, r.stderr).toBe(2);
   expect(r.stderr).toContain("nothing was pushed");
   expect(await reposUnder(prefix)).toEqual([]);
@@ -220,6 +236,25 @@ describe("bundle import through emulated registries", () => {
     expect(stderr).toMatch(/create the Harbor project/);
     quirks.projects!.add(project);
     await expectImported(proxy, project, env());
+  });
+
+  it("harbor --create-repositories: the project is created through Harbor's API with the registry credentials", async () => {
+    const quirks = profile("harbor");
+    const proxy = await start(quirks);
+    const project = uniqueRepo("imp-harbor-create");
+    // without credentials Harbor refuses to create it: still nothing pushed, and the refusal named
+    const refused = await expectStopped(proxy, project, env(), ["--create-repositories"]);
+    expect(refused).toContain(`Harbor project "${project}" does not exist and creating it was refused (401`);
+    expect(quirks.projects!.has(project)).toBe(false);
+
+    const cfg = mkdtempSync(join(work, "harbor-"));
+    const auth = Buffer.from(`${quirks.projectAdmin!.user}:${quirks.projectAdmin!.password}`).toString(
+      "base64",
+    );
+    writeFileSync(join(cfg, "config.json"), JSON.stringify({ auths: { [proxy.host]: { auth } } }));
+    await expectImported(proxy, project, { ...env(), DOCKER_CONFIG: cfg }, ["--create-repositories"]);
+    expect(quirks.projects!.has(project)).toBe(true);
+    expect(proxy.counts.applied["project-created"]).toBe(1);
   });
 
   it("ecr: missing repositories are all listed before any push; once created, it imports", async () => {
