@@ -191,14 +191,15 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
         };
       }
 
-      await checkTargets(client, images, referrerRoots, limit, opts, async (d) => {
-        if (!(await archive.has(d))) return undefined;
-        return await readBounded(await archive.fetch(d), MAX_MANIFEST_BYTES, d.digest);
-      });
-
       // A blob the registry refused in one upload form, or lost behind a lying HEAD, is read again.
       const pushTarget = (to: Reference) =>
         registryRepository(client, to.registry, to.repository, { refill: (d) => archive.fetch(d) });
+      // Kinds of manifest are judged for what will be pushed: roots the target holds are not read.
+      await checkTargets(client, images, referrerRoots, limit, opts, async (d, to) => {
+        if (!(await archive.has(d))) return undefined;
+        if (to && (await limit(() => pushTarget(to).exists(d, signal)))) return undefined;
+        return await archive.readManifest(d);
+      });
       progress.phase("pushing", inventory.totals.bytes);
       const inflightByRepo = new Map<string, Map<string, Promise<void>>>();
       const inflightFor = (ref: Reference) => {
@@ -490,7 +491,7 @@ async function checkTargets(
   referrers: { repository: string; targetRef: Reference; descriptor: Descriptor }[],
   limit: ReturnType<typeof pLimit>,
   opts: ImportOptions,
-  readManifest?: (d: Descriptor) => Promise<Buffer | undefined>,
+  readManifest?: (d: Descriptor, to?: Reference) => Promise<Buffer | undefined>,
 ): Promise<void> {
   const roots = [
     ...images.map((i) => ({ item: i.source, to: i.targetRef, desc: i.descriptor })),
@@ -504,14 +505,11 @@ async function checkTargets(
   if (readManifest) {
     const present: { item: string; desc: Descriptor; bytes: Buffer }[] = [];
     for (const r of roots) {
-      const bytes = await readManifest(r.desc);
+      const bytes = await readManifest(r.desc, r.to);
       if (bytes) present.push({ ...r, bytes });
     }
     const cache = new Map(present.map((p) => [p.desc.digest, p.bytes]));
-    kinds = await manifestKinds(
-      present,
-      async (d) => cache.get(d.digest) ?? (await readManifest(d)) ?? Buffer.from("{}"),
-    );
+    kinds = await manifestKinds(present, async (d) => cache.get(d.digest) ?? (await readManifest(d)));
   }
   await preflight(client, preflightTargets(roots), kinds, limit, {
     createRepositories: Boolean(opts.createRepositories),

@@ -165,6 +165,10 @@ async function explain(
     };
   }
   if (status === 401 || status === 403) {
+    // Credentials the registry refuses altogether are an authentication failure, not a property
+    // of this repository: that error stands as it is.
+    const authFailure = await baseAuthFailure(host, signal);
+    if (authFailure) throw authFailure;
     const parts = t.repository.split("/");
     const project = parts[0]!;
     if (await harborProjectMissing(host, project, signal)) {
@@ -193,6 +197,34 @@ async function explain(
     problem: `the registry refused to start an upload: ${refusal.message}`,
     fix: "see the registry's answer above",
   };
+}
+
+const baseChecks = new WeakMap<RegistryHost, Promise<RegistryError | undefined>>();
+
+/** The error of the registry's base endpoint (`/v2/`) when it refuses our credentials (once per host). */
+function baseAuthFailure(host: RegistryHost, signal?: AbortSignal): Promise<RegistryError | undefined> {
+  let p = baseChecks.get(host);
+  if (!p) {
+    p = host
+      .send({
+        method: "GET",
+        url: "/v2/",
+        scopes: [],
+        ctx: { registry: host.registry, subject: "base endpoint" },
+        signal,
+        ok: () => true,
+      })
+      .then(async (res) => {
+        await res.body.dump().catch(() => undefined);
+        return undefined;
+      })
+      .catch((err: unknown) => {
+        if (err instanceof RegistryError && err.status === 401) return err;
+        throw err;
+      });
+    baseChecks.set(host, p);
+  }
+  return p;
 }
 
 /** Whether the host is Harbor (its ping answers "Pong") and lacks this project. */
@@ -340,12 +372,14 @@ export function preflightTargets(
  */
 export async function manifestKinds(
   roots: { item: string; desc: Descriptor }[],
-  read: (desc: Descriptor) => Promise<Buffer>,
+  read: (desc: Descriptor) => Promise<Buffer | undefined>,
 ): Promise<ManifestKind[]> {
   const kinds = new Map<string, ManifestKind>();
   const seen = new Set<string>();
   const visit = async (item: string, desc: Descriptor, depth: number): Promise<void> => {
+    // a manifest the bundle leaves out (another platform of an index) is not pushed
     const bytes = await read(desc);
+    if (!bytes) return;
     const k = manifestKind(desc, bytes);
     const key = kindKey(k);
     const entry = kinds.get(key) ?? { ...k, items: [] };

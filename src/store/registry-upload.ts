@@ -245,7 +245,7 @@ export async function uploadBlob(
       err.lesson(lessons);
       if (!c.refill || attempt >= MAX_ATTEMPTS) {
         throw new RegistryError(
-          `${err.refusal.message}; the next run uploads ${what} in another form`,
+          `${err.refusal.message}; ${what} could not be sent again in another form: its content cannot be read a second time here (a bundle file or directory can be, a pipe cannot)`,
           { ...ctxOf(c, what), method: err.refusal.method, url: err.refusal.url },
           err.refusal.status,
           err.refusal.errors,
@@ -400,22 +400,9 @@ export async function probeWritable(
     });
   } catch (err) {
     signal?.throwIfAborted();
-    if (err instanceof RegistryError) return err;
-    if (err instanceof AirgapError && !(err instanceof IntegrityError)) {
-      const status = (err as { status?: number }).status;
-      return new RegistryError(
-        err.message,
-        {
-          ...ctxOf(c, what),
-          method: "POST",
-          url: `/v2/${c.repository}/blobs/uploads/`,
-        },
-        status,
-        [],
-        err.code,
-        err,
-      );
-    }
+    // a refusal is an answer; a connection or TLS failure stays the error it is
+    if (err instanceof RegistryError && err.status !== undefined && err.status >= 400 && err.status < 500)
+      return err;
     throw err;
   }
   await res.body.dump().catch(() => undefined);
