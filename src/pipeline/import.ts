@@ -197,7 +197,10 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
       // Kinds of manifest are judged for what will be pushed: roots the target holds are not read.
       await checkTargets(client, images, referrerRoots, limit, opts, async (d, to) => {
         if (!(await archive.has(d))) return undefined;
-        if (to && (await limit(() => pushTarget(to).exists(d, signal)))) return undefined;
+        // a repository that refuses even the question is judged by the pre-flight itself
+        const held = to ? await limit(() => pushTarget(to).exists(d, signal)).catch(() => false) : false;
+        signal?.throwIfAborted();
+        if (held) return undefined;
         return await archive.readManifest(d);
       });
       progress.phase("pushing", inventory.totals.bytes);
