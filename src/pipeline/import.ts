@@ -506,11 +506,10 @@ async function checkTargets(
   ];
   let kinds: ManifestKind[] = [];
   if (readManifest) {
-    const present: { item: string; desc: Descriptor; bytes: Buffer }[] = [];
-    for (const r of roots) {
-      const bytes = await readManifest(r.desc, r.to);
-      if (bytes) present.push({ ...r, bytes });
-    }
+    const read = await Promise.all(
+      roots.map(async (r) => ({ ...r, bytes: await readManifest(r.desc, r.to) })),
+    );
+    const present = read.filter((r): r is typeof r & { bytes: Buffer } => r.bytes !== undefined);
     const cache = new Map(present.map((p) => [p.desc.digest, p.bytes]));
     kinds = await manifestKinds(present, async (d) => cache.get(d.digest) ?? (await readManifest(d)));
   }

@@ -54,17 +54,25 @@ export class BundleArchive {
   async readManifest(desc: Descriptor): Promise<Buffer> {
     const kept = this.readAhead.get(desc.digest);
     if (kept) return kept;
-    const bytes = await readBounded(
-      await this.fetch(desc),
-      MAX_MANIFEST_BYTES,
-      `blobs/sha256/${digestHex(desc.digest)}`,
-    );
-    if (this.readAheadBytes + bytes.length <= 32 * 1024 * 1024) {
-      this.readAhead.set(desc.digest, bytes);
-      this.readAheadBytes += bytes.length;
+    let reading = this.reading.get(desc.digest);
+    if (!reading) {
+      reading = (async () =>
+        readBounded(await this.fetch(desc), MAX_MANIFEST_BYTES, `blobs/sha256/${digestHex(desc.digest)}`))();
+      this.reading.set(desc.digest, reading);
     }
-    return bytes;
+    try {
+      const bytes = await reading;
+      if (!this.readAhead.has(desc.digest) && this.readAheadBytes + bytes.length <= 32 * 1024 * 1024) {
+        this.readAhead.set(desc.digest, bytes);
+        this.readAheadBytes += bytes.length;
+      }
+      return bytes;
+    } finally {
+      this.reading.delete(desc.digest);
+    }
   }
+
+  private readonly reading = new Map<string, Promise<Buffer>>();
 
   async fetch(desc: Descriptor): Promise<Readable> {
     const kept = this.readAhead.get(desc.digest);

@@ -101,8 +101,11 @@ class FormRefused extends Error {
   }
 }
 
-/** Statuses with which a registry says "not like this" rather than "not at all" or "not now". */
-const REFUSED_FORM = new Set([400, 404, 405, 409, 411, 413, 415, 416, 501]);
+/**
+ * Statuses with which a registry says "not like this" rather than "not at all" or "not now" (404
+ * is not among them: an upload session the registry forgot is no verdict on the form).
+ */
+const REFUSED_FORM = new Set([400, 405, 411, 413, 415, 416, 501]);
 
 function refusedForm(err: unknown): err is RegistryError {
   return (
