@@ -193,18 +193,14 @@ export class HostAuth {
     }
     if (ch.scheme === "bearer") {
       const all = mergeScopes(ch.params.scope ? [...scopes, ...ch.params.scope.split(" ")] : scopes);
+      const asked = this.oneScopePerRequest ? this.firstScope(scopes, ch) : all;
       try {
-        return await this.token(ch, this.oneScopePerRequest ? this.firstScope(scopes, ch) : all, signal);
+        return await this.token(ch, asked, signal);
       } catch (err) {
         // Some token services refuse a request naming several scopes (they were written for one);
         // the request's own scope alone still serves everything but a cross-repository mount.
         const status = (err as { status?: unknown }).status;
-        if (
-          this.oneScopePerRequest ||
-          all.length < 2 ||
-          !(status === 400 || status === 401 || status === 403)
-        )
-          throw err;
+        if (asked.length < 2 || !(status === 400 || status === 401 || status === 403)) throw err;
         this.oneScopePerRequest = true;
         return await this.token(ch, this.firstScope(scopes, ch), signal);
       }
