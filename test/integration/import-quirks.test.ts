@@ -7,7 +7,7 @@
  * real registry, not through the proxy), or the import stops before any push with every problem
  * and its fix (and the registry holds nothing of it); a re-import uploads nothing.
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { createReadStream, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent, request } from "undici";
@@ -38,6 +38,7 @@ const SBOM = "application/vnd.example.sbom.v1+json";
 const PROFILE_TYPE = "application/vnd.cinc.profile.v1+tar+gzip";
 let work: string;
 let dir: string;
+let tarBundle: string;
 let keys: { key: string; pub: string };
 let roots: Map<string, { digest: string; mediaType: string; size: number }>;
 const proxies: RegistryQuirksProxy[] = [];
@@ -96,6 +97,8 @@ charts:
   );
   dir = join(work, "bundle");
   await createBundle(config, dir, { key: keys.key, cache: join(work, "cache") });
+  tarBundle = join(work, "bundle.tar");
+  await createBundle(config, tarBundle, { key: keys.key, cache: join(work, "cache") });
   roots = bundleRoots(dir);
 }, 120_000);
 
@@ -269,6 +272,20 @@ describe("bundle import through emulated registries", () => {
     expect(stderr).toContain("aws ecr create-repository");
     for (const repo of wanted) quirks.repositories!.add(repo);
     await expectImported(proxy, prefix, env());
+  });
+
+  it("ecr, bundle on a pipe: the repositories are checked before the first push too", async () => {
+    const proxy = await start(profile("ecr"));
+    const prefix = uniqueRepo("imp-ecr-pipe");
+    const r = await runCli(
+      ["bundle", "import", "-", "--registry", `${proxy.host}/${prefix}`, "--plain-http", "--key", keys.pub],
+      { env: { ...env(), COSIGN_PASSWORD: PASSWORD }, input: createReadStream(tarBundle) },
+    );
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain("nothing was pushed");
+    expect(r.stderr).toContain("aws ecr create-repository");
+    expect(await reposUnder(prefix)).toEqual([]);
+    expect(proxy.counts.applied["repository-missing"]).toBeGreaterThanOrEqual(5);
   });
 
   it("gitlab: paths deeper than allowed stop the import with the limit; a shorter prefix imports", async () => {
