@@ -139,6 +139,8 @@ async function importThrough(
       "--key",
       keys.pub,
       "--json",
+      "--out",
+      mkdtempSync(join(work, "out-")),
       ...extra,
     ],
     { env: { ...env, COSIGN_PASSWORD: PASSWORD, AIRGAP_REGISTRY_TIMEOUT_MS: "20000" } },
@@ -278,7 +280,18 @@ describe("bundle import through emulated registries", () => {
     const proxy = await start(profile("ecr"));
     const prefix = uniqueRepo("imp-ecr-pipe");
     const r = await runCli(
-      ["bundle", "import", "-", "--registry", `${proxy.host}/${prefix}`, "--plain-http", "--key", keys.pub],
+      [
+        "bundle",
+        "import",
+        "-",
+        "--registry",
+        `${proxy.host}/${prefix}`,
+        "--plain-http",
+        "--key",
+        keys.pub,
+        "--out",
+        mkdtempSync(join(work, "out-")),
+      ],
       { env: { ...env(), COSIGN_PASSWORD: PASSWORD }, input: createReadStream(tarBundle) },
     );
     expect(r.code, r.stderr).toBe(2);
