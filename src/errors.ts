@@ -31,8 +31,11 @@ export class AirgapError extends Error {
 /** Bad flags or arguments. */
 export class UsageError extends AirgapError {
   override readonly exitCode = 2;
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, "USAGE", options);
+  /** Further lines (each one item of a list the message announces), printed one per line. */
+  readonly details?: string[];
+  constructor(message: string, options?: { cause?: unknown; details?: string[] }) {
+    super(message, "USAGE", options?.cause !== undefined ? { cause: options.cause } : undefined);
+    if (options?.details) this.details = options.details;
   }
 }
 

@@ -101,6 +101,10 @@ export function buildProgram(): Command {
     .option("--require-signature", "fail when no --key is given (also AIRGAP_REQUIRE_SIGNATURE=1)")
     .option("--keep-source-registry", "keep the source host as the first path component")
     .option("--flatten", "map every repository to one path component (registries with flat namespaces)")
+    .option(
+      "--create-repositories",
+      "create what the target registry lacks where it has an API for it (Harbor projects)",
+    )
     .option("--ca-file <file>", "CA certificate (PEM) of the target registry", collect, [])
     .option("--cert <file>", "client certificate (PEM) for mTLS")
     .option("--cert-key <file>", "client key (PEM) for mTLS")

@@ -28,6 +28,7 @@ import { registryRepository } from "../store/registry.js";
 import { readBounded, withProgress } from "../store/streams.js";
 import { findCollisions, type Mapping, mapReference } from "../targets/mapping.js";
 import { locateBaseContent, placeLeftOutChildren, withBaseContent } from "./delta.js";
+import { type ManifestKind, manifestKinds, preflight, preflightTargets } from "./preflight.js";
 import type { Progress } from "./progress.js";
 import {
   type PublishedChart,
@@ -47,6 +48,8 @@ export interface ImportOptions {
   prefix: string;
   keepSourceRegistry?: boolean;
   flatten?: boolean;
+  /** Create what the target lacks where the registry has an API for it (Harbor projects). */
+  createRepositories?: boolean;
   mappings?: Mapping[];
   /** TLS settings per host (the target's included). */
   registries?: RegistryConfig[];
@@ -222,6 +225,21 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
         };
       }
 
+      // A blob the registry refused in one upload form, or lost behind a lying HEAD, is read again.
+      const source = (from: string) => withBaseContent(archive.repository(from), base);
+      const pushTarget = (to: Reference, from?: string) =>
+        registryRepository(client, to.registry, to.repository, {
+          refill: (d) => (from ? source(from) : archive).fetch(d),
+        });
+      // Kinds of manifest are judged for what will be pushed: roots the target holds are not read.
+      await checkTargets(client, images, referrerRoots, limit, opts, async (d, to) => {
+        if (!(await archive.has(d))) return undefined;
+        // a repository that refuses even the question is judged by the pre-flight itself
+        const held = to ? await limit(() => pushTarget(to).exists(d, signal)).catch(() => false) : false;
+        signal?.throwIfAborted();
+        if (held) return undefined;
+        return await archive.readManifest(d);
+      });
       progress.phase("pushing", expectedBytes(inventory, selection, opts));
       const inflightByRepo = new Map<string, Map<string, Promise<void>>>();
       const inflightFor = (ref: Reference) => {
@@ -253,19 +271,14 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
       const copySignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
       const settled = await Promise.allSettled(
         copies.map(({ from, to, root }) =>
-          copyGraph(
-            withBaseContent(archive.repository(from), base),
-            registryRepository(client, to.registry, to.repository),
-            root,
-            {
-              limit,
-              signal: copySignal,
-              inflight: inflightFor(to),
-              onEvent,
-              holdRoot: true,
-              presentRootIsComplete: true,
-            },
-          ).catch((err: unknown) => {
+          copyGraph(source(from), pushTarget(to, from), root, {
+            limit,
+            signal: copySignal,
+            inflight: inflightFor(to),
+            onEvent,
+            holdRoot: true,
+            presentRootIsComplete: true,
+          }).catch((err: unknown) => {
             stop.abort(err);
             throw err;
           }),
@@ -299,9 +312,7 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
             a.i - b.i,
         );
       for (const { to, root, bytes } of held) {
-        await limit(() =>
-          registryRepository(client, to.registry, to.repository).push(root, Readable.from([bytes]), signal),
-        );
+        await limit(() => pushTarget(to).push(root, Readable.from([bytes]), signal));
         progress.bytes("push", bytes.length);
         stats.manifestsPushed++;
       }
@@ -500,6 +511,43 @@ function planTargets(index: ImageIndex, opts: ImportOptions) {
   return { images, referrerRoots: referrers };
 }
 
+/**
+ * Pre-flight (pipeline/preflight.ts): before the first push, every target repository and every
+ * kind of manifest is checked against the registry, and all problems are reported at once.
+ * `readManifest` (absent for a pipe) gives a root's manifest bytes, undefined when the bundle
+ * leaves it out.
+ */
+async function checkTargets(
+  client: RegistryClient,
+  images: PlannedImage[],
+  referrers: { repository: string; targetRef: Reference; descriptor: Descriptor }[],
+  limit: ReturnType<typeof pLimit>,
+  opts: ImportOptions,
+  readManifest?: (d: Descriptor, to?: Reference) => Promise<Buffer | undefined>,
+): Promise<void> {
+  const roots = [
+    ...images.map((i) => ({ item: i.source, to: i.targetRef, desc: i.descriptor })),
+    ...referrers.map((r) => ({
+      item: `referrer ${r.descriptor.digest} of ${r.repository}`,
+      to: r.targetRef,
+      desc: r.descriptor,
+    })),
+  ];
+  let kinds: ManifestKind[] = [];
+  if (readManifest) {
+    const read = await Promise.all(
+      roots.map(async (r) => ({ ...r, bytes: await readManifest(r.desc, r.to) })),
+    );
+    const present = read.filter((r): r is typeof r & { bytes: Buffer } => r.bytes !== undefined);
+    const cache = new Map(present.map((p) => [p.desc.digest, p.bytes]));
+    kinds = await manifestKinds(present, async (d) => cache.get(d.digest) ?? (await readManifest(d)));
+  }
+  await preflight(client, preflightTargets(roots), kinds, limit, {
+    createRepositories: Boolean(opts.createRepositories),
+    signal: opts.signal,
+  });
+}
+
 function importStats(
   client: RegistryClient,
   own: { blobsSkipped: number; manifestsPushed: number; uploadsRestarted: number },
@@ -609,6 +657,14 @@ async function streamingImport(
               signal,
             );
             if (opts.dryRun) break;
+            // from a pipe the manifests are not read yet: repositories only
+            await checkTargets(
+              client,
+              plan.own.images,
+              plan.own.referrerRoots,
+              pLimit(opts.concurrency ?? 8),
+              opts,
+            );
             progress.phase("pushing", expectedBytes(plan.inventory, plan.selection, opts));
           }
           continue;

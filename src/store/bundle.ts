@@ -1,4 +1,4 @@
-import type { Readable } from "node:stream";
+import { Readable } from "node:stream";
 import type { BundleReader } from "../bundle/archive/reader.js";
 import { IntegrityError, NotFoundError } from "../errors.js";
 import {
@@ -9,10 +9,10 @@ import {
   type ImageIndex,
 } from "../oci/descriptor.js";
 import { markVerified, VerifyingStream } from "../oci/digest.js";
-import { isManifestLike } from "../oci/mediatypes.js";
+import { isManifestLike, MAX_MANIFEST_BYTES } from "../oci/mediatypes.js";
 import { ANNOTATION_REPOSITORY, ANNOTATION_SUBJECT } from "./layout.js";
 import type { ReadOnlyStore } from "./store.js";
-import { CountingStream } from "./streams.js";
+import { CountingStream, readBounded } from "./streams.js";
 
 /**
  * A bundle (directory, tar or split parts) read through random access, as a read-only store.
@@ -43,7 +43,44 @@ export class BundleArchive {
     return this.files.get(`blobs/sha256/${digestHex(desc.digest)}`) === desc.size;
   }
 
+  /** Manifests read ahead of the copy (the import's pre-flight), verified; fetches serve these. */
+  private readonly readAhead = new Map<string, Buffer>();
+  private readAheadBytes = 0;
+
+  /**
+   * A manifest's bytes, verified, read from the bundle once: kept (up to 32 MiB in all) so the
+   * copy that follows does not read it again.
+   */
+  async readManifest(desc: Descriptor): Promise<Buffer> {
+    const kept = this.readAhead.get(desc.digest);
+    if (kept) return kept;
+    let reading = this.reading.get(desc.digest);
+    if (!reading) {
+      reading = (async () =>
+        readBounded(await this.fetch(desc), MAX_MANIFEST_BYTES, `blobs/sha256/${digestHex(desc.digest)}`))();
+      this.reading.set(desc.digest, reading);
+    }
+    try {
+      const bytes = await reading;
+      if (!this.readAhead.has(desc.digest) && this.readAheadBytes + bytes.length <= 32 * 1024 * 1024) {
+        this.readAhead.set(desc.digest, bytes);
+        this.readAheadBytes += bytes.length;
+      }
+      return bytes;
+    } finally {
+      this.reading.delete(desc.digest);
+    }
+  }
+
+  private readonly reading = new Map<string, Promise<Buffer>>();
+
   async fetch(desc: Descriptor): Promise<Readable> {
+    const kept = this.readAhead.get(desc.digest);
+    if (kept && kept.length === desc.size) {
+      const stream = Readable.from([kept]);
+      markVerified(stream, desc.digest, desc.size);
+      return stream;
+    }
     if (!(await this.has(desc))) {
       const path = `blobs/sha256/${digestHex(desc.digest)}`;
       const size = this.files?.get(path);

@@ -6,7 +6,7 @@
 import { pipeline, Readable } from "node:stream";
 import { IntegrityError, RemoteError, UsageError } from "../errors.js";
 import { assertDigest, type Descriptor, digestHex, manifestMediaType } from "../oci/descriptor.js";
-import { isVerifiedFor, markVerified, sha256Digest, VerifyingStream } from "../oci/digest.js";
+import { markVerified, sha256Digest, VerifyingStream } from "../oci/digest.js";
 import {
   isIndex,
   isManifestLike,
@@ -18,6 +18,7 @@ import { pullScope, pushScope } from "../oci/registry/auth.js";
 import type { ManifestCache, RegistryClient, RegistryStats } from "../oci/registry/client.js";
 import { RegistryError } from "../oci/registry/errors.js";
 import { header, type RegistryHost, type SendResult } from "../oci/registry/host.js";
+import { lessonsOf, type Refill, type UploadContext, uploadBlob } from "./registry-upload.js";
 import type { Store } from "./store.js";
 
 export interface RegistryStoreContext {
@@ -26,6 +27,8 @@ export interface RegistryStoreContext {
   manifests: ManifestCache;
   chunkThreshold: number;
   chunkSize: number;
+  /** Opens a blob again when the registry refused the form it was sent in, or lost it (see registry-upload.ts). */
+  refill?: Refill | undefined;
 }
 
 const DIGEST_REF = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
@@ -56,71 +59,6 @@ async function readLimited(body: Readable, limit: number, onExceed: () => Error)
     chunks.push(b);
   }
   return Buffer.concat(chunks, n);
-}
-
-/** Split one stream into consecutive sub-streams of exact sizes, without buffering more than one chunk of the source. */
-class ChunkReader {
-  private readonly it: AsyncIterator<Buffer>;
-  private leftover: Buffer | undefined;
-
-  constructor(
-    source: Readable,
-    private readonly label: string,
-    private readonly digest: string,
-  ) {
-    this.it = source[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-  }
-
-  take(n: number): Readable {
-    const self = this;
-    return Readable.from(
-      (async function* () {
-        let remaining = n;
-        while (remaining > 0) {
-          let buf = self.leftover;
-          self.leftover = undefined;
-          if (!buf) {
-            const r = await self.it.next();
-            if (r.done) {
-              throw new IntegrityError(
-                "SIZE_MISMATCH",
-                `${self.label}: the content ended before its declared size`,
-                self.digest,
-              );
-            }
-            buf = r.value;
-          }
-          if (buf.length > remaining) {
-            self.leftover = buf.subarray(remaining);
-            yield buf.subarray(0, remaining);
-            remaining = 0;
-          } else {
-            remaining -= buf.length;
-            yield buf;
-          }
-        }
-      })(),
-      { objectMode: false },
-    );
-  }
-
-  /** Wait for the end of the source (where size and digest are checked). */
-  async finish(): Promise<void> {
-    if (this.leftover && this.leftover.length > 0) {
-      throw new IntegrityError(
-        "SIZE_MISMATCH",
-        `${this.label}: more bytes than its declared size`,
-        this.digest,
-      );
-    }
-    const r = await this.it.next();
-    if (!r.done)
-      throw new IntegrityError(
-        "SIZE_MISMATCH",
-        `${this.label}: more bytes than its declared size`,
-        this.digest,
-      );
-  }
 }
 
 export class RegistryStore implements Store {
@@ -262,8 +200,11 @@ export class RegistryStore implements Store {
   async exists(desc: Descriptor, signal?: AbortSignal): Promise<boolean> {
     assertDigest(desc.digest);
     const manifest = isManifestLike(desc.mediaType);
+    // A host whose blob HEAD was caught answering 200 for a blob it lacks is asked with GET (only
+    // the status is read).
+    const byGet = !manifest && lessonsOf(this.host).headUnreliable;
     const res = await this.host.send({
-      method: "HEAD",
+      method: byGet ? "GET" : "HEAD",
       url: manifest ? this.path("manifests", desc.digest) : this.path("blobs", desc.digest),
       ...(manifest ? { headers: { accept: MANIFEST_ACCEPT } } : {}),
       scopes: [pullScope(this.repository)],
@@ -271,7 +212,11 @@ export class RegistryStore implements Store {
       signal,
       ok: notFound,
     });
-    await res.body.dump().catch(() => undefined);
+    if (byGet) {
+      // only the status matters: stop the download (the abort it reports is expected)
+      res.body.on("error", () => undefined);
+      res.body.destroy();
+    } else await res.body.dump().catch(() => undefined);
     if (res.status === 404) {
       if (!manifest) this.host.noteAbsent(this.repository, desc.digest);
       return false;
@@ -444,15 +389,30 @@ export class RegistryStore implements Store {
     if (got !== desc.digest)
       throw new IntegrityError("DIGEST_MISMATCH", `${label}: content has digest ${got}`, desc.digest);
 
-    const res = await this.host.send({
-      method: "PUT",
-      url: this.path("manifests", desc.digest),
-      headers: { "content-type": desc.mediaType },
-      body: bytes,
-      scopes: [pushScope(this.repository)],
-      ctx: this.ctx(`manifest ${desc.digest}`),
-      signal,
-    });
+    const put = () =>
+      this.host.send({
+        method: "PUT",
+        url: this.path("manifests", desc.digest),
+        headers: { "content-type": desc.mediaType },
+        body: bytes,
+        scopes: [pushScope(this.repository)],
+        ctx: this.ctx(`manifest ${desc.digest}`),
+        signal,
+      });
+    let res: SendResult;
+    try {
+      res = await put();
+    } catch (err) {
+      // A blob HEAD that said "present" for a blob this repository lacks (Artifactory) shows here:
+      // upload the blobs the registry names, then try once more.
+      const missing = this.c.refill ? blobsUnknownTo(err, bytes) : [];
+      if (missing.length === 0) throw err;
+      lessonsOf(this.host).headUnreliable = true;
+      for (const d of missing) {
+        await uploadBlob(this.uploadContext(), d, await this.c.refill!(d, signal), signal);
+      }
+      res = await put();
+    }
     await res.body.dump().catch(() => undefined);
     this.c.manifests.set(desc.digest, bytes);
 
@@ -521,189 +481,26 @@ export class RegistryStore implements Store {
     });
   }
 
-  private uploadUrl(res: SendResult, what: string): string {
-    const loc = header(res.headers, "location");
-    if (!loc) {
-      throw new RegistryError(
-        `${this.label}: the registry started an upload of ${what} without a Location header`,
-        { ...this.ctx(what), method: "POST", url: res.url },
-        res.status,
-      );
-    }
-    return new URL(loc, res.url).toString();
-  }
-
   private async pushBlob(desc: Descriptor, content: Readable, signal?: AbortSignal): Promise<void> {
-    const what = `blob ${desc.digest}`;
-    const scopes = [pushScope(this.repository)];
     // A caller that just found the blob missing (copyGraph, import) is not asked again.
     if (!this.host.takeAbsent(this.repository, desc.digest) && (await this.exists(desc, signal))) {
       content.destroy();
       return;
     }
-
-    let location: string | undefined;
-    const candidates = [...(this.host.blobRepos.get(desc.digest) ?? [])].filter((r) => r !== this.repository);
-    for (const from of candidates.slice(0, 3)) {
-      const q = new URLSearchParams({ mount: desc.digest, from });
-      let res: SendResult;
-      try {
-        res = await this.host.send({
-          method: "POST",
-          url: `${this.path("uploads")}?${q.toString()}`,
-          headers: { "content-length": "0" },
-          scopes: [...scopes, pullScope(from)],
-          ctx: this.ctx(`${what} (mount from ${from})`),
-          signal,
-          ok: (s) => s === 201 || s === 202,
-        });
-      } catch (err) {
-        // Refused outright (no pull on `from`, or no mount support) instead of the 202 the spec
-        // asks for: the content is uploaded instead; a real lack of push fails that upload clearly.
-        if (err instanceof RemoteError && [401, 403, 404, 405].includes(err.status ?? 0)) continue;
-        throw err;
-      }
-      await res.body.dump().catch(() => undefined);
-      if (res.status === 201) {
-        content.destroy();
-        this.c.stats.blobsMounted++;
-        this.host.noteBlob(desc.digest, this.repository);
-        return;
-      }
-      location = this.uploadUrl(res, what);
-      break;
-    }
-
-    if (!location) {
-      const res = await this.host.send({
-        method: "POST",
-        url: this.path("uploads"),
-        headers: { "content-length": "0" },
-        scopes,
-        ctx: this.ctx(what),
-        signal,
-        ok: (s) => s === 202,
-      });
-      await res.body.dump().catch(() => undefined);
-      location = this.uploadUrl(res, what);
-    }
-
-    // A stream already bound to this digest (a verified fetch) is not hashed a second time.
-    let verifier: Readable;
-    if (isVerifiedFor(content, desc)) {
-      verifier = content;
-    } else {
-      const verifying = new VerifyingStream(
-        desc.digest,
-        desc.size,
-        `${what} for ${this.registry}/${this.repository}`,
-      );
-      verifier = verifying;
-      pipeline(content, verifying, () => {
-        // failures surface through `verifier`, which is the request body
-      });
-    }
-    try {
-      if (desc.size <= this.c.chunkThreshold) {
-        await this.putMonolithic(desc, verifier, location, signal);
-      } else {
-        await this.putChunked(desc, verifier, location, signal);
-      }
-    } catch (err) {
-      verifier.destroy();
-      content.destroy();
-      // Leave no half-written upload behind; the registry would expire it anyway.
-      await this.host
-        .send({
-          method: "DELETE",
-          url: location,
-          scopes,
-          ctx: this.ctx(what),
-          ok: () => true,
-        })
-        .then((r) => r.body.dump())
-        .catch(() => undefined);
-      throw err;
-    }
-    this.c.stats.blobsUploaded++;
-    this.c.stats.bytesUploaded += desc.size;
-    this.host.noteBlob(desc.digest, this.repository);
+    await uploadBlob(this.uploadContext(), desc, content, signal);
   }
 
-  private withDigest(location: string, digest: string): string {
-    const u = new URL(location);
-    u.searchParams.set("digest", digest);
-    return u.toString();
-  }
-
-  private async putMonolithic(
-    desc: Descriptor,
-    body: Readable,
-    location: string,
-    signal?: AbortSignal,
-  ): Promise<void> {
-    const what = `blob ${desc.digest}`;
-    let payload: Readable | Buffer = body;
-    if (desc.size === 0) {
-      // An empty body still has to pass verification before anything is committed.
-      payload = await readLimited(
-        body,
-        0,
-        () => new IntegrityError("SIZE_MISMATCH", `${what}: expected 0 bytes`, desc.digest),
-      );
-    }
-    const res = await this.host.send({
-      method: "PUT",
-      url: this.withDigest(location, desc.digest),
-      headers: { "content-type": "application/octet-stream", "content-length": String(desc.size) },
-      body: payload,
-      scopes: [pushScope(this.repository)],
-      ctx: this.ctx(what),
-      signal,
-    });
-    await res.body.dump().catch(() => undefined);
-  }
-
-  private async putChunked(
-    desc: Descriptor,
-    body: Readable,
-    location: string,
-    signal?: AbortSignal,
-  ): Promise<void> {
-    const what = `blob ${desc.digest}`;
-    const reader = new ChunkReader(body, `${what} for ${this.registry}/${this.repository}`, desc.digest);
-    let loc = location;
-    let offset = 0;
-    while (offset < desc.size) {
-      const n = Math.min(this.c.chunkSize, desc.size - offset);
-      const res = await this.host.send({
-        method: "PATCH",
-        url: loc,
-        headers: {
-          "content-type": "application/octet-stream",
-          "content-length": String(n),
-          "content-range": `${offset}-${offset + n - 1}`,
-        },
-        body: reader.take(n),
-        scopes: [pushScope(this.repository)],
-        ctx: this.ctx(`${what} (chunk at ${offset})`),
-        signal,
-        ok: (s) => s === 202 || s === 204,
-      });
-      await res.body.dump().catch(() => undefined);
-      loc = this.uploadUrl(res, what);
-      offset += n;
-    }
-    await reader.finish();
-    const res = await this.host.send({
-      method: "PUT",
-      url: this.withDigest(loc, desc.digest),
-      headers: { "content-length": "0" },
-      scopes: [pushScope(this.repository)],
-      ctx: this.ctx(what),
-      signal,
-    });
-    await res.body.dump().catch(() => undefined);
+  private uploadContext(): UploadContext {
+    return {
+      host: this.host,
+      registry: this.registry,
+      repository: this.repository,
+      label: this.label,
+      stats: this.c.stats,
+      chunkThreshold: this.c.chunkThreshold,
+      chunkSize: this.c.chunkSize,
+      refill: this.c.refill,
+    };
   }
 
   async tag(desc: Descriptor, tag: string, signal?: AbortSignal): Promise<void> {
@@ -779,11 +576,44 @@ export function nextLink(link: string | undefined, base: string): string | undef
   return undefined;
 }
 
+/**
+ * The blobs of a manifest that a MANIFEST_BLOB_UNKNOWN refusal of it names (all its blobs when the
+ * registry names none it holds); [] for any other error.
+ */
+function blobsUnknownTo(err: unknown, manifestBytes: Buffer): Descriptor[] {
+  if (!(err instanceof RegistryError)) return [];
+  const unknown = err.errors.filter((e) => e.code === "MANIFEST_BLOB_UNKNOWN" || e.code === "BLOB_UNKNOWN");
+  if (unknown.length === 0) return [];
+  let parsed: { config?: Descriptor; layers?: Descriptor[] };
+  try {
+    parsed = JSON.parse(manifestBytes.toString("utf8")) as typeof parsed;
+  } catch {
+    return [];
+  }
+  const blobs = [parsed.config, ...(Array.isArray(parsed.layers) ? parsed.layers : [])].filter(
+    (d): d is Descriptor =>
+      !!d && typeof d.digest === "string" && typeof d.size === "number" && typeof d.mediaType === "string",
+  );
+  const named = new Set(
+    unknown.flatMap((e) => {
+      const d = e.detail as unknown;
+      if (typeof d === "string") return [d];
+      if (d && typeof d === "object" && typeof (d as { digest?: unknown }).digest === "string")
+        return [(d as { digest: string }).digest];
+      return [];
+    }),
+  );
+  const picked = blobs.filter((d) => named.has(d.digest));
+  const chosen = picked.length > 0 ? picked : blobs;
+  return [...new Map(chosen.map((d) => [d.digest, d])).values()];
+}
+
 /** A store for one repository of one registry, e.g. `registryRepository(client, "127.0.0.1:5000", "test/app")`. */
 export function registryRepository(
   client: RegistryClient,
   registry: string,
   repository: string,
+  options: { refill?: Refill } = {},
 ): RegistryStore {
   return new RegistryStore(
     {
@@ -792,6 +622,7 @@ export function registryRepository(
       manifests: client.manifests,
       chunkThreshold: client.chunkThreshold,
       chunkSize: client.chunkSize,
+      refill: options.refill,
     },
     repository,
   );

@@ -264,3 +264,37 @@ describe("HostAuth token cache", () => {
     expect(await auth.onUnauthorized('Basic realm="x"', "Basic abc")).toBe(false);
   });
 });
+
+describe("a token service that takes one scope per request", () => {
+  it("after a refused multi-scope request, every token is asked for the request's own scope alone", async () => {
+    const { HostAuth, pullScope, pushScope } = await import("../../src/oci/registry/auth.js");
+    const asked: string[][] = [];
+    const auth = new HostAuth(
+      "reg.example",
+      async () => ({ credential: undefined, source: undefined, searched: ["test"] }),
+      async (_method, url) => {
+        const scopes = new URL(url).searchParams.getAll("scope");
+        asked.push(scopes);
+        if (scopes.length > 1) return { status: 400, headers: {}, text: '{"errors":[{"code":"DENIED"}]}' };
+        return {
+          status: 200,
+          headers: {},
+          text: JSON.stringify({ token: `t-${scopes[0]}`, expires_in: 300 }),
+        };
+      },
+      "test-agent",
+    );
+    await auth.onUnauthorized('Bearer realm="https://auth.example/token",service="reg"', undefined);
+    // a mount: push on b, pull on a; two concurrent requests both land on one scope
+    const [h1, h2] = await Promise.all([
+      auth.header([pushScope("b"), pullScope("a")]),
+      auth.header([pushScope("c"), pullScope("a")]),
+    ]);
+    expect(h1).toBe("Bearer t-repository:b:pull,push");
+    expect(h2).toBe("Bearer t-repository:c:pull,push");
+    // once learnt, no request names two scopes
+    const before = asked.length;
+    expect(await auth.header([pushScope("d"), pullScope("a")])).toBe("Bearer t-repository:d:pull,push");
+    expect(asked.slice(before)).toEqual([["repository:d:pull,push"]]);
+  });
+});

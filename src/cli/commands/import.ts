@@ -18,6 +18,7 @@ export interface ImportFlags {
   requireSignature?: boolean;
   keepSourceRegistry?: boolean;
   flatten?: boolean;
+  createRepositories?: boolean;
   caFile: string[];
   cert?: string;
   certKey?: string;
@@ -84,6 +85,7 @@ export async function runImport(input: string, flags: ImportFlags): Promise<void
       prefix: target.prefix,
       keepSourceRegistry: flags.keepSourceRegistry,
       flatten: flags.flatten,
+      createRepositories: flags.createRepositories,
       mappings: importConfig?.mappings,
       registries,
       caFiles: flags.caFile,

@@ -192,20 +192,42 @@ export class HostAuth {
       return `Basic ${Buffer.from(`${credential.username}:${credential.password ?? ""}`).toString("base64")}`;
     }
     if (ch.scheme === "bearer") {
-      const merged = mergeScopes(ch.params.scope ? [...scopes, ...ch.params.scope.split(" ")] : scopes);
-      const key = merged.join(" ");
-      const cached = this.tokens.get(key);
-      if (cached && cached.expiresAt > Date.now() + 5_000) return cached.header;
-      let p = this.inflight.get(key);
-      if (!p) {
-        p = this.fetchToken(ch, merged, signal).finally(() => this.inflight.delete(key));
-        this.inflight.set(key, p);
+      const all = mergeScopes(ch.params.scope ? [...scopes, ...ch.params.scope.split(" ")] : scopes);
+      const asked = this.oneScopePerRequest ? this.firstScope(scopes, ch) : all;
+      try {
+        return await this.token(ch, asked, signal);
+      } catch (err) {
+        // Some token services refuse a request naming several scopes (they were written for one);
+        // the request's own scope alone still serves everything but a cross-repository mount.
+        const status = (err as { status?: unknown }).status;
+        if (asked.length < 2 || !(status === 400 || status === 401 || status === 403)) throw err;
+        this.oneScopePerRequest = true;
+        return await this.token(ch, this.firstScope(scopes, ch), signal);
       }
-      const tok = await p;
-      this.tokens.set(key, tok);
-      return tok.header;
     }
     return undefined;
+  }
+
+  /** The token service refused a request with several scopes: ask for one at a time. */
+  private oneScopePerRequest = false;
+
+  private firstScope(scopes: string[], ch: Challenge): string[] {
+    const first = scopes[0] ?? ch.params.scope?.split(" ")[0];
+    return first ? mergeScopes([first]) : [];
+  }
+
+  private async token(ch: Challenge, scopes: string[], signal?: AbortSignal): Promise<string> {
+    const key = scopes.join(" ");
+    const cached = this.tokens.get(key);
+    if (cached && cached.expiresAt > Date.now() + 5_000) return cached.header;
+    let p = this.inflight.get(key);
+    if (!p) {
+      p = this.fetchToken(ch, scopes, signal).finally(() => this.inflight.delete(key));
+      this.inflight.set(key, p);
+    }
+    const tok = await p;
+    this.tokens.set(key, tok);
+    return tok.header;
   }
 
   /**
