@@ -222,6 +222,8 @@ describe("bundles in S3 (Ceph RGW)", () => {
           keys.pub,
           "--shard",
           spec,
+          "--out",
+          join(work, `out-shard-${spec.replace("/", "-")}`),
           "--json",
         ],
         { env: s3Env() },
