@@ -19,7 +19,7 @@ import { writeBundleConfig } from "./import-helpers.js";
 const MiB = 1024 * 1024;
 const layerMiB = Number(process.env.AIRGAP_TEST_S3_RSS_MIB ?? 64);
 /** Peak RSS allowed for either command, whatever the bundle's size. */
-const RSS_LIMIT_MIB = 350;
+const RSS_LIMIT_MIB = 200;
 const target = plainTarget();
 const ns = uniqueRepo("s3-rss");
 const bucket = `airgap-rss-${process.pid}-${Date.now().toString(36)}`;

@@ -25,15 +25,16 @@ describe("s3:// bundle names", () => {
     expect(place.sibling("s3://drop/b.tar.parts.json", "b.tar.part-0001")).toBe("s3://drop/b.tar.part-0001");
   });
 
-  it("uploads in 16 MiB parts, larger only where 10,000 parts would not hold the object; memory is 4 parts", () => {
-    expect(uploadPartSize(0)).toBe(16 * MiB);
-    expect(uploadPartSize(100 * 1024 * MiB)).toBe(16 * MiB);
+  it("uploads in 8 MiB parts, larger only where 9,000 parts would not hold the object; memory is 4 parts", () => {
+    expect(uploadPartSize(0)).toBe(8 * MiB);
+    expect(uploadPartSize(50 * 1024 * MiB)).toBe(8 * MiB);
+    expect(uploadPartSize(100 * 1024 * MiB)).toBe(12 * MiB);
     const fiveTiB = 5 * 1024 * 1024 * MiB;
     const part = uploadPartSize(fiveTiB);
     expect(Math.ceil(fiveTiB / part)).toBeLessThanOrEqual(10_000);
     expect(part % MiB).toBe(0);
     expect(uploadPartSize(0, 1 * MiB)).toBe(5 * MiB);
-    expect(UPLOAD_QUEUE * uploadPartSize(1024 * MiB)).toBe(64 * MiB);
+    expect(UPLOAD_QUEUE * uploadPartSize(1024 * MiB)).toBe(32 * MiB);
   });
 
   it("-o s3://… is always a tar: zstd by name or flag, split allowed", () => {

@@ -23,7 +23,7 @@ import {
 import { Upload } from "@aws-sdk/lib-storage";
 import { AirgapError, IntegrityError, RemoteError, UsageError } from "../../errors.js";
 import type { ArtifactRepositoryOptions } from "../../store/artifacts.js";
-import { DEFAULT_PART_SIZE, S3ArtifactRepository } from "../../store/s3.js";
+import { S3ArtifactRepository } from "../../store/s3.js";
 import type { RandomAccessSource, SourcePlace } from "./source.js";
 
 const MiB = 1024 * 1024;
@@ -34,7 +34,12 @@ const MiB = 1024 * 1024;
  */
 const WINDOW = 128 * 1024;
 /** Multipart uploads in flight per object: memory is UPLOAD_QUEUE × part size. */
-export const UPLOAD_QUEUE = 4;
+export const UPLOAD_QUEUE = 2;
+/**
+ * Part size of a bundle upload: half the artifact repository's, so that the parts in flight (and the
+ * one being filled) stay near 40 MiB beside what create itself holds; S3's floor is 5 MiB.
+ */
+export const BUNDLE_PART_SIZE = 8 * MiB;
 /** S3 allows 10,000 parts; part sizes grow past 16 MiB so an object of the expected size fits. */
 const MAX_PARTS = 9_000;
 /** Times a broken ranged read is resumed where it stopped before giving up. */
@@ -325,7 +330,7 @@ export function s3Place(opts?: ArtifactRepositoryOptions): S3Place {
 // ---------------------------------------------------------------- writing
 
 /** The part size for an object of about `expected` bytes: 16 MiB, or more so it fits in S3's part limit. */
-export function uploadPartSize(expected: number, configured = DEFAULT_PART_SIZE): number {
+export function uploadPartSize(expected: number, configured = BUNDLE_PART_SIZE): number {
   return Math.max(5 * MiB, configured, Math.ceil(expected / MAX_PARTS / MiB) * MiB);
 }
 
