@@ -25,6 +25,7 @@ import {
   uniqueRepo,
 } from "../helpers/fixtures.js";
 import {
+  ARTIFACTORY_PATH_PREFIX,
   type ProfileName,
   profile,
   type Quirks,
@@ -230,6 +231,61 @@ describe("bundle import through emulated registries", () => {
     // a second target on the same registry: every blob is known elsewhere, so every HEAD lies
     await expectImported(proxy, uniqueRepo("imp-art-b"), env());
     expect(proxy.counts.applied["lying-head"]).toBeGreaterThan(3);
+  });
+
+  it("artifactory under a path prefix: create pulls from it and import pushes into it, digest-identical; a re-import uploads nothing", async () => {
+    const proxy = await start(profile("artifactory-path"));
+    const importConfig = join(work, "import-artifactory-path.yaml");
+    writeFileSync(
+      importConfig,
+      `apiVersion: cinc-airgap/v1
+kind: Import
+registries:
+  - host: ${proxy.host}
+    plainHTTP: true
+    pathPrefix: ${ARTIFACTORY_PATH_PREFIX}/
+`,
+    );
+    // without the prefix the registry is not found at all
+    const lost = await importThrough(proxy, uniqueRepo("imp-art-path-lost"), env());
+    expect(lost.code, lost.stderr).not.toBe(0);
+    expect(proxy.counts.applied["unprefixed-404"]).toBeGreaterThanOrEqual(1);
+    const misses = proxy.counts.applied["unprefixed-404"];
+
+    const prefix = uniqueRepo("imp-art-path");
+    await expectImported(proxy, prefix, env(), ["--config", importConfig]);
+    expect(proxy.counts.applied["unprefixed-404"]).toBe(misses);
+    // upload sessions went on at the Location the registry gave, under the prefix
+    expect(proxy.counts.applied["location-prefixed"]).toBeGreaterThan(5);
+
+    // create reads the same images back through the prefix (tags, manifests, blobs, referrers)
+    const config = join(work, "bundle-artifactory-path.yaml");
+    writeFileSync(
+      config,
+      `apiVersion: cinc-airgap/v1
+kind: Bundle
+metadata: { name: quirks-path, version: 1.0.0 }
+platforms: [linux/amd64, linux/arm64]
+registries:
+  - host: ${proxy.host}
+    plainHTTP: true
+    pathPrefix: ${ARTIFACTORY_PATH_PREFIX}
+images:
+  - ref: ${proxy.host}/${prefix}/${ns}/single:1.0
+  - ref: ${proxy.host}/${prefix}/${ns}/multi:2
+  - ref: ${proxy.host}/${prefix}/${ns}/docker:v2s2
+`,
+    );
+    const pulled = join(work, "bundle-artifactory-path");
+    await createBundle(config, pulled, { key: keys.key, cache: mkdtempSync(join(work, "cache-path-")) });
+    const again = bundleRoots(pulled);
+    const images = [...roots].filter(([n]) => !n.includes("/charts/") && !n.includes("/profiles/"));
+    expect(images.length).toBeGreaterThanOrEqual(4);
+    for (const [name, root] of images) {
+      const found = [...again].find(([n]) => n.endsWith(name.slice(name.indexOf("/") + 1)));
+      expect(found?.[1].digest, name).toBe(root.digest);
+    }
+    expect(proxy.counts.applied["unprefixed-404"]).toBe(misses);
   });
 
   it("harbor: a missing project stops the import before any push; once created, it imports", async () => {
