@@ -282,7 +282,9 @@ export class RegistryHost {
         resolve(e);
       };
       const timer = setTimeout(() => done(), 3000);
-      sock.on("secureConnect", () => sock.write(`HEAD ${this.api("")} HTTP/1.1\r\nHost: ${url.host}\r\n\r\n`));
+      sock.on("secureConnect", () =>
+        sock.write(`HEAD ${this.api("")} HTTP/1.1\r\nHost: ${url.host}\r\n\r\n`),
+      );
       sock.on("data", () => done());
       sock.on("error", (e) => done(e));
       sock.on("close", () => done());
