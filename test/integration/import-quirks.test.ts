@@ -332,29 +332,80 @@ images:
     await expectImported(proxy, prefix, env());
   });
 
-  it("ecr, bundle on a pipe: the repositories are checked before the first push too", async () => {
+  it("--dry-run checks the repositories (Harbor project, ECR repositories), exits 2 with the list and writes nothing", async () => {
+    const harbor = profile("harbor");
+    const harborProxy = await start(harbor);
+    const project = uniqueRepo("imp-harbor-dry");
+    const cfg = mkdtempSync(join(work, "harbor-dry-"));
+    const auth = Buffer.from(`${harbor.projectAdmin!.user}:${harbor.projectAdmin!.password}`).toString(
+      "base64",
+    );
+    writeFileSync(join(cfg, "config.json"), JSON.stringify({ auths: { [harborProxy.host]: { auth } } }));
+    // even with the right and --create-repositories, a dry run creates no project
+    const dry = await importThrough(harborProxy, project, { ...env(), DOCKER_CONFIG: cfg }, [
+      "--dry-run",
+      "--create-repositories",
+    ]);
+    expect(dry.code, dry.stderr).toBe(2);
+    expect(dry.stderr).toContain(`Harbor project "${project}" does not exist`);
+    expect(dry.stderr).toMatch(/create the Harbor project/);
+    expect(harbor.projects!.has(project)).toBe(false);
+    expect(harborProxy.counts.applied["project-created"]).toBeUndefined();
+    expect(harborProxy.counts.writes).toBe(0);
+    expect(await reposUnder(project)).toEqual([]);
+
+    const ecr = profile("ecr");
+    const ecrProxy = await start(ecr);
+    const prefix = uniqueRepo("imp-ecr-dry");
+    const wanted = [...new Set([...roots.keys()].map((n) => targetOf(n, prefix).repo))];
+    const listed = await importThrough(ecrProxy, prefix, env(), ["--dry-run"]);
+    expect(listed.code, listed.stderr).toBe(2);
+    for (const repo of wanted) expect(listed.stderr).toContain(`/${repo} (`);
+    expect(listed.stderr).toContain("aws ecr create-repository");
+    expect(ecrProxy.counts.writes).toBe(0);
+    // once they exist the dry run passes; the pre-flight's upload sessions were cancelled, no content written
+    for (const repo of wanted) ecr.repositories!.add(repo);
+    const ok = await importThrough(ecrProxy, prefix, env(), ["--dry-run"]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(await reposUnder(prefix)).toEqual([]);
+    for (const [name] of roots) {
+      const { repo, tag } = targetOf(name, prefix);
+      const head = await request(`http://${upstream.host}/v2/${repo}/manifests/${tag}`, {
+        method: "HEAD",
+        dispatcher: agent,
+      });
+      await head.body.dump();
+      expect(head.statusCode, name).toBe(404);
+    }
+  });
+
+  it("ecr, bundle on a pipe: the repositories are checked before the first push too (and in a dry run)", async () => {
     const proxy = await start(profile("ecr"));
     const prefix = uniqueRepo("imp-ecr-pipe");
-    const r = await runCli(
-      [
-        "bundle",
-        "import",
-        "-",
-        "--registry",
-        `${proxy.host}/${prefix}`,
-        "--plain-http",
-        "--key",
-        keys.pub,
-        "--out",
-        mkdtempSync(join(work, "out-")),
-      ],
-      { env: { ...env(), COSIGN_PASSWORD: PASSWORD }, input: createReadStream(tarBundle) },
-    );
-    expect(r.code, r.stderr).toBe(2);
-    expect(r.stderr).toContain("nothing was pushed");
-    expect(r.stderr).toContain("aws ecr create-repository");
-    expect(await reposUnder(prefix)).toEqual([]);
-    expect(proxy.counts.applied["repository-missing"]).toBeGreaterThanOrEqual(5);
+    for (const extra of [["--dry-run"], []]) {
+      const r = await runCli(
+        [
+          "bundle",
+          "import",
+          "-",
+          "--registry",
+          `${proxy.host}/${prefix}`,
+          "--plain-http",
+          "--key",
+          keys.pub,
+          "--out",
+          mkdtempSync(join(work, "out-")),
+          ...extra,
+        ],
+        { env: { ...env(), COSIGN_PASSWORD: PASSWORD }, input: createReadStream(tarBundle) },
+      );
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain("nothing was pushed");
+      expect(r.stderr).toContain("aws ecr create-repository");
+      expect(await reposUnder(prefix)).toEqual([]);
+      expect(proxy.counts.writes).toBe(0);
+    }
+    expect(proxy.counts.applied["repository-missing"]).toBeGreaterThanOrEqual(10);
   });
 
   it("gitlab: paths deeper than allowed stop the import with the limit; a shorter prefix imports", async () => {
