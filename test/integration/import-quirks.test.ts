@@ -7,7 +7,7 @@
  * real registry, not through the proxy), or the import stops before any push with every problem
  * and its fix (and the registry holds nothing of it); a re-import uploads nothing.
  */
-import { createReadStream, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { createReadStream, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent, request } from "undici";
@@ -257,6 +257,13 @@ registries:
     expect(proxy.counts.applied["unprefixed-404"]).toBe(misses);
     // upload sessions went on at the Location the registry gave, under the prefix
     expect(proxy.counts.applied["location-prefixed"]).toBeGreaterThan(5);
+    // containerd on the nodes is pointed at the API root under the prefix
+    const out = mkdtempSync(join(work, "out-path-"));
+    const written = await importThrough(proxy, prefix, env(), ["--config", importConfig, "--out", out]);
+    expect(written.code, written.stderr).toBe(0);
+    expect(readFileSync(join(out, "certs.d", upstream.host, "hosts.toml"), "utf8")).toContain(
+      `[host."http://${proxy.host}${ARTIFACTORY_PATH_PREFIX}/v2/${prefix}"]`,
+    );
 
     // create reads the same images back through the prefix (tags, manifests, blobs, referrers)
     const config = join(work, "bundle-artifactory-path.yaml");
