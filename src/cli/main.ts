@@ -118,7 +118,10 @@ export function buildProgram(): Command {
       "airgap-out",
     )
     .option("--concurrency <n>", "parallel transfers", parsePositiveInt)
-    .option("--dry-run", "list what would be pushed where and what already exists; push nothing")
+    .option(
+      "--dry-run",
+      "list what would be pushed where and what already exists, and check that every target repository may be written (missing projects/repositories, paths too deep; exit 2 with the list); push nothing",
+    )
     .option(
       "--verify-all",
       "hash the whole bundle before pushing anything (default: each blob is verified as it uploads, blobs the registry has are not read)",

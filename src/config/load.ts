@@ -145,6 +145,7 @@ function normalizeRegistries(
     if (r.ca !== undefined) out.ca = path.resolve(dir, r.ca);
     if (r.cert !== undefined) out.cert = path.resolve(dir, r.cert);
     if (r.key !== undefined) out.key = path.resolve(dir, r.key);
+    if (r.pathPrefix !== undefined) out.pathPrefix = r.pathPrefix.replace(/\/$/, "");
     return out;
   });
 }

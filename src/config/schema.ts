@@ -63,6 +63,13 @@ export const imageRef = z
   })
   .describe("Image reference, e.g. docker.io/cincproject/auditor:6.8.24 or ghcr.io/org/x@sha256:<hex>");
 
+/**
+ * A URL path before `/v2/`: segments of plain characters, no empty, `.` or `..` segment, no query,
+ * fragment or percent escape (an escaped `..` would be decoded by the server); one trailing slash is
+ * tolerated and dropped.
+ */
+const PATH_PREFIX = /^(?:\/(?!\.{1,2}(?:\/|$))[A-Za-z0-9._~!$&'()*+,;=:@-]+)+\/?$/;
+
 /** Connection settings for one registry; credentials deliberately have no place here. */
 export const registrySchema = z
   .strictObject({
@@ -75,6 +82,16 @@ export const registrySchema = z
     key: nonEmpty("key").describe("Client private key (PEM) for mutual TLS").optional(),
     insecure: z.boolean().describe("Skip TLS certificate verification for this host only").optional(),
     plainHTTP: z.boolean().describe("Use http:// instead of https:// for this host only").optional(),
+    pathPrefix: z
+      .string()
+      .regex(PATH_PREFIX, {
+        error:
+          "expected an absolute URL path without query, fragment, percent escapes or '.'/'..' segments, e.g. /artifactory/api/docker/docker-local",
+      })
+      .describe(
+        "URL path the registry API is served under, before /v2/ (Artifactory repository-path access, a reverse proxy at a sub-path), e.g. /artifactory/api/docker/docker-local",
+      )
+      .optional(),
   })
   .describe(
     "Connection settings per registry host. Credentials come from docker config.json / containers auth.json, never from here.",

@@ -16,6 +16,8 @@ export interface RegistryConfig {
   key?: string;
   insecure: boolean;
   plainHTTP: boolean;
+  /** URL path the registry API lives under, before `/v2/`, without trailing slash (e.g. Artifactory's /artifactory/api/docker/REPO). */
+  pathPrefix?: string;
 }
 
 export interface VerifyRule {

@@ -51,6 +51,8 @@ export interface HostTlsConfig {
   insecure?: boolean;
   /** Speak http:// to this host only. */
   plainHTTP?: boolean;
+  /** URL path a registry's API lives under, before `/v2/` (no trailing slash). */
+  pathPrefix?: string;
 }
 
 export const DEFAULT_CERTS_DIRS = ["/etc/docker/certs.d", "/etc/containers/certs.d"];
@@ -73,6 +75,8 @@ export interface HostTrust {
   host: string;
   plainHTTP: boolean;
   insecure: boolean;
+  /** URL path a registry's API lives under, before `/v2/`; "" at the root. */
+  pathPrefix: string;
   /** Extra CA PEMs (beyond the machine's trust); empty when none. */
   extraCAs: string[];
   cert?: string;
@@ -193,6 +197,7 @@ export function loadHostTrust(host: string, opts: TrustOptions): HostTrust {
     host,
     plainHTTP: cfg?.plainHTTP === true,
     insecure: opts.insecure === true || cfg?.insecure === true,
+    pathPrefix: cfg?.pathPrefix ?? "",
     extraCAs,
     sources,
     files,

@@ -24,6 +24,8 @@ export interface ClusterConfigOptions extends ClusterManifestsOptions {
   plainHTTP: boolean;
   insecure: boolean;
   caFile?: string;
+  /** URL path the target registry's API lives under, before `/v2/` (its registries: entry). */
+  pathPrefix?: string | undefined;
 }
 
 /**
@@ -64,6 +66,7 @@ export async function writeClusterConfig(
     skipVerify: opts.insecure,
     prefix: opts.prefix,
     ...(opts.caFile ? { caFile: opts.caFile } : {}),
+    ...(opts.pathPrefix ? { pathPrefix: opts.pathPrefix } : {}),
   };
   const files = new Map<string, string>();
   files.set("images.json", renderImagesJson(images));

@@ -209,6 +209,7 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
         signal,
       );
       if (opts.dryRun) {
+        await checkTargets(client, images, referrerRoots, limit, opts);
         await Promise.all(
           images.map(async (img) => {
             const dst = registryRepository(client, img.targetRef.registry, img.targetRef.repository);
@@ -516,6 +517,10 @@ function planTargets(index: ImageIndex, opts: ImportOptions) {
  * kind of manifest is checked against the registry, and all problems are reported at once.
  * `readManifest` (absent for a pipe) gives a root's manifest bytes, undefined when the bundle
  * leaves it out.
+ *
+ * A dry run checks the repositories only (an upload session started and cancelled, no content) and
+ * creates nothing: the manifest-kind probe PUTs a manifest, which a conforming registry refuses
+ * (its blob is absent) but a lax one might store, and a dry run promises to write nothing.
  */
 async function checkTargets(
   client: RegistryClient,
@@ -534,7 +539,7 @@ async function checkTargets(
     })),
   ];
   let kinds: ManifestKind[] = [];
-  if (readManifest) {
+  if (readManifest && !opts.dryRun) {
     const read = await Promise.all(
       roots.map(async (r) => ({ ...r, bytes: await readManifest(r.desc, r.to) })),
     );
@@ -543,7 +548,7 @@ async function checkTargets(
     kinds = await manifestKinds(present, async (d) => cache.get(d.digest) ?? (await readManifest(d)));
   }
   await preflight(client, preflightTargets(roots), kinds, limit, {
-    createRepositories: Boolean(opts.createRepositories),
+    createRepositories: Boolean(opts.createRepositories) && !opts.dryRun,
     signal: opts.signal,
   });
 }
@@ -656,7 +661,6 @@ async function streamingImport(
               pLimit(opts.concurrency ?? 8),
               signal,
             );
-            if (opts.dryRun) break;
             // from a pipe the manifests are not read yet: repositories only
             await checkTargets(
               client,
@@ -665,6 +669,7 @@ async function streamingImport(
               pLimit(opts.concurrency ?? 8),
               opts,
             );
+            if (opts.dryRun) break;
             progress.phase("pushing", expectedBytes(plan.inventory, plan.selection, opts));
           }
           continue;

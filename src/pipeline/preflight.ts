@@ -201,14 +201,14 @@ async function explain(
 
 const baseChecks = new WeakMap<RegistryHost, Promise<RegistryError | undefined>>();
 
-/** The error of the registry's base endpoint (`/v2/`) when it refuses our credentials (once per host). */
+/** The error of the registry's base endpoint (`<prefix>/v2/`) when it refuses our credentials (once per host). */
 function baseAuthFailure(host: RegistryHost, signal?: AbortSignal): Promise<RegistryError | undefined> {
   let p = baseChecks.get(host);
   if (!p) {
     p = host
       .send({
         method: "GET",
-        url: "/v2/",
+        url: host.api(""),
         scopes: [],
         ctx: { registry: host.registry, subject: "base endpoint" },
         signal,
@@ -317,7 +317,7 @@ async function typeRefused(
       };
   const bytes = Buffer.from(JSON.stringify(body));
   const digest = sha256Digest(bytes);
-  const url = `/v2/${t.repository}/manifests/${digest}`;
+  const url = `${host.api(t.repository)}/manifests/${digest}`;
   let res: Awaited<ReturnType<RegistryHost["send"]>>;
   try {
     res = await host.send({

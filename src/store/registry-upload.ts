@@ -159,7 +159,7 @@ async function tryMount(
     try {
       res = await c.host.send({
         method: "POST",
-        url: `/v2/${c.repository}/blobs/uploads/?${q.toString()}`,
+        url: `${c.host.api(c.repository)}/blobs/uploads/?${q.toString()}`,
         headers: { "content-length": "0" },
         scopes: [pushScope(c.repository), pullScope(from)],
         ctx: ctxOf(c, `${what} (mount from ${from})`),
@@ -187,7 +187,7 @@ async function tryMount(
 async function startUpload(c: UploadContext, what: string, signal: AbortSignal | undefined): Promise<string> {
   const res = await c.host.send({
     method: "POST",
-    url: `/v2/${c.repository}/blobs/uploads/`,
+    url: `${c.host.api(c.repository)}/blobs/uploads/`,
     headers: { "content-length": "0" },
     scopes: [pushScope(c.repository)],
     ctx: ctxOf(c, what),
@@ -394,7 +394,7 @@ export async function probeWritable(
   try {
     res = await c.host.send({
       method: "POST",
-      url: `/v2/${c.repository}/blobs/uploads/`,
+      url: `${c.host.api(c.repository)}/blobs/uploads/`,
       headers: { "content-length": "0" },
       scopes: [pushScope(c.repository)],
       ctx: ctxOf(c, what),

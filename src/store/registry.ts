@@ -78,7 +78,7 @@ export class RegistryStore implements Store {
   }
 
   private path(kind: "manifests" | "blobs" | "tags" | "referrers" | "uploads", ref = ""): string {
-    const base = `/v2/${this.repository}`;
+    const base = this.host.api(this.repository);
     switch (kind) {
       case "manifests":
         return `${base}/manifests/${encodeURIComponent(ref)}`.replace(/%3A/g, ":");

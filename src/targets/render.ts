@@ -27,6 +27,8 @@ export interface MirrorOptions {
   skipVerify?: boolean;
   /** Preferred path under the target registry when images of one source host disagree (see containerdMirrorPlan). */
   prefix?: string;
+  /** URL path the target registry's API lives under, before `/v2/` (Artifactory repository path). */
+  pathPrefix?: string;
 }
 
 const bySource = (a: ImportedImage, b: ImportedImage) => compare(a.source, b.source);
@@ -138,8 +140,11 @@ export function renderContainerdHosts(
   for (const plan of containerdMirrorPlan(images, opts)) {
     // Nothing of this host fits a mirror: writing one would send its pulls to the wrong repositories.
     if (plan.path === undefined) continue;
-    const hostUrl = plan.path
-      ? `${scheme}://${targetRegistry}/v2/${plan.path}`
+    // Under a path prefix the host URL names the API root itself: override_path even at the root.
+    const apiRoot = opts.pathPrefix ? `${opts.pathPrefix}/v2` : "/v2";
+    const overridePath = Boolean(plan.path || opts.pathPrefix);
+    const hostUrl = overridePath
+      ? `${scheme}://${targetRegistry}${apiRoot}${plan.path ? `/${plan.path}` : ""}`
       : `${scheme}://${targetRegistry}`;
     const lines = [
       `# ${plan.sourceHost}: pull from ${targetRegistry}${plan.path ? `/${plan.path}` : ""} (written by airgap bundle import)`,
@@ -148,7 +153,7 @@ export function renderContainerdHosts(
       `[host.${toml(hostUrl)}]`,
       `  capabilities = ["pull", "resolve"]`,
     ];
-    if (plan.path) lines.push("  override_path = true");
+    if (overridePath) lines.push("  override_path = true");
     if (opts.caFile) lines.push(`  ca = ${toml(opts.caFile)}`);
     if (opts.skipVerify) lines.push("  skip_verify = true");
     if (plan.uncovered.length > 0) {
@@ -185,6 +190,13 @@ export function renderRegistriesConf(
     "# Imported images under their original names (written by airgap bundle import).",
     "# Install as /etc/containers/registries.conf.d/50-airgap.conf",
   ];
+  if (opts.pathPrefix) {
+    lines.push(
+      `# ${targetRegistry} serves its API under ${opts.pathPrefix}/v2/, which registries.conf cannot express:`,
+      "# these locations work only where the registry also answers at /v2/ (e.g. Artifactory's repository-path",
+      "# method through its reverse proxy); otherwise use the containerd hosts.toml files.",
+    );
+  }
   for (const [prefix, location] of [...byRepository].sort((a, b) => compare(a[0], b[0]))) {
     lines.push("", "[[registry]]", `prefix = ${toml(prefix)}`, `location = ${toml(location)}`);
     if (opts.plainHTTP || opts.skipVerify) lines.push("insecure = true");

@@ -107,6 +107,16 @@ export interface Quirks {
    * several. Either way a cross-repository mount lacks the pull right on its source.
    */
   oneScopePerToken?: "first" | "refuse";
+  /**
+   * Artifactory's repository-path access (reverse-proxy method "Repository Path", REPOPATHPREFIX):
+   * the registry API lives under `/artifactory/api/docker/<repository key>/v2/`, a plain `/v2/`
+   * answers 404, and Location/Link headers name absolute paths under the prefix. JFrog docs:
+   * https://jfrog.com/help/r/jfrog-artifactory-documentation/docker-v1-repository-path-and-domain
+   * ("the repository URL must be prefixed with api/docker": http://HOST:8081/artifactory/api/docker/<repository key>),
+   * https://jfrog.com/help/r/jfrog-rest-apis/possible-values-for-dockerreverseproxymethod. The same
+   * shape as any registry behind a reverse proxy at a sub-path.
+   */
+  pathPrefix?: string;
 }
 
 const MiB = 1024 * 1024;
@@ -115,6 +125,7 @@ export const PROFILE_NAMES = [
   "harbor",
   "nexus",
   "artifactory",
+  "artifactory-path",
   "gitlab",
   "quay",
   "ecr",
@@ -125,6 +136,9 @@ export const PROFILE_NAMES = [
   "one-scope-token",
 ] as const;
 export type ProfileName = (typeof PROFILE_NAMES)[number];
+
+/** Where the `artifactory-path` profile serves the registry (a local Docker repository's key). */
+export const ARTIFACTORY_PATH_PREFIX = "/artifactory/api/docker/docker-local";
 
 /** Quay's default allow-list: images plus Helm and cosign (quay/quay#877). */
 export const QUAY_DEFAULT_CONFIG_TYPES = [
@@ -149,6 +163,8 @@ export function profile(name: ProfileName): Quirks {
       return { singlePostIgnored: true, basicAuth: { user: "nexus-user", password: randomToken() } };
     case "artifactory":
       return { lyingBlobHead: true };
+    case "artifactory-path":
+      return { lyingBlobHead: true, pathPrefix: ARTIFACTORY_PATH_PREFIX };
     case "gitlab":
       return { maxDepth: 4 };
     case "quay":
@@ -242,6 +258,27 @@ export class RegistryQuirksProxy {
     await new Promise((r) => this.server.close(r));
   }
 
+  /**
+   * Headers of an answer as the client sees them: under a path prefix, Location and Link name
+   * absolute paths under the prefix (the registry behind knows nothing of it).
+   */
+  private outward(headers: IncomingMessage["headers"]): IncomingMessage["headers"] {
+    const prefix = this.quirks.pathPrefix;
+    if (!prefix) return headers;
+    const out = { ...headers };
+    const loc = out.location;
+    if (typeof loc === "string") {
+      const u = new URL(loc, `http://${this.host}`);
+      if (u.pathname.startsWith("/v2/")) {
+        out.location = `${prefix}${u.pathname}${u.search}`;
+        this.note("location-prefixed");
+      }
+    }
+    const link = out.link;
+    if (typeof link === "string") out.link = link.replace(/<(?:https?:\/\/[^/>]+)?\/v2\//g, `<${prefix}/v2/`);
+    return out;
+  }
+
   private note(what: string): void {
     this.counts.applied[what] = (this.counts.applied[what] ?? 0) + 1;
   }
@@ -269,6 +306,22 @@ export class RegistryQuirksProxy {
     const q = this.quirks;
     const url = new URL(req.url ?? "/", `http://${this.host}`);
     const method = req.method ?? "GET";
+    if (q.pathPrefix) {
+      // the registry lives under the prefix only; everything below sees the path without it
+      if (url.pathname === `${q.pathPrefix}/v2` || url.pathname.startsWith(`${q.pathPrefix}/v2/`)) {
+        url.pathname = url.pathname.slice(q.pathPrefix.length);
+        this.note("prefixed");
+      } else if (url.pathname === "/v2" || url.pathname.startsWith("/v2/")) {
+        req.resume();
+        this.note("unprefixed-404");
+        return this.error(
+          res,
+          404,
+          "NOT_FOUND",
+          `no registry at ${url.pathname}; it lives under ${q.pathPrefix}/v2/`,
+        );
+      }
+    }
 
     if (url.pathname === "/token") return this.token(url, res);
     if (url.pathname === "/api/v2.0/ping" && this.quirks.projectApi) {
@@ -552,7 +605,7 @@ export class RegistryQuirksProxy {
           agent: false,
         },
         (ur) => {
-          res.writeHead(ur.statusCode ?? 502, ur.headers);
+          res.writeHead(ur.statusCode ?? 502, this.outward(ur.headers));
           ur.pipe(res);
         },
       );
@@ -609,7 +662,7 @@ export class RegistryQuirksProxy {
       const next = Buffer.from(page[page.length - 1]!).toString("base64url");
       headers.link = `</v2/${name}/tags/list?next_page=${next}&n=${n}>; rel="next"`;
     }
-    res.writeHead(200, headers);
+    res.writeHead(200, this.outward(headers));
     res.end(JSON.stringify({ name, tags: page }));
   }
 
@@ -636,7 +689,7 @@ export class RegistryQuirksProxy {
       }
       if (route?.kind === "blobs/uploads" && method === "DELETE" && route.rest)
         this.uploads.delete(route.rest);
-      res.writeHead(status, ur.headers);
+      res.writeHead(status, this.outward(ur.headers));
       ur.pipe(res);
     });
     up.on("error", () => res.destroy());

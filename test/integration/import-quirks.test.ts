@@ -7,7 +7,7 @@
  * real registry, not through the proxy), or the import stops before any push with every problem
  * and its fix (and the registry holds nothing of it); a re-import uploads nothing.
  */
-import { createReadStream, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { createReadStream, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent, request } from "undici";
@@ -25,6 +25,7 @@ import {
   uniqueRepo,
 } from "../helpers/fixtures.js";
 import {
+  ARTIFACTORY_PATH_PREFIX,
   type ProfileName,
   profile,
   type Quirks,
@@ -232,6 +233,68 @@ describe("bundle import through emulated registries", () => {
     expect(proxy.counts.applied["lying-head"]).toBeGreaterThan(3);
   });
 
+  it("artifactory under a path prefix: create pulls from it and import pushes into it, digest-identical; a re-import uploads nothing", async () => {
+    const proxy = await start(profile("artifactory-path"));
+    const importConfig = join(work, "import-artifactory-path.yaml");
+    writeFileSync(
+      importConfig,
+      `apiVersion: cinc-airgap/v1
+kind: Import
+registries:
+  - host: ${proxy.host}
+    plainHTTP: true
+    pathPrefix: ${ARTIFACTORY_PATH_PREFIX}/
+`,
+    );
+    // without the prefix the registry is not found at all
+    const lost = await importThrough(proxy, uniqueRepo("imp-art-path-lost"), env());
+    expect(lost.code, lost.stderr).not.toBe(0);
+    expect(proxy.counts.applied["unprefixed-404"]).toBeGreaterThanOrEqual(1);
+    const misses = proxy.counts.applied["unprefixed-404"];
+
+    const prefix = uniqueRepo("imp-art-path");
+    await expectImported(proxy, prefix, env(), ["--config", importConfig]);
+    expect(proxy.counts.applied["unprefixed-404"]).toBe(misses);
+    // upload sessions went on at the Location the registry gave, under the prefix
+    expect(proxy.counts.applied["location-prefixed"]).toBeGreaterThan(5);
+    // containerd on the nodes is pointed at the API root under the prefix
+    const out = mkdtempSync(join(work, "out-path-"));
+    const written = await importThrough(proxy, prefix, env(), ["--config", importConfig, "--out", out]);
+    expect(written.code, written.stderr).toBe(0);
+    expect(readFileSync(join(out, "certs.d", upstream.host, "hosts.toml"), "utf8")).toContain(
+      `[host."http://${proxy.host}${ARTIFACTORY_PATH_PREFIX}/v2/${prefix}"]`,
+    );
+
+    // create reads the same images back through the prefix (tags, manifests, blobs, referrers)
+    const config = join(work, "bundle-artifactory-path.yaml");
+    writeFileSync(
+      config,
+      `apiVersion: cinc-airgap/v1
+kind: Bundle
+metadata: { name: quirks-path, version: 1.0.0 }
+platforms: [linux/amd64, linux/arm64]
+registries:
+  - host: ${proxy.host}
+    plainHTTP: true
+    pathPrefix: ${ARTIFACTORY_PATH_PREFIX}
+images:
+  - ref: ${proxy.host}/${prefix}/${ns}/single:1.0
+  - ref: ${proxy.host}/${prefix}/${ns}/multi:2
+  - ref: ${proxy.host}/${prefix}/${ns}/docker:v2s2
+`,
+    );
+    const pulled = join(work, "bundle-artifactory-path");
+    await createBundle(config, pulled, { key: keys.key, cache: mkdtempSync(join(work, "cache-path-")) });
+    const again = bundleRoots(pulled);
+    const images = [...roots].filter(([n]) => !n.includes("/charts/") && !n.includes("/profiles/"));
+    expect(images.length).toBeGreaterThanOrEqual(4);
+    for (const [name, root] of images) {
+      const found = [...again].find(([n]) => n.endsWith(name.slice(name.indexOf("/") + 1)));
+      expect(found?.[1].digest, name).toBe(root.digest);
+    }
+    expect(proxy.counts.applied["unprefixed-404"]).toBe(misses);
+  });
+
   it("harbor: a missing project stops the import before any push; once created, it imports", async () => {
     const quirks = profile("harbor");
     const proxy = await start(quirks);
@@ -276,29 +339,80 @@ describe("bundle import through emulated registries", () => {
     await expectImported(proxy, prefix, env());
   });
 
-  it("ecr, bundle on a pipe: the repositories are checked before the first push too", async () => {
+  it("--dry-run checks the repositories (Harbor project, ECR repositories), exits 2 with the list and writes nothing", async () => {
+    const harbor = profile("harbor");
+    const harborProxy = await start(harbor);
+    const project = uniqueRepo("imp-harbor-dry");
+    const cfg = mkdtempSync(join(work, "harbor-dry-"));
+    const auth = Buffer.from(`${harbor.projectAdmin!.user}:${harbor.projectAdmin!.password}`).toString(
+      "base64",
+    );
+    writeFileSync(join(cfg, "config.json"), JSON.stringify({ auths: { [harborProxy.host]: { auth } } }));
+    // even with the right and --create-repositories, a dry run creates no project
+    const dry = await importThrough(harborProxy, project, { ...env(), DOCKER_CONFIG: cfg }, [
+      "--dry-run",
+      "--create-repositories",
+    ]);
+    expect(dry.code, dry.stderr).toBe(2);
+    expect(dry.stderr).toContain(`Harbor project "${project}" does not exist`);
+    expect(dry.stderr).toMatch(/create the Harbor project/);
+    expect(harbor.projects!.has(project)).toBe(false);
+    expect(harborProxy.counts.applied["project-created"]).toBeUndefined();
+    expect(harborProxy.counts.writes).toBe(0);
+    expect(await reposUnder(project)).toEqual([]);
+
+    const ecr = profile("ecr");
+    const ecrProxy = await start(ecr);
+    const prefix = uniqueRepo("imp-ecr-dry");
+    const wanted = [...new Set([...roots.keys()].map((n) => targetOf(n, prefix).repo))];
+    const listed = await importThrough(ecrProxy, prefix, env(), ["--dry-run"]);
+    expect(listed.code, listed.stderr).toBe(2);
+    for (const repo of wanted) expect(listed.stderr).toContain(`/${repo} (`);
+    expect(listed.stderr).toContain("aws ecr create-repository");
+    expect(ecrProxy.counts.writes).toBe(0);
+    // once they exist the dry run passes; the pre-flight's upload sessions were cancelled, no content written
+    for (const repo of wanted) ecr.repositories!.add(repo);
+    const ok = await importThrough(ecrProxy, prefix, env(), ["--dry-run"]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(await reposUnder(prefix)).toEqual([]);
+    for (const [name] of roots) {
+      const { repo, tag } = targetOf(name, prefix);
+      const head = await request(`http://${upstream.host}/v2/${repo}/manifests/${tag}`, {
+        method: "HEAD",
+        dispatcher: agent,
+      });
+      await head.body.dump();
+      expect(head.statusCode, name).toBe(404);
+    }
+  });
+
+  it("ecr, bundle on a pipe: the repositories are checked before the first push too (and in a dry run)", async () => {
     const proxy = await start(profile("ecr"));
     const prefix = uniqueRepo("imp-ecr-pipe");
-    const r = await runCli(
-      [
-        "bundle",
-        "import",
-        "-",
-        "--registry",
-        `${proxy.host}/${prefix}`,
-        "--plain-http",
-        "--key",
-        keys.pub,
-        "--out",
-        mkdtempSync(join(work, "out-")),
-      ],
-      { env: { ...env(), COSIGN_PASSWORD: PASSWORD }, input: createReadStream(tarBundle) },
-    );
-    expect(r.code, r.stderr).toBe(2);
-    expect(r.stderr).toContain("nothing was pushed");
-    expect(r.stderr).toContain("aws ecr create-repository");
-    expect(await reposUnder(prefix)).toEqual([]);
-    expect(proxy.counts.applied["repository-missing"]).toBeGreaterThanOrEqual(5);
+    for (const extra of [["--dry-run"], []]) {
+      const r = await runCli(
+        [
+          "bundle",
+          "import",
+          "-",
+          "--registry",
+          `${proxy.host}/${prefix}`,
+          "--plain-http",
+          "--key",
+          keys.pub,
+          "--out",
+          mkdtempSync(join(work, "out-")),
+          ...extra,
+        ],
+        { env: { ...env(), COSIGN_PASSWORD: PASSWORD }, input: createReadStream(tarBundle) },
+      );
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain("nothing was pushed");
+      expect(r.stderr).toContain("aws ecr create-repository");
+      expect(await reposUnder(prefix)).toEqual([]);
+      expect(proxy.counts.writes).toBe(0);
+    }
+    expect(proxy.counts.applied["repository-missing"]).toBeGreaterThanOrEqual(10);
   });
 
   it("gitlab: paths deeper than allowed stop the import with the limit; a shorter prefix imports", async () => {

@@ -23,7 +23,12 @@ import {
   plainTarget,
   uniqueRepo,
 } from "../helpers/fixtures.js";
-import { profile, type Quirks, RegistryQuirksProxy } from "../helpers/registry-quirks-proxy.js";
+import {
+  ARTIFACTORY_PATH_PREFIX,
+  profile,
+  type Quirks,
+  RegistryQuirksProxy,
+} from "../helpers/registry-quirks-proxy.js";
 
 const upstream = plainTarget();
 const MiB = 1024 * 1024;
@@ -280,5 +285,18 @@ describe("tag lists paged by the registry, whatever n asks", () => {
       expect(listed.sort(), name).toEqual(tags);
       expect(proxy.counts.applied["tag-page"], name).toBe(pages - 1);
     }
+
+    // under a path prefix (Artifactory's repository path), the Link pages stay under it
+    const prefixed = await proxyWith({ ...profile("artifactory-path"), tagPageSize: 50 });
+    const lost = registryRepository(clientFor(prefixed), prefixed.host, repo);
+    await expect(lost.resolve("t000")).rejects.toThrow(/not found/);
+    expect(prefixed.counts.applied["unprefixed-404"]).toBeGreaterThanOrEqual(1);
+    const c = clientFor(prefixed, {
+      hosts: [{ host: prefixed.host, plainHTTP: true, pathPrefix: ARTIFACTORY_PATH_PREFIX }],
+    });
+    const under = registryRepository(c, prefixed.host, repo);
+    expect((await under.listTags()).sort()).toEqual(tags);
+    expect(prefixed.counts.applied["tag-page"]).toBe(2);
+    expect((await under.resolve("t122")).digest).toBe(md.digest);
   });
 });

@@ -69,6 +69,46 @@ images:
     });
   });
 
+  it("reads a registry's path prefix (trailing slash dropped) and refuses unsafe ones", () => {
+    const config = (prefix: string) => `apiVersion: cinc-airgap/v1
+kind: Import
+registries:
+  - host: artifactory.internal
+    pathPrefix: ${JSON.stringify(prefix)}
+`;
+    expect(parseImportConfig(config("/artifactory/api/docker/docker-local/"), "/site/import.yaml")).toEqual({
+      file: "/site/import.yaml",
+      registries: [
+        {
+          host: "artifactory.internal",
+          insecure: false,
+          plainHTTP: false,
+          pathPrefix: "/artifactory/api/docker/docker-local",
+        },
+      ],
+      mappings: [],
+    });
+    for (const bad of [
+      "artifactory/api",
+      "/",
+      "/a/../b",
+      "/a/..",
+      "/a/./b",
+      "/a//b",
+      "/a?x=1",
+      "/a#top",
+      "/a/%2e%2e/b",
+      "/a b",
+      "https://host/a",
+    ]) {
+      expect(problemsOf(config(bad)), bad).toEqual([
+        expect.stringMatching(
+          /^\/site\/import\.yaml:5:17: registries\[0\]\.pathPrefix: expected an absolute URL path without query, fragment, percent escapes or '\.'\/'\.\.' segments/,
+        ),
+      ]);
+    }
+  });
+
   it("still validates a bundle config given as import config", () => {
     expect(problemsOf("apiVersion: cinc-airgap/v1\nkind: Bundle\nmetadata: { name: b }\n")).toEqual([
       '/site/import.yaml:3:11: metadata.version: missing required key "version"',

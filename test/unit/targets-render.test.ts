@@ -118,6 +118,28 @@ server = "https://registry-1.docker.io"
     );
   });
 
+  it("names the API root under the registry's path prefix, with override_path even at the root", () => {
+    const pathPrefix = "/artifactory/api/docker/docker-local";
+    const atRoot = imported([["busybox:1", D1]], { registry: TARGET });
+    expect(renderContainerdHosts(atRoot, TARGET, { pathPrefix }).get("certs.d/docker.io/hosts.toml")).toBe(
+      `# docker.io: pull from registry.internal:5000 (written by airgap bundle import)
+server = "https://registry-1.docker.io"
+
+[host."https://registry.internal:5000/artifactory/api/docker/docker-local/v2"]
+  capabilities = ["pull", "resolve"]
+  override_path = true
+`,
+    );
+    expect(
+      renderContainerdHosts(IMAGES, TARGET, { pathPrefix }).get("certs.d/docker.io/hosts.toml"),
+    ).toContain(
+      `[host."https://registry.internal:5000/artifactory/api/docker/docker-local/v2/team"]\n  capabilities = ["pull", "resolve"]\n  override_path = true\n`,
+    );
+    expect(renderRegistriesConf(IMAGES, TARGET, { pathPrefix })).toContain(
+      `# registry.internal:5000 serves its API under ${pathPrefix}/v2/, which registries.conf cannot express:`,
+    );
+  });
+
   it("mirrors keepSourceRegistry paths and lists images the mirror cannot reach", () => {
     const images = imported(
       [

@@ -151,6 +151,7 @@ export async function runImport(input: string, flags: ImportFlags): Promise<void
       plainHTTP: Boolean(flags.plainHttp),
       insecure: Boolean(flags.insecureRegistry),
       caFile: flags.caFile[0],
+      pathPrefix: registries.find((r) => r.host === target.registry)?.pathPrefix,
       // for the manifests overlay (egress to the artifact repository, signing key ConfigMap)
       artifacts: flags.artifacts,
       s3Endpoint: flags.s3Endpoint,

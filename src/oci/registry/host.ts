@@ -26,7 +26,7 @@ export type Method = "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE";
 
 export interface SendOptions {
   method: Method;
-  /** Absolute URL, or a path starting with `/v2/` on this registry. */
+  /** Absolute URL, or an absolute path on this registry (build API paths with `RegistryHost.api`). */
   url: string;
   headers?: Record<string, string>;
   /** A Buffer or string can be replayed (retries, auth); a stream cannot. */
@@ -133,6 +133,11 @@ function anySignal(a: AbortSignal | undefined, b: AbortSignal | undefined): Abor
 export class RegistryHost {
   readonly endpoint: string;
   readonly baseUrl: string;
+  /**
+   * The path the registry's API lives under, before `/v2/` ("" at the root): Artifactory's
+   * repository-path access (`/artifactory/api/docker/REPO`), a reverse proxy at a sub-path.
+   */
+  readonly pathPrefix: string;
   readonly auth: HostAuth;
   /** Which repositories of this registry are known to hold a blob: the candidates for a cross-repo mount. */
   readonly blobRepos = new Map<string, Set<string>>();
@@ -148,6 +153,7 @@ export class RegistryHost {
     this.endpoint = endpointHost(registry);
     const tls = agents.get(this.endpoint).tls.plainHTTP || agents.get(registry).tls.plainHTTP;
     this.baseUrl = `${tls ? "http" : "https"}://${this.endpoint}`;
+    this.pathPrefix = agents.get(registry).tls.pathPrefix || agents.get(this.endpoint).tls.pathPrefix;
     this.auth = new HostAuth(
       registry,
       () => lookupCredential(registry, shared),
@@ -155,6 +161,11 @@ export class RegistryHost {
       shared.userAgent,
       { registryUrl: new URL(this.baseUrl), plainHttpAllowed: this.plainHttpAllowed },
     );
+  }
+
+  /** The path of an API endpoint: `rest` is what follows `/v2/` ("" for the base endpoint). */
+  api(rest: string): string {
+    return `${this.pathPrefix}/v2/${rest}`;
   }
 
   private readonly locks = new Map<string, Promise<unknown>>();
@@ -271,7 +282,9 @@ export class RegistryHost {
         resolve(e);
       };
       const timer = setTimeout(() => done(), 3000);
-      sock.on("secureConnect", () => sock.write(`HEAD /v2/ HTTP/1.1\r\nHost: ${url.host}\r\n\r\n`));
+      sock.on("secureConnect", () =>
+        sock.write(`HEAD ${this.api("")} HTTP/1.1\r\nHost: ${url.host}\r\n\r\n`),
+      );
       sock.on("data", () => done());
       sock.on("error", (e) => done(e));
       sock.on("close", () => done());
