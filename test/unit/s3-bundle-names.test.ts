@@ -25,7 +25,7 @@ describe("s3:// bundle names", () => {
     expect(place.sibling("s3://drop/b.tar.parts.json", "b.tar.part-0001")).toBe("s3://drop/b.tar.part-0001");
   });
 
-  it("uploads in 8 MiB parts, larger only where 9,000 parts would not hold the object; memory is 4 parts", () => {
+  it("uploads in 8 MiB parts, larger only where 9,000 parts would not hold the object; memory is 2 parts", () => {
     expect(uploadPartSize(0)).toBe(8 * MiB);
     expect(uploadPartSize(50 * 1024 * MiB)).toBe(8 * MiB);
     expect(uploadPartSize(100 * 1024 * MiB)).toBe(12 * MiB);
@@ -34,7 +34,7 @@ describe("s3:// bundle names", () => {
     expect(Math.ceil(fiveTiB / part)).toBeLessThanOrEqual(10_000);
     expect(part % MiB).toBe(0);
     expect(uploadPartSize(0, 1 * MiB)).toBe(5 * MiB);
-    expect(UPLOAD_QUEUE * uploadPartSize(1024 * MiB)).toBe(32 * MiB);
+    expect(UPLOAD_QUEUE * uploadPartSize(1024 * MiB)).toBe(16 * MiB);
   });
 
   it("-o s3://… is always a tar: zstd by name or flag, split allowed", () => {
