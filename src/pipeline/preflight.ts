@@ -16,7 +16,7 @@ import { sha256Digest } from "../oci/digest.js";
 import { isIndex, MediaType } from "../oci/mediatypes.js";
 import { pushScope } from "../oci/registry/auth.js";
 import type { RegistryClient } from "../oci/registry/client.js";
-import { RegistryError } from "../oci/registry/errors.js";
+import { NO_REGISTRY_API, RegistryError } from "../oci/registry/errors.js";
 import type { RegistryHost } from "../oci/registry/host.js";
 import { probeWritable } from "../store/registry-upload.js";
 
@@ -157,6 +157,12 @@ async function explain(
   signal?: AbortSignal,
 ): Promise<{ problem: string; fix: string }> {
   const status = refusal.status;
+  if (refusal.code === NO_REGISTRY_API) {
+    return {
+      problem: `no registry API at ${host.api("")}, where the registry answers 404 as well`,
+      fix: (await host.pathPrefixHint(signal)) ?? refusal.message,
+    };
+  }
   if (status === 404 || refusal.registryCode === "NAME_UNKNOWN") {
     return {
       problem:

@@ -16,7 +16,7 @@ import {
 } from "../oci/mediatypes.js";
 import { pullScope, pushScope } from "../oci/registry/auth.js";
 import type { ManifestCache, RegistryClient, RegistryStats } from "../oci/registry/client.js";
-import { RegistryError } from "../oci/registry/errors.js";
+import { NO_REGISTRY_API, RegistryError } from "../oci/registry/errors.js";
 import { header, type RegistryHost, type SendResult } from "../oci/registry/host.js";
 import { lessonsOf, type Refill, type UploadContext, uploadBlob } from "./registry-upload.js";
 import type { Store } from "./store.js";
@@ -104,13 +104,14 @@ export class RegistryStore implements Store {
     else if (!TAG.test(ref)) throw new UsageError(`"${ref}" is neither a tag nor a digest (${this.label})`);
   }
 
-  private notFoundError(what: string, res: SendResult): RegistryError {
+  private async notFoundError(what: string, res: SendResult, signal?: AbortSignal): Promise<RegistryError> {
+    const hint = await this.host.pathPrefixHint(signal);
     return new RegistryError(
-      `${what} not found in ${this.registry}/${this.repository} (HEAD/GET answered 404)`,
+      `${what} not found in ${this.registry}/${this.repository} (HEAD/GET answered 404)${hint ? `: ${hint}` : ""}`,
       { ...this.ctx(what), method: "GET", url: res.url },
       404,
       [],
-      "NOT_FOUND",
+      hint ? NO_REGISTRY_API : "NOT_FOUND",
     );
   }
 
@@ -126,7 +127,7 @@ export class RegistryStore implements Store {
       ok: (s) => s < 500 && s !== 429 && s !== 408,
     });
     await res.body.dump().catch(() => undefined);
-    if (res.status === 404) throw this.notFoundError(`manifest ${ref}`, res);
+    if (res.status === 404) throw await this.notFoundError(`manifest ${ref}`, res, signal);
     if (res.status === 200) {
       const mediaType = mediaTypeOf(header(res.headers, "content-type"));
       const digest = header(res.headers, "docker-content-digest") ?? (isDigestRef(ref) ? ref : undefined);
@@ -160,7 +161,7 @@ export class RegistryStore implements Store {
     });
     if (res.status === 404) {
       await res.body.dump().catch(() => undefined);
-      throw this.notFoundError(`manifest ${ref}`, res);
+      throw await this.notFoundError(`manifest ${ref}`, res, signal);
     }
     const tooBig = () =>
       new IntegrityError(
@@ -265,7 +266,7 @@ export class RegistryStore implements Store {
     const res = await this.host.send({ ...request, ok: notFound });
     if (res.status === 404) {
       await res.body.dump().catch(() => undefined);
-      throw this.notFoundError(what, res);
+      throw await this.notFoundError(what, res, signal);
     }
     this.host.noteBlob(desc.digest, this.repository);
     const label = `${what} from ${this.registry}/${this.repository}`;

@@ -246,11 +246,18 @@ registries:
     pathPrefix: ${ARTIFACTORY_PATH_PREFIX}/
 `,
     );
-    // without the prefix the registry is not found at all
-    const lost = await importThrough(proxy, uniqueRepo("imp-art-path-lost"), env());
-    expect(lost.code, lost.stderr).not.toBe(0);
+    // without the prefix the registry is not found at all: the pre-flight says so and names the setting
+    const lostPrefix = uniqueRepo("imp-art-path-lost");
+    const lost = await importThrough(proxy, lostPrefix, env());
+    expect(lost.code, lost.stderr).toBe(2);
+    expect(lost.stderr).toContain("nothing was pushed");
+    expect(lost.stderr).toContain(`no registry API at /v2/`);
+    expect(lost.stderr).toContain("`pathPrefix:`");
+    expect(lost.stderr).toContain("Artifactory repository-path access");
+    expect(lost.stderr).not.toContain("ECR");
+    expect(await reposUnder(lostPrefix)).toEqual([]);
     expect(proxy.counts.applied["unprefixed-404"]).toBeGreaterThanOrEqual(1);
-    const misses = proxy.counts.applied["unprefixed-404"];
+    let misses = proxy.counts.applied["unprefixed-404"];
 
     const prefix = uniqueRepo("imp-art-path");
     await expectImported(proxy, prefix, env(), ["--config", importConfig]);
@@ -283,6 +290,28 @@ images:
   - ref: ${proxy.host}/${prefix}/${ns}/docker:v2s2
 `,
     );
+    // create from it without the prefix: the missing manifest is explained by the missing prefix
+    const unprefixed = join(work, "bundle-artifactory-path-lost.yaml");
+    writeFileSync(unprefixed, readFileSync(config, "utf8").replace(/^ {4}pathPrefix: .*\n/m, ""));
+    expect(readFileSync(unprefixed, "utf8")).not.toContain("pathPrefix");
+    const missed = await runCli(
+      [
+        "bundle",
+        "create",
+        "-c",
+        unprefixed,
+        "-o",
+        join(work, "bundle-path-lost"),
+        "--cache",
+        mkdtempSync(join(work, "cache-lost-")),
+      ],
+      { env: { COSIGN_PASSWORD: PASSWORD } },
+    );
+    expect(missed.code, missed.stderr).not.toBe(0);
+    expect(missed.stderr).toContain(`answers 404 at its API base /v2/ too`);
+    expect(missed.stderr).toContain("`pathPrefix:`");
+    misses = proxy.counts.applied["unprefixed-404"];
+
     const pulled = join(work, "bundle-artifactory-path");
     await createBundle(config, pulled, { key: keys.key, cache: mkdtempSync(join(work, "cache-path-")) });
     const again = bundleRoots(pulled);

@@ -5,7 +5,9 @@
  * or S3) is pushed by exactly one shard, even where shards share
  * blobs in one repository; every shard writes the same cluster configuration; a shard killed while
  * pushing completes when run again; a shard reading a tar from a pipe pushes its part only; --shard
- * 0/1 is the unsharded import; auto/N takes its index from JOB_COMPLETION_INDEX.
+ * 0/1 is the unsharded import; auto/N takes its index from JOB_COMPLETION_INDEX. Two shards of a
+ * bundle with a profile, a chart and gems (one from a pipe) upload each artifact once and leave the
+ * profiles index, gem source index and Helm index.yaml an unsharded import writes.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, readdirSync, readFileSync, statSync } from "node:fs";
@@ -15,6 +17,8 @@ import path from "node:path";
 import { CreateBucketCommand, GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { gemSourceFiles } from "../../src/sources/gems/index.js";
+import { minimalChart, writeTree } from "../helpers/charts.js";
 import { type CliResult, runCli } from "../helpers/cli.js";
 import { needEnv } from "../helpers/env.js";
 import {
@@ -29,6 +33,7 @@ import {
   tlsTarget,
   uniqueRepo,
 } from "../helpers/fixtures.js";
+import { buildGem, describeGems, requireRuby, writeGemSource } from "../helpers/gems.js";
 import { runAndStop } from "./crash-helpers.js";
 import { closeAgents, generateKey, isolatedEnv, PASSWORD } from "./import-helpers.js";
 
@@ -42,6 +47,9 @@ interface ImportJson {
   shard?: { index: number; count: number; items: string[]; cost: number };
   images: { source: string; target: string; digest: string }[];
   files: { name: string; platform: string; sha256: string; url?: string; uploaded: boolean }[];
+  profiles?: { name: string; version: string; url?: string; uploaded: boolean }[];
+  charts?: { name: string; version: string; url?: string; uploaded: boolean }[];
+  gems?: { name: string; version: string; url?: string; uploaded: boolean }[];
   stats: { blobsUploaded: number; manifestsPushed: number; bytesUploaded: number };
 }
 
@@ -476,4 +484,191 @@ describe("shards from other inputs and modes", () => {
     const bad = await runShard(uniqueRepo("bad"), "3/3").run;
     expect(bad.code).toBe(2);
   });
+});
+
+describe("two shards of a bundle with a profile, a chart and gems, into one artifact repository", () => {
+  const davAuth = () =>
+    `Basic ${Buffer.from(`${needEnv("AIRGAP_TEST_DAV_USER")}:${needEnv("AIRGAP_TEST_DAV_PASSWORD")}`).toString("base64")}`;
+  /** What an artifact repository serves at `key`, with the repository's own URL written as BASE. */
+  async function indexAt(base: string, key: string): Promise<string> {
+    const res = await request(`${base}${key}`, { headers: { authorization: davAuth() } });
+    const text = await res.body.text();
+    expect(res.statusCode, `${base}${key}`).toBe(200);
+    return text.split(base).join("BASE/");
+  }
+  const INDEXES = [
+    "profiles/index.json",
+    "charts/index.yaml",
+    "gems/versions",
+    "gems/names",
+    "gems/info/fixture-mid",
+    "gems/info/fixture-leaf",
+    "gems/airgap-gems.json",
+    "charts/airgap-charts.json",
+  ];
+  const uploadedKeys = (r: ImportJson) => [
+    ...(r.profiles ?? []).filter((p) => p.uploaded).map((p) => `profile ${p.name}`),
+    ...(r.charts ?? []).filter((c) => c.uploaded).map((c) => `chart ${c.name}`),
+    ...(r.gems ?? []).filter((g) => g.uploaded).map((g) => `gem ${g.name}`),
+  ];
+
+  let bundleTar: string;
+  let names: string[];
+  let httpDir: string;
+
+  beforeAll(async () => {
+    requireRuby();
+    const root = path.join(work, "artifacts-bundle");
+    await writeTree(path.join(root, "profiles", "scanner"), {
+      "inspec.yml": "name: scanner\nversion: 1.2.3\n",
+      "controls/s.rb": 'control "s-1" do\n  describe true do\n    it { should eq true }\n  end\nend\n',
+    });
+    await writeTree(path.join(root, "charts", "scanner"), {
+      "Chart.yaml": minimalChart("scanner", "0.3.0"),
+      "values.yaml": "replicas: 1\n",
+      "templates/pod.yaml": "apiVersion: v1\nkind: Pod\n",
+    });
+    const builtDir = path.join(root, "built");
+    await mkdir(builtDir, { recursive: true });
+    const gemFiles: string[] = [];
+    for (const g of [
+      { name: "fixture-mid", version: "1.2.0", runtime: { "fixture-leaf": [">= 0.5"] } },
+      { name: "fixture-leaf", version: "0.9.0" },
+    ]) {
+      gemFiles.push(await buildGem(path.join(root, "gem-src"), builtDir, g));
+    }
+    httpDir = `${ns}-gems`;
+    await writeGemSource(
+      path.join(needEnv("AIRGAP_TEST_HTTP_ROOT"), httpDir),
+      gemSourceFiles(await describeGems(gemFiles)),
+    );
+    const config = path.join(root, "bundle.config.yaml");
+    await writeFile(
+      config,
+      `apiVersion: cinc-airgap/v1
+kind: Bundle
+metadata: { name: shard-artifacts, version: 1.0.0 }
+profiles:
+  - path: profiles/scanner
+charts:
+  - path: charts/scanner
+gems:
+  - name: fixture-mid
+    version: "1.2.0"
+    source: ${needEnv("AIRGAP_TEST_HTTP_URL")}/${httpDir}
+`,
+    );
+    // one bundle, read as a file by some runs and from a pipe by another
+    bundleTar = path.join(root, "bundle.tar");
+    const r = await runCli(
+      [
+        "bundle",
+        "create",
+        "-c",
+        config,
+        "-o",
+        bundleTar,
+        "--cache",
+        path.join(root, "cache"),
+        "--key",
+        keys.key,
+      ],
+      { env: { COSIGN_PASSWORD: PASSWORD } },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const inspected = await runCli(["bundle", "inspect", bundleTar, "--json"]);
+    expect(inspected.code, inspected.stderr).toBe(0);
+    names = (JSON.parse(inspected.stdout) as { items: { name: string }[] }).items.map((i) => i.name).sort();
+    expect(names).toHaveLength(4);
+  }, 240_000);
+
+  afterAll(async () => {
+    if (httpDir)
+      await rm(path.join(needEnv("AIRGAP_TEST_HTTP_ROOT"), httpDir), { recursive: true, force: true });
+  });
+
+  it("upload each artifact once, and leave the indexes an unsharded import writes, naming every item", async () => {
+    const unshardedPrefix = uniqueRepo("art-all");
+    const unsharded = parsed(
+      await runShard(unshardedPrefix, undefined, { input: bundleTar }).run,
+      "unsharded",
+    );
+    expect(uploadedKeys(unsharded).sort()).toEqual([
+      "chart scanner",
+      "gem fixture-leaf",
+      "gem fixture-mid",
+      "profile scanner",
+    ]);
+
+    const prefix = uniqueRepo("art-sharded");
+    // one reads the file, the other the same tar from a pipe (publishing what it reads back from the registry)
+    const runs = [
+      runShard(prefix, "0/2", { input: bundleTar }),
+      runShard(prefix, "1/2", { stdin: bundleTar }),
+    ];
+    const both = (await Promise.all(runs.map((r) => r.run))).map((r, i) => parsed(r, `shard ${i}/2`));
+    // both write the same cluster configuration, which lists every profile, chart and gem
+    const config = tree(runs[0]!.out);
+    expect(tree(runs[1]!.out)).toEqual(config);
+    for (const [file, count] of [
+      ["profiles.json", 1],
+      ["charts.json", 1],
+      ["gems.json", 2],
+    ] as const) {
+      expect(config.has(file), file).toBe(true);
+      expect(JSON.parse(config.get(file)!) as unknown[], file).toHaveLength(count);
+    }
+    expect([...both.flatMap((s) => s.shard!.items)].sort()).toEqual(names);
+    for (const s of both) expect(s.shard!.items.length, "each shard owns a part").toBeGreaterThan(0);
+    // each artifact went up once, from the shard that owns it
+    const uploads = both.flatMap((s) => uploadedKeys(s).map((k) => ({ k, items: s.shard!.items })));
+    expect(uploads.map((u) => u.k).sort()).toEqual(uploadedKeys(unsharded).sort());
+    for (const u of uploads) {
+      const [kind, name] = u.k.split(" ") as [string, string];
+      expect(
+        u.items.some((n) => n.includes(`/${kind}s/${name}:`)),
+        `${u.k} is uploaded by the shard whose item it is`,
+      ).toBe(true);
+    }
+    // every shard lists every artifact with its URL, and every item's OCI artifact landed once
+    for (const s of both) {
+      expect((s.profiles ?? []).map((p) => p.url)).toEqual(
+        (unsharded.profiles ?? []).map((p) => p.url!.replace(unshardedPrefix, prefix)),
+      );
+      expect((s.gems ?? []).map((g) => g.name).sort()).toEqual(["fixture-leaf", "fixture-mid"]);
+      expect((s.charts ?? []).map((c) => c.name)).toEqual(["scanner"]);
+    }
+    expect(both.reduce((n, s) => n + s.stats.manifestsPushed, 0)).toBe(unsharded.stats.manifestsPushed);
+
+    const dav = needEnv("AIRGAP_TEST_DAV_URL");
+    for (const key of INDEXES) {
+      const sharded = await indexAt(`${dav}/${prefix}/`, key);
+      expect(sharded, key).toBe(await indexAt(`${dav}/${unshardedPrefix}/`, key));
+    }
+    const profilesIndex = JSON.parse(await indexAt(`${dav}/${prefix}/`, "profiles/index.json")) as {
+      profiles: { name: string; version: string }[];
+    };
+    expect(profilesIndex.profiles.map((p) => `${p.name} ${p.version}`)).toEqual(["scanner 1.2.3"]);
+    const helmIndex = await indexAt(`${dav}/${prefix}/`, "charts/index.yaml");
+    expect(helmIndex).toMatch(/^ {2}scanner:$/m);
+    expect(helmIndex).toContain("scanner-0.3.0.tgz");
+    const versions = await indexAt(`${dav}/${prefix}/`, "gems/versions");
+    expect(versions).toMatch(/^fixture-mid 1\.2\.0 /m);
+    expect(versions).toMatch(/^fixture-leaf 0\.9\.0 /m);
+    // every artifact the indexes name is there, byte for byte what the unsharded import holds
+    for (const key of [
+      "profiles/scanner/1.2.3/scanner-1.2.3.tar.gz",
+      "charts/scanner-0.3.0.tgz",
+      "gems/gems/fixture-mid-1.2.0.gem",
+      "gems/gems/fixture-leaf-0.9.0.gem",
+    ]) {
+      const got = await request(`${dav}/${prefix}/${key}`, { headers: { authorization: davAuth() } });
+      const body = Buffer.from(await got.body.arrayBuffer());
+      expect(got.statusCode, key).toBe(200);
+      const want = await request(`${dav}/${unshardedPrefix}/${key}`, {
+        headers: { authorization: davAuth() },
+      });
+      expect(sha256(body), key).toBe(sha256(Buffer.from(await want.body.arrayBuffer())));
+    }
+  }, 240_000);
 });

@@ -13,6 +13,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import type { Descriptor } from "../../src/oci/descriptor.js";
 import { sha256Digest } from "../../src/oci/digest.js";
 import { RegistryClient, type RegistryClientOptions } from "../../src/oci/registry/client.js";
+import { NO_REGISTRY_API, RegistryError } from "../../src/oci/registry/errors.js";
 import { registryRepository } from "../../src/store/registry.js";
 import {
   blobExists,
@@ -289,8 +290,28 @@ describe("tag lists paged by the registry, whatever n asks", () => {
     // under a path prefix (Artifactory's repository path), the Link pages stay under it
     const prefixed = await proxyWith({ ...profile("artifactory-path"), tagPageSize: 50 });
     const lost = registryRepository(clientFor(prefixed), prefixed.host, repo);
-    await expect(lost.resolve("t000")).rejects.toThrow(/not found/);
-    expect(prefixed.counts.applied["unprefixed-404"]).toBeGreaterThanOrEqual(1);
+    // without the prefix, the 404 says why: the base endpoint is missing too, so pathPrefix is the fix
+    const missing = (await lost.resolve("t000").catch((e: unknown) => e)) as RegistryError;
+    expect(missing).toBeInstanceOf(RegistryError);
+    expect(missing.status).toBe(404);
+    expect(missing.code).toBe(NO_REGISTRY_API);
+    expect(missing.message).toMatch(/not found/);
+    expect(missing.message).toContain("answers 404 at its API base /v2/ too");
+    expect(missing.message).toContain(
+      `\`pathPrefix:\` on the \`registries:\` entry of host ${prefixed.host}`,
+    );
+    expect(prefixed.counts.applied["unprefixed-404"]).toBeGreaterThanOrEqual(2);
+    // a tag that is missing from a registry at the root is just missing
+    const absent = (await registryRepository(
+      clientFor(prefixed, { hosts: [{ host: upstream.host, plainHTTP: true }] }),
+      upstream.host,
+      repo,
+    )
+      .resolve("no-such-tag")
+      .catch((e: unknown) => e)) as RegistryError;
+    expect(absent.status).toBe(404);
+    expect(absent.code).toBe("NOT_FOUND");
+    expect(absent.message).not.toContain("pathPrefix");
     const c = clientFor(prefixed, {
       hosts: [{ host: prefixed.host, plainHTTP: true, pathPrefix: ARTIFACTORY_PATH_PREFIX }],
     });

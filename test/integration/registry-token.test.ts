@@ -1,10 +1,11 @@
 /**
- * The Bearer token flow against a real distribution registry configured for token auth. The registry
- * verifies every token's signature, issuer, audience, expiry and granted actions; the token service is
- * a small issuer here that checks Basic credentials or a refresh token and grants what is asked.
+ * The Bearer token flow against a real distribution registry configured for token auth
+ * (test/helpers/token-registry.ts). The registry verifies every token's signature, issuer, audience,
+ * expiry and granted actions; the token service is a small issuer that checks Basic credentials or a
+ * refresh token and grants what is asked.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { randomBytes, sign } from "node:crypto";
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import {
   createServer,
@@ -14,7 +15,7 @@ import {
   type ServerResponse,
 } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
-import { type AddressInfo, createServer as createNetServer } from "node:net";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -23,69 +24,30 @@ import { RemoteError } from "../../src/errors.js";
 import { sha256Digest } from "../../src/oci/digest.js";
 import { RegistryClient, type RegistryClientOptions } from "../../src/oci/registry/client.js";
 import { registryRepository } from "../../src/store/registry.js";
+import { type IssuedToken, startTokenRegistry, type TokenRegistry } from "../helpers/token-registry.js";
 
-const SERVICE = "airgap-token-test";
-const ISSUER = "airgap-test-issuer";
 const USER = "robot";
 const PASSWORD = randomBytes(9).toString("hex");
 const REFRESH = randomBytes(9).toString("hex");
 
 let tmp: string;
-let registryProc: ChildProcess | undefined;
-let tokenServer: Server;
+let tokenRegistry: TokenRegistry;
 let registry: string;
 /** A front for the registry that redirects blob GETs to a storage host on another origin. */
 let front: string;
 let frontServer: Server;
 let storageServer: Server;
 const storageSaw: Array<{ url: string; authorization?: string }> = [];
-let keyPem: string;
-let certDer: string;
-const issued: Array<{ method: string; account?: string; scopes: string[]; grant?: string }> = [];
+/** The token service's log of what it granted (the helper's array: emptied between steps). */
+let issued: IssuedToken[];
 const clients: RegistryClient[] = [];
 let tokenUrl: string;
 /** Servers the redirect and realm tests start; closed after all tests. */
 const extraServers: Server[] = [];
 
-function b64url(b: Buffer | string): string {
-  return Buffer.from(b).toString("base64url");
-}
-
+/** A token the registry accepts, signed as its token service signs them. */
 function jwt(scopes: string[], account: string): string {
-  const access = scopes.map((s) => {
-    const [type, ...rest] = s.split(":");
-    const actions = rest.pop() ?? "";
-    return { type, name: rest.join(":"), actions: actions.split(",").filter(Boolean) };
-  });
-  const now = Math.floor(Date.now() / 1000);
-  const header = b64url(JSON.stringify({ typ: "JWT", alg: "ES256", x5c: [certDer] }));
-  const claims = b64url(
-    JSON.stringify({
-      iss: ISSUER,
-      sub: account,
-      aud: SERVICE,
-      exp: now + 300,
-      nbf: now - 10,
-      iat: now,
-      jti: randomBytes(8).toString("hex"),
-      access,
-    }),
-  );
-  const sig = sign("sha256", Buffer.from(`${header}.${claims}`), { key: keyPem, dsaEncoding: "ieee-p1363" });
-  return `${header}.${claims}.${b64url(sig)}`;
-}
-
-async function freePort(): Promise<number> {
-  // The registry needs its port in its config file: pick a free one in the range kept for this test.
-  for (let p = 27000 + Math.floor(Math.random() * 900); p < 28000; p++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = createNetServer();
-      s.once("error", () => resolve(false));
-      s.listen(p, "127.0.0.1", () => s.close(() => resolve(true)));
-    });
-    if (ok) return p;
-  }
-  throw new Error("no free port in 27000-27999");
+  return tokenRegistry.sign(scopes, account);
 }
 
 function client(opts: RegistryClientOptions = {}): RegistryClient {
@@ -107,127 +69,14 @@ function configWith(entry: Record<string, string>): string {
 
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), "airgap-token-"));
-  execFileSync(
-    "openssl",
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-days",
-      "1",
-      "-subj",
-      "/CN=airgap token signer",
-      "-keyout",
-      join(tmp, "signer.key"),
-      "-out",
-      join(tmp, "signer.crt"),
-    ],
-    { stdio: "ignore" },
+  tokenRegistry = await startTokenRegistry(
+    tmp,
+    { user: USER, password: PASSWORD },
+    { refreshToken: REFRESH },
   );
-  keyPem = readFileSync(join(tmp, "signer.key"), "utf8");
-  certDer = execFileSync("openssl", ["x509", "-in", join(tmp, "signer.crt"), "-outform", "DER"]).toString(
-    "base64",
-  );
-
-  tokenServer = createServer((req, res) => {
-    const url = new URL(req.url ?? "/", "http://x");
-    let body = "";
-    req.on("data", (d) => {
-      body += d;
-    });
-    req.on("end", () => {
-      let account: string | undefined;
-      let scopes: string[];
-      let grant: string | undefined;
-      if (req.method === "POST") {
-        const form = new URLSearchParams(body);
-        grant = form.get("grant_type") ?? undefined;
-        if (
-          grant !== "refresh_token" ||
-          form.get("refresh_token") !== REFRESH ||
-          form.get("service") !== SERVICE
-        ) {
-          res.writeHead(401).end('{"details":"bad refresh token"}');
-          return;
-        }
-        account = USER;
-        scopes = (form.get("scope") ?? "").split(" ").filter(Boolean);
-      } else {
-        const auth = req.headers.authorization;
-        if (auth) {
-          const [u, p] = Buffer.from(auth.replace(/^Basic /, ""), "base64")
-            .toString()
-            .split(":");
-          if (u !== USER || p !== PASSWORD) {
-            res.writeHead(401).end('{"details":"wrong credentials"}');
-            return;
-          }
-          account = u;
-        }
-        scopes = url.searchParams.getAll("scope");
-      }
-      issued.push({
-        method: req.method ?? "",
-        ...(account ? { account } : {}),
-        scopes,
-        ...(grant ? { grant } : {}),
-      });
-      // Anonymous callers get nothing; known ones get what they ask for.
-      const token = jwt(account ? scopes : [], account ?? "");
-      res
-        .writeHead(200, { "content-type": "application/json" })
-        .end(JSON.stringify({ token, access_token: token, expires_in: 300 }));
-    });
-  });
-  await new Promise<void>((r) => tokenServer.listen(0, "127.0.0.1", () => r()));
-  tokenUrl = `http://127.0.0.1:${(tokenServer.address() as AddressInfo).port}/token`;
-
-  const port = await freePort();
-  registry = `127.0.0.1:${port}`;
-  writeFileSync(
-    join(tmp, "config.yml"),
-    [
-      "version: 0.1",
-      "log:",
-      "  level: warn",
-      "  accesslog:",
-      "    disabled: true",
-      "storage:",
-      "  filesystem:",
-      `    rootdirectory: ${join(tmp, "storage")}`,
-      "http:",
-      `  addr: ${registry}`,
-      `  secret: ${randomBytes(12).toString("hex")}`,
-      "auth:",
-      "  token:",
-      `    realm: ${tokenUrl}`,
-      `    service: ${SERVICE}`,
-      `    issuer: ${ISSUER}`,
-      `    rootcertbundle: ${join(tmp, "signer.crt")}`,
-      "",
-    ].join("\n"),
-  );
-  registryProc = spawn("docker-registry", ["serve", join(tmp, "config.yml")], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  let stderr = "";
-  registryProc.stderr?.on("data", (d) => {
-    stderr += d;
-  });
-  for (let i = 0; ; i++) {
-    try {
-      const r = await fetch(`http://${registry}/v2/`);
-      if (r.status === 401) break;
-    } catch {
-      // not up yet
-    }
-    if (i > 100) throw new Error(`token registry did not start: ${stderr}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  registry = tokenRegistry.host;
+  tokenUrl = tokenRegistry.realm;
+  issued = tokenRegistry.issued;
 
   // Storage on another origin: it must never see the registry's Authorization. It serves blobs by
   // fetching them from the registry with a token of its own.
@@ -287,9 +136,7 @@ afterAll(async () => {
     srv?.closeAllConnections();
     await new Promise((r) => srv?.close(r));
   }
-  registryProc?.kill("SIGTERM");
-  tokenServer?.closeAllConnections();
-  await new Promise((r) => tokenServer?.close(r));
+  await tokenRegistry?.close();
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 

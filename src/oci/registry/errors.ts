@@ -99,17 +99,24 @@ function statusText(status: number): string {
   return texts[status] ? `${status} ${texts[status]}` : String(status);
 }
 
+/**
+ * The code of a 404 whose registry has no API at the root of its host (the base endpoint answers
+ * 404 too): the fix is a `pathPrefix`, not the missing item.
+ */
+export const NO_REGISTRY_API = "NO_REGISTRY_API";
+
 export function errorFromResponse(
   ctx: RequestContext,
   status: number,
   bodyText: string,
   extra = "",
+  code?: string,
 ): RegistryError {
   const errors = parseErrorBody(bodyText);
   let detail = errors.map((e) => (e.message ? `${e.code}: ${e.message}` : e.code)).join("; ");
   if (!detail && bodyText && !bodyText.trimStart().startsWith("<")) detail = bodyText.trim().slice(0, 200);
   const msg = `${ctx.method} ${ctx.url} failed with ${statusText(status)}${detail ? ` (${detail})` : ""} [${where(ctx)}]${extra ? `: ${extra}` : ""}`;
-  return new RegistryError(msg, ctx, status, errors);
+  return new RegistryError(msg, ctx, status, errors, code);
 }
 
 /** Explain a failure below HTTP (TLS, connection) for one registry host. */

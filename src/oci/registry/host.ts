@@ -11,7 +11,14 @@ import { followRedirect, type Hop, RedirectRefused } from "../../net/follow.js";
 import type { HostTrust, Trust } from "../../net/trust.js";
 import { HostAuth, type HttpText } from "./auth.js";
 import { type CredentialOptions, lookupCredential } from "./credentials.js";
-import { errorFromNetwork, errorFromResponse, RegistryError, type RequestContext, where } from "./errors.js";
+import {
+  errorFromNetwork,
+  errorFromResponse,
+  NO_REGISTRY_API,
+  RegistryError,
+  type RequestContext,
+  where,
+} from "./errors.js";
 import { resumingBody } from "./resume.js";
 import {
   backoffDelay,
@@ -161,6 +168,45 @@ export class RegistryHost {
       shared.userAgent,
       { registryUrl: new URL(this.baseUrl), plainHttpAllowed: this.plainHttpAllowed },
     );
+  }
+
+  /**
+   * Whether a request under the API was answered (2xx) in this run: the API is where we look for
+   * it, and a 404 means the item is missing, not the registry.
+   */
+  private apiAnswered = false;
+  private apiMissing: Promise<string | undefined> | undefined;
+
+  /**
+   * Why a 404 may mean that the registry API is not where we look for it: when no request under
+   * the API has been answered yet, no pathPrefix is configured and the base endpoint `/v2/`
+   * answers 404 too (asked once per host), the hint to configure `pathPrefix:`; else undefined.
+   * Every caller that turns a 404 into an error asks this, so the hint reads the same for
+   * create (pull) and import (push and pre-flight).
+   */
+  async pathPrefixHint(signal?: AbortSignal): Promise<string | undefined> {
+    if (this.pathPrefix || this.apiAnswered) return undefined;
+    this.apiMissing ??= this.send({
+      method: "GET",
+      url: this.api(""),
+      scopes: [],
+      ctx: { registry: this.registry, subject: "base endpoint" },
+      signal,
+      ok: () => true,
+      noAuth: true,
+    }).then(
+      async (res) => {
+        await res.body.dump().catch(() => undefined);
+        if (res.status !== 404) return undefined;
+        return (
+          `${this.registry} answers 404 at its API base ${this.api("")} too, so its registry API is not at the root of the host. ` +
+          `If it is served under a path (Artifactory repository-path access: /artifactory/api/docker/REPOSITORY-KEY, or a reverse proxy at a sub-path), ` +
+          `set that path as \`pathPrefix:\` on the \`registries:\` entry of host ${this.registry} (the bundle config for create, --config for import)`
+        );
+      },
+      () => undefined,
+    );
+    return this.apiMissing;
   }
 
   /** The path of an API endpoint: `rest` is what follows `/v2/` ("" for the base endpoint). */
@@ -423,7 +469,14 @@ export class RegistryHost {
         } catch {
           // the status alone still tells what happened
         }
-        throw withAttempts(errorFromResponse(ctxOf(), status, text), attempt);
+        const hint = status === 404 && onRegistry ? await this.pathPrefixHint(signal) : undefined;
+        throw withAttempts(
+          errorFromResponse(ctxOf(), status, text, hint, hint ? NO_REGISTRY_API : undefined),
+          attempt,
+        );
+      }
+      if (onRegistry && status >= 200 && status < 300 && hop.url.pathname.startsWith(this.api(""))) {
+        this.apiAnswered = true;
       }
       return { status, headers: rh, body: res.body, url: url.toString() };
     }
