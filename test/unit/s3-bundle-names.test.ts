@@ -1,6 +1,7 @@
 /** Pure logic of bundles in S3: URL parsing, part sizes within S3's limits, output targets. */
 import { describe, expect, it } from "vitest";
-import { isS3Url, parseS3Url, S3Place, UPLOAD_QUEUE, uploadPartSize } from "../../src/bundle/archive/s3.js";
+import { S3Place } from "../../src/bundle/archive/s3.js";
+import { isS3Url, parseS3Url, UPLOAD_QUEUE, uploadPartSize } from "../../src/bundle/archive/s3-url.js";
 import { outputTarget } from "../../src/cli/commands/target.js";
 import { UsageError } from "../../src/errors.js";
 

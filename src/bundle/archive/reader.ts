@@ -10,7 +10,8 @@ import { createZstdDecompress, ZSTD_MAGIC } from "../zstd.js";
 import { ConcatFile, FileByteSource, StreamByteSource, untilAborted } from "./byte-source.js";
 import { checkedPartsStream, findPartsManifest, loadParts, type PartFile, type PartsSet } from "./parts.js";
 import { canonicalCompare, normalizeBundlePath } from "./paths.js";
-import { isS3Url, s3Place } from "./s3.js";
+import type { S3Place } from "./s3.js";
+import { isS3Url } from "./s3-url.js";
 import { LocalFileSource, localPlace, type RandomAccessSource, type SourcePlace } from "./source.js";
 import { tarHeaders } from "./tar-format.js";
 
@@ -453,7 +454,7 @@ export async function openBundle(input: string, opts: OpenOptions = {}): Promise
     return new StreamTarReader("stdin", "standard input", () => stdin, "detect", true);
   }
   const remote = isS3Url(input);
-  const place: SourcePlace = remote ? s3Place(opts.s3) : localPlace;
+  const place: SourcePlace = remote ? (await import("./s3.js")).s3Place(opts.s3) : localPlace;
   const found = await findPartsManifest(input, place);
   if (found !== undefined) {
     const set = await loadParts(found, place);
@@ -477,7 +478,7 @@ export async function openBundle(input: string, opts: OpenOptions = {}): Promise
   if (remote) {
     size = await place.sizeOf(input);
     if (size === undefined) {
-      throw await (place as ReturnType<typeof s3Place>).whyMissing(input);
+      throw await (place as S3Place).whyMissing(input);
     }
   } else {
     let s: Awaited<ReturnType<typeof stat>>;

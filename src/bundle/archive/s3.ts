@@ -24,6 +24,7 @@ import { Upload } from "@aws-sdk/lib-storage";
 import { AirgapError, IntegrityError, RemoteError, UsageError } from "../../errors.js";
 import type { ArtifactRepositoryOptions } from "../../store/artifacts.js";
 import { S3ArtifactRepository } from "../../store/s3.js";
+import { parseS3Url, UPLOAD_QUEUE, uploadPartSize } from "./s3-url.js";
 import type { RandomAccessSource, SourcePlace } from "./source.js";
 
 const MiB = 1024 * 1024;
@@ -33,31 +34,8 @@ const MiB = 1024 * 1024;
  * enough that reading the header of a big blob fetches little of the blob itself.
  */
 const WINDOW = 128 * 1024;
-/** Multipart uploads in flight per object: memory is UPLOAD_QUEUE × part size. */
-export const UPLOAD_QUEUE = 2;
-/**
- * Part size of a bundle upload: half the artifact repository's, so that the parts in flight (and the
- * one being filled) stay near 40 MiB beside what create itself holds; S3's floor is 5 MiB.
- */
-export const BUNDLE_PART_SIZE = 8 * MiB;
-/** S3 allows 10,000 parts; part sizes grow past 16 MiB so an object of the expected size fits. */
-const MAX_PARTS = 9_000;
 /** Times a broken ranged read is resumed where it stopped before giving up. */
 const RESUMES = 3;
-
-export function isS3Url(input: string): boolean {
-  return /^s3:\/\//i.test(input);
-}
-
-export function parseS3Url(url: string): { bucket: string; key: string } {
-  const m = /^s3:\/\/([^/]+)\/(.+)$/i.exec(url);
-  if (!m || m[1]!.length < 3 || m[2]!.endsWith("/")) {
-    throw new UsageError(
-      `${url} is not s3://BUCKET/KEY (a bucket of 3+ characters and an object key, not a prefix)`,
-    );
-  }
-  return { bucket: m[1]!, key: m[2]! };
-}
 
 function statusOf(err: unknown): number | undefined {
   return (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
@@ -328,11 +306,6 @@ export function s3Place(opts?: ArtifactRepositoryOptions): S3Place {
 }
 
 // ---------------------------------------------------------------- writing
-
-/** The part size for an object of about `expected` bytes: 16 MiB, or more so it fits in S3's part limit. */
-export function uploadPartSize(expected: number, configured = BUNDLE_PART_SIZE): number {
-  return Math.max(5 * MiB, configured, Math.ceil(expected / MAX_PARTS / MiB) * MiB);
-}
 
 /** Writes objects of one bundle output, with the artifact repository's client for its bucket. */
 export class S3BundleOutput {

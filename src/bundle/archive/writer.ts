@@ -20,7 +20,7 @@ import type { ArtifactRepositoryOptions } from "../../store/artifacts.js";
 import { trackTemp } from "../../temp-files.js";
 import { createZstdCompress } from "../zstd.js";
 import { normalizeBundlePath } from "./paths.js";
-import { isS3Url, S3BundleOutput, S3PartSink, uploadPartSize } from "./s3.js";
+import { isS3Url, uploadPartSize } from "./s3-url.js";
 import { BLOCK, encodeHeader, padLength, RECORD } from "./tar-format.js";
 
 /** One file of a bundle, with its bytes in memory or in a file on disk. */
@@ -528,6 +528,7 @@ async function writeS3Tar(
   target: WriteTarget,
   opts: WriteOptions,
 ): Promise<{ paths: string[]; bytes: number }> {
+  const { S3BundleOutput, S3PartSink } = await import("./s3.js");
   const out = new S3BundleOutput(target.path, opts.s3);
   const split = target.splitSize !== undefined;
   await out.preflight(split, Boolean(opts.overwrite));

@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { S3BundleOutput } from "../../bundle/archive/s3.js";
+import { isS3Url } from "../../bundle/archive/s3-url.js";
 import { splitSize } from "../../bundle/archive/writer.js";
 import { loadBundleConfig } from "../../config/load.js";
 import { IntegrityError, UsageError } from "../../errors.js";
@@ -63,7 +63,8 @@ export async function runCreate(flags: CreateFlags): Promise<void> {
   const s3 = s3OptionsFrom(flags);
   if (!flags.dryRun) {
     assertOutputFree(output, Boolean(flags.force));
-    if (/^s3:\/\//i.test(output.path)) {
+    if (isS3Url(output.path)) {
+      const { S3BundleOutput } = await import("../../bundle/archive/s3.js");
       await new S3BundleOutput(output.path, s3).preflight(
         output.splitSize !== undefined,
         Boolean(flags.force),

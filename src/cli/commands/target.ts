@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
-import { isS3Url } from "../../bundle/archive/s3.js";
+import { isS3Url } from "../../bundle/archive/s3-url.js";
 import type { WriteTarget } from "../../bundle/archive/writer.js";
 import { UsageError } from "../../errors.js";
 
