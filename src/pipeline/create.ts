@@ -131,6 +131,17 @@ function retryStats(client: RegistryClient): Pick<CreateResult["stats"], "retrie
   return { retries, resumes, restarts };
 }
 
+/** The stats of a run that pulled nothing (a dry run); `client` when it talked to registries. */
+function nothingPulled(started: number, client?: RegistryClient): CreateResult["stats"] {
+  return {
+    pulledBytes: 0,
+    pulledBlobs: 0,
+    skippedBlobs: 0,
+    seconds: (Date.now() - started) / 1000,
+    ...(client ? retryStats(client) : { retries: 0, resumes: 0, restarts: 0 }),
+  };
+}
+
 export function defaultCacheDir(): string {
   const base = process.env.XDG_CACHE_HOME || join(homedir(), ".cache");
   return join(base, "cinc-airgap");
@@ -180,15 +191,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     });
     return {
       plan,
-      stats: {
-        pulledBytes: 0,
-        pulledBlobs: 0,
-        skippedBlobs: 0,
-        seconds: (Date.now() - started) / 1000,
-        retries: 0,
-        resumes: 0,
-        restarts: 0,
-      },
+      stats: nothingPulled(started),
       warnings,
       notes,
     };
@@ -261,13 +264,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     if (opts.dryRun) {
       return {
         plan,
-        stats: {
-          pulledBytes: 0,
-          pulledBlobs: 0,
-          skippedBlobs: 0,
-          seconds: (Date.now() - started) / 1000,
-          ...retryStats(client),
-        },
+        stats: nothingPulled(started, client),
         warnings,
       };
     }

@@ -198,7 +198,11 @@ async function startUpload(c: UploadContext, what: string, signal: AbortSignal |
   return uploadUrl(c, res, what);
 }
 
-async function cancelUpload(c: UploadContext, location: string, what: string): Promise<void> {
+async function cancelUpload(
+  c: Pick<UploadContext, "host" | "registry" | "repository">,
+  location: string,
+  what: string,
+): Promise<void> {
   await c.host
     .send({
       method: "DELETE",
@@ -410,19 +414,7 @@ export async function probeWritable(
   }
   await res.body.dump().catch(() => undefined);
   const loc = header(res.headers, "location");
-  if (loc) {
-    await c.host
-      .send({
-        method: "DELETE",
-        url: new URL(loc, res.url).toString(),
-        scopes: [pushScope(c.repository)],
-        ctx: ctxOf(c, what),
-        signal,
-        ok: () => true,
-      })
-      .then((r) => r.body.dump())
-      .catch(() => undefined);
-  }
+  if (loc) await cancelUpload(c, new URL(loc, res.url).toString(), what);
   return undefined;
 }
 
