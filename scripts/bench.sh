@@ -30,6 +30,7 @@
 #   --no-docs       print the tables only; do not rewrite docs/benchmarks.md
 #   --keep          keep the work folder (registries are still stopped)
 #   env BENCH_NODE_ARGS  extra node flags for the airgap runs only (profiling: "--cpu-prof --cpu-prof-dir=D")
+#   env BENCH_WRAP  a command to start the airgap runs under (e.g. "strace -c -f -o FILE")
 #
 # Everything runs on 127.0.0.1 with docker-registry instances this script starts on ports 27000-27999
 # (fresh storage each, so "empty registry" is true) and stops on exit by recorded PID. Image data is
@@ -45,6 +46,8 @@ HERE=$ROOT/scripts/bench
 . "$ROOT/scripts/servers/certs.sh"
 # BENCH_NODE_ARGS: extra node flags for the airgap runs only (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
 read -r -a NODE_ARGS <<<"${BENCH_NODE_ARGS:-}"
+# BENCH_WRAP: a command the airgap runs are started under (e.g. "strace -c -f -o /tmp/strace.txt").
+read -r -a WRAP <<<"${BENCH_WRAP:-}"
 
 SECTIONS=()
 RUNS=${BENCH_RUNS:-3}
@@ -156,7 +159,7 @@ chmod 600 "$AUTHFILE"
 mkdir -p "$WORK/no-docker-config"
 # airgap: trust only the CA it is given (--ca-file), credentials only from the auth file.
 AIRGAP=(env -u NODE_EXTRA_CA_CERTS -u SSL_CERT_FILE -u SSL_CERT_DIR "REGISTRY_AUTH_FILE=$AUTHFILE"
-  "DOCKER_CONFIG=$WORK/no-docker-config" node "${NODE_ARGS[@]}" "$ROOT/dist/cli/main.js")
+  "DOCKER_CONFIG=$WORK/no-docker-config" "${WRAP[@]}" node "${NODE_ARGS[@]}" "$ROOT/dist/cli/main.js")
 
 free_port() {
   python3 - <<'PY'
@@ -257,6 +260,21 @@ registry_entry() { # HOST: a registries: entry of a bundle config
 # emit JSON-LINE: append one record to the results.
 emit() { printf '%s\n' "$1" >>"$RESULTS"; }
 
+# CPU time in clock ticks: the whole machine's busy time (all cores, /proc/stat), and that of the
+# registries this script started (their own process and threads).
+HZ=$(getconf CLK_TCK)
+machine_busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
+registry_ticks() {
+  local total=0 name pid t
+  if [ -f "$REGISTRIES" ]; then
+    while read -r name pid; do
+      t=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null) || t=0
+      total=$((total + ${t:-0}))
+    done <"$REGISTRIES"
+  fi
+  echo "$total"
+}
+
 # measure ID PART BYTES CMD...: run CMD under /usr/bin/time, record wall seconds and peak RSS.
 # Returns CMD's exit status; stdout/stderr go to $WORK/logs/ID.PART.RUN.{out,err}.
 measure() {
@@ -267,15 +285,21 @@ measure() {
   # Start every measured command with no dirty pages pending, so one tool's writeback is not billed
   # to the next one (the page cache itself cannot be dropped here, and stays warm).
   sync
+  local machine0 registries0
+  machine0=$(machine_busy_ticks)
+  registries0=$(registry_ticks)
   /usr/bin/time -f '%e %M %U %S' -o "$base.time" "$@" >"$base.out" 2>"$base.err" || rc=$?
+  local machine_cpu registry_cpu
+  machine_cpu=$(awk -v a="$machine0" -v b="$(machine_busy_ticks)" -v hz="$HZ" 'BEGIN { printf "%.2f", (b - a) / hz }')
+  registry_cpu=$(awk -v a="$registries0" -v b="$(registry_ticks)" -v hz="$HZ" 'BEGIN { printf "%.2f", (b - a) / hz }')
   local secs rss user sys
   read -r secs rss user sys < <(tail -n 1 "$base.time")
   local err='""'
   [ $rc = 0 ] || err=$(tail -n 5 "$base.err" | jq -Rs .)
-  emit "$(printf '{"type":"measure","id":"%s","run":%d,"part":"%s","seconds":%s,"rssKb":%s,"cpuSeconds":%s,"bytes":%s,"exit":%d,"error":%s}' \
-    "$id" "$RUN" "$part" "$secs" "$rss" "$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')" "$bytes" "$rc" "$err")"
+  emit "$(printf '{"type":"measure","id":"%s","run":%d,"part":"%s","seconds":%s,"rssKb":%s,"cpuSeconds":%s,"registryCpuSeconds":%s,"machineCpuSeconds":%s,"bytes":%s,"exit":%d,"error":%s}' \
+    "$id" "$RUN" "$part" "$secs" "$rss" "$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')" "$registry_cpu" "$machine_cpu" "$bytes" "$rc" "$err")"
   if [ $rc = 0 ]; then
-    log "  $id${part:+ [$part]}: ${secs}s (CPU user ${user}s + sys ${sys}s), peak RSS $((rss / 1024)) MiB"
+    log "  $id${part:+ [$part]}: ${secs}s (CPU user ${user}s + sys ${sys}s; registries ${registry_cpu}s; whole machine ${machine_cpu}s of $(awk -v s="$secs" -v n="$(nproc)" 'BEGIN { printf "%.2f", s * n }')s), peak RSS $((rss / 1024)) MiB"
   else
     log "  $id${part:+ [$part]}: FAILED (exit $rc): $(tail -n 3 "$base.err" | tr '\n' ' ')"
   fi

@@ -34,11 +34,22 @@ export async function progressFor(
  * (secrets redacted, control characters escaped) before any display sees it.
  */
 function safeForTerminal(p: ClosableProgress): ClosableProgress {
+  // bytes() runs for every chunk of every transfer, always naming one of a few items in flight.
+  const cleanItems = new Map<string, string>();
+  const cleanItem = (item: string): string => {
+    let clean = cleanItems.get(item);
+    if (clean === undefined) {
+      if (cleanItems.size >= 256) cleanItems.clear();
+      clean = forTerminal(item);
+      cleanItems.set(item, clean);
+    }
+    return clean;
+  };
   return {
     phase: (name, total) => p.phase(forTerminal(name), total),
     resolved: (name, digest) => p.resolved(forTerminal(name), forTerminal(digest)),
     expect: (totalBytes) => p.expect(totalBytes),
-    bytes: (item, n) => p.bytes(forTerminal(item), n),
+    bytes: (item, n) => p.bytes(cleanItem(item), n),
     skipped: (item, n) => p.skipped(forTerminal(item), n),
     itemDone: (name) => p.itemDone(forTerminal(name)),
     info: (message) => p.info(forTerminal(message)),

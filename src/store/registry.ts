@@ -3,7 +3,7 @@
  * verified against its digest while streaming; blobs are never held in memory; manifests are read
  * with a 4 MiB limit and hashed over their exact bytes.
  */
-import { pipeline, Readable } from "node:stream";
+import { Readable } from "node:stream";
 import { IntegrityError, RemoteError, UsageError } from "../errors.js";
 import { assertDigest, type Descriptor, digestHex, manifestMediaType } from "../oci/descriptor.js";
 import { markVerified, sha256Digest, VerifyingStream } from "../oci/digest.js";
@@ -272,16 +272,14 @@ export class RegistryStore implements Store {
     const label = `${what} from ${this.registry}/${this.repository}`;
     // One verifier for the whole blob: a broken connection resumes into it, the hash runs on.
     const verifier = new VerifyingStream(desc.digest, desc.size, label);
-    const body = this.host.resumableBody(
+    this.host.resumeBodyInto(
+      verifier,
       request,
       res,
       desc.size,
       label,
       "rerun resumes: the cache keeps what verified",
     );
-    pipeline(body, verifier, () => {
-      // errors reach the consumer through `verifier`
-    });
     return verifier;
   }
 

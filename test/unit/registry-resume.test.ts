@@ -1,9 +1,10 @@
 /** The resume logic of a broken blob download, with answers made in memory. */
-import { Readable } from "node:stream";
+import { PassThrough, Readable, Writable } from "node:stream";
+import { finished } from "node:stream/promises";
 import { describe, expect, it } from "vitest";
 import { RemoteError } from "../../src/errors.js";
 import { requestTimeoutMs } from "../../src/oci/registry/client.js";
-import { continuesAt, type ResumeAnswer, resumingBody } from "../../src/oci/registry/resume.js";
+import { continuesAt, type ResumeAnswer, resumeInto, resumingBody } from "../../src/oci/registry/resume.js";
 
 const content = Buffer.from("0123456789abcdefghij");
 const retry = { retries: 2, baseDelayMs: 1, maxDelayMs: 2 };
@@ -158,5 +159,71 @@ describe("resumingBody", () => {
       what: "blob x",
     });
     expect(await read(body)).toEqual(content.subarray(0, 12));
+  });
+
+  it("a slow consumer gets every byte once, in order, across a resume (backpressure, not buffering)", async () => {
+    const big = Buffer.alloc(4 * 1024 * 1024);
+    for (let i = 0; i < big.length; i += 4) big.writeUInt32BE(i, i);
+    const chunks = (b: Buffer) =>
+      Array.from({ length: b.length / 65536 }, (_, i) => b.subarray(i * 65536, (i + 1) * 65536));
+    const first = Readable.from(
+      (async function* () {
+        yield* chunks(big.subarray(0, 1024 * 1024));
+        throw Object.assign(new Error("other side closed"), { code: "UND_ERR_SOCKET" });
+      })(),
+    );
+    let peakBuffered = 0;
+    const got: Buffer[] = [];
+    const slow = new Writable({
+      highWaterMark: 65536,
+      write(chunk: Buffer, _enc, cb) {
+        got.push(chunk);
+        setTimeout(cb, 0);
+      },
+    });
+    const s = stats();
+    resumeInto(
+      {
+        first,
+        size: big.length,
+        again: async (from) => {
+          const rest = Readable.from(chunks(big.subarray(from)));
+          rest.on("data", () => (peakBuffered = Math.max(peakBuffered, slow.writableLength)));
+          return {
+            status: 206,
+            headers: { "content-range": `bytes ${from}-${big.length - 1}/${big.length}` },
+            body: rest,
+          };
+        },
+        retry,
+        stats: s,
+        what: "blob x",
+      },
+      slow,
+    );
+    await finished(slow);
+    expect(Buffer.concat(got).equals(big)).toBe(true);
+    expect(s).toEqual({ retries: 1, resumes: 1, restarts: 0 });
+    expect(peakBuffered).toBeLessThanOrEqual(2 * 65536);
+  });
+
+  it("destroying the consumer stops the download", async () => {
+    const first = new Readable({ read() {} });
+    first.push(content.subarray(0, 5));
+    const into = new PassThrough();
+    resumeInto(
+      {
+        first,
+        size: content.length,
+        again: async () => ({ status: 200, headers: {}, body: Readable.from([]) }),
+        retry,
+        stats: stats(),
+        what: "blob x",
+      },
+      into,
+    );
+    into.destroy();
+    await new Promise((r) => setImmediate(r));
+    expect(first.destroyed).toBe(true);
   });
 });

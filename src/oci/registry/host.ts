@@ -3,7 +3,7 @@
  * and the request loop shared by every repository on it (auth challenge, redirects, retries).
  */
 import { isIP } from "node:net";
-import type { Readable } from "node:stream";
+import type { Readable, Writable } from "node:stream";
 import { connect as tlsConnect } from "node:tls";
 import { Agent, type Dispatcher } from "undici";
 import { readCapped } from "../../net/body.js";
@@ -19,7 +19,7 @@ import {
   type RequestContext,
   where,
 } from "./errors.js";
-import { resumingBody } from "./resume.js";
+import { resumeInto } from "./resume.js";
 import {
   backoffDelay,
   isRetryableError,
@@ -344,25 +344,36 @@ export class RegistryHost {
   }
 
   /**
-   * The body of `first` (the 2xx answer to the GET `o`) as one stream of `size` bytes that continues
-   * through broken connections with Range requests of the same GET (see resume.ts).
+   * The body of `first` (the 2xx answer to the GET `o`) written into `into` as one stream of `size`
+   * bytes that continues through broken connections with Range requests of the same GET (see
+   * resume.ts).
    */
-  resumableBody(o: SendOptions, first: SendResult, size: number, what: string, hint?: string): Readable {
-    return resumingBody({
-      first: first.body,
-      size,
-      again: (from) =>
-        this.send({
-          ...o,
-          headers: { ...o.headers, range: `bytes=${from}-` },
-          ok: (s) => s === 200 || s === 206 || s === 416,
-        }),
-      retry: this.shared.retry,
-      stats: this.shared.stats,
-      what,
-      ...(hint !== undefined ? { hint } : {}),
-      signal: anySignal(o.signal, this.clientSignal),
-    });
+  resumeBodyInto(
+    into: Writable,
+    o: SendOptions,
+    first: SendResult,
+    size: number,
+    what: string,
+    hint?: string,
+  ): void {
+    resumeInto(
+      {
+        first: first.body,
+        size,
+        again: (from) =>
+          this.send({
+            ...o,
+            headers: { ...o.headers, range: `bytes=${from}-` },
+            ok: (s) => s === 200 || s === 206 || s === 416,
+          }),
+        retry: this.shared.retry,
+        stats: this.shared.stats,
+        what,
+        ...(hint !== undefined ? { hint } : {}),
+        signal: anySignal(o.signal, this.clientSignal),
+      },
+      into,
+    );
   }
 
   /**
