@@ -159,7 +159,7 @@ chmod 600 "$AUTHFILE"
 mkdir -p "$WORK/no-docker-config"
 # airgap: trust only the CA it is given (--ca-file), credentials only from the auth file.
 AIRGAP=(env -u NODE_EXTRA_CA_CERTS -u SSL_CERT_FILE -u SSL_CERT_DIR "REGISTRY_AUTH_FILE=$AUTHFILE"
-  "DOCKER_CONFIG=$WORK/no-docker-config" "${WRAP[@]}" node "${NODE_ARGS[@]}" "$ROOT/dist/cli/main.js")
+  "DOCKER_CONFIG=$WORK/no-docker-config" "${WRAP[@]}" node "${NODE_ARGS[@]}" "$ROOT/dist/bin/airgap.mjs")
 
 free_port() {
   python3 - <<'PY'
@@ -318,7 +318,7 @@ if [ "$BUILD" = 1 ]; then
   npm run build >"$WORK/build.log" 2>&1 || { cat "$WORK/build.log" >&2; die "npm run build failed"; }
   BUILD_STATE="built"
 fi
-[ -f dist/cli/main.js ] || die "dist/cli/main.js missing: run npm run build"
+[ -f dist/bin/airgap.mjs ] || die "dist/bin/airgap.mjs missing: run npm run build"
 
 # --- data ---------------------------------------------------------------------------------------
 # prepare_source CASE: generate the case's images, push them to a fresh source registry, write the

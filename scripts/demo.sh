@@ -21,7 +21,7 @@ fi
 
 step "build airgap in this checkout (scripts/setup.sh)"
 bash scripts/setup.sh >/dev/null
-airgap() { node "$ROOT/dist/cli/main.js" "$@"; }
+airgap() { node "$ROOT/dist/bin/airgap.mjs" "$@"; }
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/airgap-demo.XXXXXX")
 PIDS=()

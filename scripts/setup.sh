@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install airgap from this checkout, without root and without touching anything global: npm
-# dependencies and the build, in this folder only. Run it as `node dist/cli/main.js`, or put the
+# dependencies and the build, in this folder only. Run it as `node dist/bin/airgap.mjs`, or put the
 # printed alias in your shell profile.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -11,6 +11,6 @@ node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(
 
 if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
 npm run build
-node dist/cli/main.js --version >/dev/null
+node dist/bin/airgap.mjs --version >/dev/null
 echo "airgap built in $PWD/dist; run it with:"
-echo "  alias airgap='node $PWD/dist/cli/main.js'"
+echo "  alias airgap='node $PWD/dist/bin/airgap.mjs'"

@@ -22,7 +22,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-[ -f dist/cli/main.js ] || { echo "shards.sh: run npm run build first" >&2; exit 1; }
+[ -f dist/bin/airgap.mjs ] || { echo "shards.sh: run npm run build first" >&2; exit 1; }
 WORK=$(mktemp -d /tmp/airgap-shards-XXXXXX)
 PIDS=()
 cleanup() {
@@ -88,13 +88,13 @@ make_bundle() {
   BUNDLE=$dir/bundle
   local t0 t1
   t0=$(date +%s.%N)
-  node dist/cli/main.js bundle create -c "$dir/config.yaml" -o "$BUNDLE" --cache "$dir/cache" >/dev/null 2>&1
+  node dist/bin/airgap.mjs bundle create -c "$dir/config.yaml" -o "$BUNDLE" --cache "$dir/cache" >/dev/null 2>&1
   t1=$(date +%s.%N)
   local bytes blobs
   bytes=$(jq .totals.bytes "$BUNDLE/bundle.json")
   blobs=$(jq .totals.blobs "$BUNDLE/bundle.json")
   t0v=$(date +%s.%N)
-  node dist/cli/main.js bundle verify "$BUNDLE" >/dev/null 2>&1
+  node dist/bin/airgap.mjs bundle verify "$BUNDLE" >/dev/null 2>&1
   t1v=$(date +%s.%N)
   printf '%s: %d images, %d blobs, %.1f MiB; create (cold cache) %.2f s; verify %.2f s; load %s\n' \
     "$name" "$2" "$blobs" "$(echo "$bytes / 1048576" | bc -l)" "$(echo "$t1 - $t0" | bc -l)" \
@@ -110,7 +110,7 @@ sharded() {
   load=$(cut -d' ' -f1-3 /proc/loadavg)
   t0=$(date +%s.%N)
   for ((i = 0; i < n; i++)); do
-    /usr/bin/time -f '%U %S' -o "$WORK/time-$name-$n-$i" node dist/cli/main.js bundle import "$BUNDLE" \
+    /usr/bin/time -f '%U %S' -o "$WORK/time-$name-$n-$i" node dist/bin/airgap.mjs bundle import "$BUNDLE" \
       --registry "$REG_ADDR/x" --plain-http --shard "$i/$n" --out "$WORK/out-$name-$n-$i" --json \
       >"$WORK/json-$name-$n-$i" 2>"$WORK/err-$name-$n-$i" &
     pids+=($!)

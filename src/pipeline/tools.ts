@@ -11,8 +11,8 @@ import { fileURLToPath } from "node:url";
 import { AirgapError } from "../errors.js";
 import { VERSION } from "../version.js";
 
-/** Defined only in the single-file build (scripts/build-single.mjs). */
-declare const __AIRGAP_VERSION__: string | undefined;
+/** true in the single-file build, false in the chunked command (scripts/build-single.mjs); undefined from tsc. */
+declare const __AIRGAP_SINGLE_FILE__: boolean | undefined;
 
 export interface CarriedFile {
   /** Path inside the bundle. */
@@ -27,10 +27,13 @@ export interface CarriedFile {
 
 export const TOOLS_DIR = "tools";
 
-/** Where the single-file build is: this very file when running as it, else dist/airgap.mjs of the package. */
+/**
+ * Where the single-file build is: this very file when running as it, else dist/airgap.mjs of the
+ * package (found upwards from dist/bin/chunks/ or from the tsc output).
+ */
 export function singleFileLocation(moduleUrl = import.meta.url): string | undefined {
   const here = fileURLToPath(moduleUrl);
-  if (typeof __AIRGAP_VERSION__ === "string") return here;
+  if (typeof __AIRGAP_SINGLE_FILE__ === "boolean" && __AIRGAP_SINGLE_FILE__) return here;
   let dir = dirname(here);
   for (let i = 0; i < 5; i++) {
     const candidate = join(dir, "dist", "airgap.mjs");

@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-export const CLI = `${ROOT}dist/cli/main.js`;
+export const CLI = `${ROOT}dist/bin/airgap.mjs`;
 
 export interface CliResult {
   code: number;
