@@ -233,14 +233,30 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
           refill: (d) => (from ? source(from) : archive).fetch(d),
         });
       // Kinds of manifest are judged for what will be pushed: roots the target holds are not read.
-      await checkTargets(client, images, referrerRoots, limit, opts, async (d, to) => {
-        if (!(await archive.has(d))) return undefined;
-        // a repository that refuses even the question is judged by the pre-flight itself
-        const held = to ? await limit(() => pushTarget(to).exists(d, signal)).catch(() => false) : false;
-        signal?.throwIfAborted();
-        if (held) return undefined;
-        return await archive.readManifest(d);
-      });
+      await checkTargets(
+        client,
+        images,
+        referrerRoots,
+        limit,
+        opts,
+        async (d, to) => {
+          if (!(await archive.has(d))) return undefined;
+          // a repository that refuses even the question is judged by the pre-flight itself
+          const held = to ? await limit(() => pushTarget(to).exists(d, signal)).catch(() => false) : false;
+          signal?.throwIfAborted();
+          if (held) return undefined;
+          return await archive.readManifest(d);
+        },
+        async (d, to, tag) => {
+          // A root the target holds, under the tag it should have: nothing to write there (a re-run).
+          const dst = pushTarget(to);
+          const held = await limit(() => dst.exists(d, signal)).catch(() => false);
+          return (
+            held &&
+            (tag === undefined || (await limit(() => dst.tagNames(tag, d.digest, signal)).catch(() => false)))
+          );
+        },
+      );
       progress.phase("pushing", expectedBytes(inventory, selection, opts));
       const inflightByRepo = new Map<string, Map<string, Promise<void>>>();
       const inflightFor = (ref: Reference) => {
@@ -529,13 +545,20 @@ async function checkTargets(
   limit: ReturnType<typeof pLimit>,
   opts: ImportOptions,
   readManifest?: (d: Descriptor, to?: Reference) => Promise<Buffer | undefined>,
+  complete?: (d: Descriptor, to: Reference, tag?: string) => Promise<boolean>,
 ): Promise<void> {
   const roots = [
-    ...images.map((i) => ({ item: i.source, to: i.targetRef, desc: i.descriptor })),
+    ...images.map((i) => ({
+      item: i.source,
+      to: i.targetRef,
+      desc: i.descriptor,
+      tag: i.tagged ? i.targetRef.tag : undefined,
+    })),
     ...referrers.map((r) => ({
       item: `referrer ${r.descriptor.digest} of ${r.repository}`,
       to: r.targetRef,
       desc: r.descriptor,
+      tag: undefined,
     })),
   ];
   let kinds: ManifestKind[] = [];
@@ -547,7 +570,11 @@ async function checkTargets(
     const cache = new Map(present.map((p) => [p.desc.digest, p.bytes]));
     kinds = await manifestKinds(present, async (d) => cache.get(d.digest) ?? (await readManifest(d)));
   }
-  await preflight(client, preflightTargets(roots), kinds, limit, {
+  // A repository this run will not write to (every root there held and tagged) is not probed.
+  const writes = complete
+    ? (await Promise.all(roots.map(async (r) => ((await complete(r.desc, r.to, r.tag)) ? [] : [r])))).flat()
+    : roots;
+  await preflight(client, preflightTargets(writes), kinds, limit, {
     createRepositories: Boolean(opts.createRepositories) && !opts.dryRun,
     signal: opts.signal,
   });

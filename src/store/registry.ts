@@ -201,6 +201,7 @@ export class RegistryStore implements Store {
   async exists(desc: Descriptor, signal?: AbortSignal): Promise<boolean> {
     assertDigest(desc.digest);
     const manifest = isManifestLike(desc.mediaType);
+    if (manifest && this.host.hasManifest(this.repository, desc.digest)) return true;
     // A host whose blob HEAD was caught answering 200 for a blob it lacks is asked with GET (only
     // the status is read).
     const byGet = !manifest && lessonsOf(this.host).headUnreliable;
@@ -222,7 +223,8 @@ export class RegistryStore implements Store {
       if (!manifest) this.host.noteAbsent(this.repository, desc.digest);
       return false;
     }
-    if (!manifest) this.host.noteBlob(desc.digest, this.repository);
+    if (manifest) this.host.noteManifest(this.repository, desc.digest);
+    else this.host.noteBlob(desc.digest, this.repository);
     return true;
   }
 
@@ -414,6 +416,7 @@ export class RegistryStore implements Store {
     }
     await res.body.dump().catch(() => undefined);
     this.c.manifests.set(desc.digest, bytes);
+    this.host.noteManifest(this.repository, desc.digest);
 
     let subject: Descriptor | undefined;
     let parsed: {
@@ -502,11 +505,40 @@ export class RegistryStore implements Store {
     };
   }
 
+  /**
+   * Does `tag` name `digest` in this repository now? A HEAD (or what this run already learned); a
+   * tag the repository lacks is a no.
+   */
+  async tagNames(tag: string, digest: string, signal?: AbortSignal): Promise<boolean> {
+    if (!TAG.test(tag)) throw new UsageError(`"${tag}" is not a valid tag (${this.label})`);
+    const known = this.host.tagTarget(this.repository, tag);
+    if (known !== undefined) return known === digest;
+    const res = await this.host.send({
+      method: "HEAD",
+      url: this.path("manifests", tag),
+      headers: { accept: MANIFEST_ACCEPT },
+      scopes: [pullScope(this.repository)],
+      ctx: this.ctx(`manifest ${tag}`),
+      signal,
+      ok: notFound,
+    });
+    await res.body.dump().catch(() => undefined);
+    if (res.status === 404) return false;
+    // Without Docker-Content-Digest the manifest is read and hashed (resolve does both).
+    const current = header(res.headers, "docker-content-digest") ?? (await this.resolve(tag, signal)).digest;
+    this.host.noteTag(this.repository, tag, current);
+    return current === digest;
+  }
+
   async tag(desc: Descriptor, tag: string, signal?: AbortSignal): Promise<void> {
     assertDigest(desc.digest);
     if (!TAG.test(tag)) throw new UsageError(`"${tag}" is not a valid tag (${this.label})`);
     let bytes = this.c.manifests.get(desc.digest);
-    if (!bytes) bytes = (await this.fetchManifest(desc.digest, signal)).bytes;
+    if (!bytes) {
+      // Not pushed in this run: the tag may already name it (a re-run), which needs no write.
+      if (await this.tagNames(tag, desc.digest, signal)) return;
+      bytes = (await this.fetchManifest(desc.digest, signal)).bytes;
+    }
     const res = await this.host.send({
       method: "PUT",
       url: this.path("manifests", tag),
@@ -517,6 +549,7 @@ export class RegistryStore implements Store {
       signal,
     });
     await res.body.dump().catch(() => undefined);
+    this.host.noteTag(this.repository, tag, desc.digest);
   }
 
   async listTags(signal?: AbortSignal): Promise<string[]> {

@@ -165,8 +165,11 @@ async function expectImported(
     const got = await getManifest(upstream, repo, tag);
     expect(got.digest, name).toBe(root.digest);
   }
+  const writesBefore = proxy.counts.writes;
   const again = await importThrough(proxy, prefix, env, extra);
   expect(again.code, again.stderr).toBe(0);
+  // Everything is there under its tags: no upload session, no probe, no tag written again.
+  expect(proxy.counts.writes - writesBefore).toBe(0);
   const second = (JSON.parse(again.stdout) as ImportJson).stats;
   expect(second.blobsUploaded).toBe(0);
   expect(second.bytesUploaded).toBe(0);

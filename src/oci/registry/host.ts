@@ -235,6 +235,30 @@ export class RegistryHost {
    */
   private readonly knownAbsent = new Set<string>();
 
+  /**
+   * Manifests known to be in a repository (`repo@digest`: answered 200 or pushed in this run) and
+   * what tags are known to name (`repo:tag` → digest): content-addressed facts a run does not ask
+   * the registry twice.
+   */
+  private readonly knownManifests = new Set<string>();
+  private readonly knownTags = new Map<string, string>();
+
+  noteManifest(repository: string, digest: string): void {
+    this.knownManifests.add(`${repository}@${digest}`);
+  }
+
+  hasManifest(repository: string, digest: string): boolean {
+    return this.knownManifests.has(`${repository}@${digest}`);
+  }
+
+  noteTag(repository: string, tag: string, digest: string): void {
+    this.knownTags.set(`${repository}:${tag}`, digest);
+  }
+
+  tagTarget(repository: string, tag: string): string | undefined {
+    return this.knownTags.get(`${repository}:${tag}`);
+  }
+
   noteAbsent(repository: string, digest: string): void {
     this.knownAbsent.add(`${repository}@${digest}`);
   }
