@@ -207,6 +207,27 @@ export function loadHostTrust(host: string, opts: TrustOptions): HostTrust {
   return out;
 }
 
+/**
+ * A SecureContext trusting the machine's roots (with NODE_EXTRA_CA_CERTS) plus `extraCAs`. Given
+ * `ca`, Node replaces its whole store, so the roots must come along as PEM text and are parsed
+ * again (~20 ms, every context of every run). Adding the extra CAs to a context built on the
+ * default store copies the roots already parsed instead (NODE_EXTRA_CA_CERTS is added again: Node
+ * keeps it in its shared store only, which such a copy does not include). That method belongs to Node's context
+ * handle (createSecureContext itself uses it for `ca`); where it is missing, the PEM list is used.
+ */
+function withExtraCAs(o: Parameters<typeof createSecureContext>[0], extraCAs: string[]): SecureContext {
+  if (extraCAs.length === 0) return createSecureContext(o);
+  const ctx = createSecureContext(o);
+  const handle = (ctx as { context?: { addCACert?: unknown } }).context;
+  if (handle && typeof handle.addCACert === "function") {
+    // Node adds NODE_EXTRA_CA_CERTS to its shared store only, not to the copy a context gets.
+    for (const pem of [...nodeExtraCAs(), ...extraCAs])
+      (handle.addCACert as (pem: string) => void).call(handle, pem);
+    return ctx;
+  }
+  return createSecureContext({ ...o, ca: [...rootCertificates, ...nodeExtraCAs(), ...extraCAs] });
+}
+
 /** The TLS side of one run: settings and SecureContexts per host, built once each. */
 export class Trust {
   private readonly hosts = new Map<string, HostTrust>();
@@ -295,13 +316,11 @@ export class Trust {
     let ctx = this.contexts.get(key);
     if (!ctx) {
       const o: Parameters<typeof createSecureContext>[0] = { minVersion: "TLSv1.2" };
-      // Node replaces its whole trust store when `ca` is given, so the roots come along explicitly.
-      if (t.extraCAs.length > 0) o.ca = [...rootCertificates, ...nodeExtraCAs(), ...t.extraCAs];
       if (t.cert && t.key) {
         o.cert = t.cert;
         o.key = t.key;
       }
-      ctx = createSecureContext(o);
+      ctx = withExtraCAs(o, t.extraCAs);
       trustStats.secureContexts++;
       this.contexts.set(key, ctx);
     }

@@ -3,6 +3,8 @@
  * fetches over many connections build ONE SecureContext (the whole root CA list parsed once), not
  * one per connection as Node does when each connection is given `ca` options.
  */
+
+import { execFileSync } from "node:child_process";
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -81,5 +83,30 @@ describe("one SecureContext per host", () => {
     expect(connections).toBeGreaterThan(1);
     expect(trustStats.secureContexts - before).toBe(1);
     expect(perConnection).toBe(0);
+  });
+
+  it("a host given its own CA still trusts the machine's store (roots and NODE_EXTRA_CA_CERTS)", () => {
+    // Another CA for the host (any real one: a root of Node's list), and the registry's own CA only
+    // in NODE_EXTRA_CA_CERTS: the connection must verify through the machine's store.
+    const otherCa = join(tmp, "other-ca.crt");
+    writeFileSync(otherCa, tls.rootCertificates[0]!);
+    const trustModule = join(process.cwd(), "dist", "net", "trust.js");
+    const [hostname, port] = target.host.split(":") as [string, string];
+    const script = `
+      import tls from "node:tls";
+      const { Trust } = await import(${JSON.stringify(trustModule)});
+      const trust = new Trust({ caFiles: [${JSON.stringify(otherCa)}], certsDirs: [] });
+      const socket = tls.connect({ host: ${JSON.stringify(hostname)}, port: ${port}, servername: undefined,
+        secureContext: trust.secureContext(${JSON.stringify(target.host)}), rejectUnauthorized: false });
+      socket.on("secureConnect", () => { console.log(socket.authorized ? "trusted" : String(socket.authorizationError)); socket.destroy(); });
+      socket.on("error", (e) => { console.log("error " + e.message); });
+    `;
+    const run = (extra: string) =>
+      execFileSync(process.execPath, ["--input-type=module", "-e", script], {
+        env: { ...process.env, NODE_EXTRA_CA_CERTS: extra, SSL_CERT_FILE: "", SSL_CERT_DIR: "" },
+        encoding: "utf8",
+      }).trim();
+    expect(run(target.ca!)).toBe("trusted");
+    expect(run("/dev/null")).not.toBe("trusted");
   });
 });
