@@ -411,7 +411,8 @@ create_airgap() {
 
 # registry_limit CASE: every blob of the case fetched from the source registry with curl over the same
 # transport, 8 at a time, bodies discarded: how fast this registry serves on this machine, a ceiling
-# for any client (no client-side hashing or writing).
+# for any client (no client-side hashing or writing). Then the same blobs with undici alone, hashed
+# and written (scripts/bench/node-floor.mjs): what a single Node.js thread does with them.
 registry_limit() {
   local c=$1 dir=$WORK/$1 i list=$WORK/$1/blob-urls
   if [ ! -f "$list" ]; then
@@ -425,6 +426,11 @@ registry_limit() {
   log "create ($c, run $RUN): the registry's own limit, every blob with curl, 8 at a time"
   measure "x$c.create.curl" "" "$DATA_BYTES" bash -c \
     'xargs -P 8 -n 1 curl -sf -o /dev/null --cacert "$1" -u "$2" <"$3"' _ "$PKI/ca.crt" "$BENCH_USER:$BENCH_PASSWORD" "$list" || true
+  log "create ($c, run $RUN): a bare Node.js pull of the same blobs (undici, SHA-256, file), 4 at a time"
+  local ca=()
+  [ "$TRANSPORT" = tls ] && ca=(--ca "$PKI/ca.crt")
+  measure "x$c.create.nodefloor" "" "$DATA_BYTES" node "$HERE/node-floor.mjs" --urls "$list" --out "$dir/node-floor" \
+    "${ca[@]}" --user "$BENCH_USER" --password "$BENCH_PASSWORD" || true
 }
 
 section_create() {

@@ -49,9 +49,20 @@ for (const r of records.filter((r) => r.type === "measure")) {
   if (!measures.has(r.id)) measures.set(r.id, new Map());
   const runs = measures.get(r.id);
   const run = r.run ?? 1;
-  const t = runs.get(run) ?? { seconds: 0, cpuSeconds: 0, rssKb: 0, exit: 0, errors: [] };
+  const t = runs.get(run) ?? {
+    seconds: 0,
+    cpuSeconds: 0,
+    registryCpuSeconds: undefined,
+    machineCpuSeconds: undefined,
+    rssKb: 0,
+    exit: 0,
+    errors: [],
+  };
   t.seconds += r.seconds;
   t.cpuSeconds += r.cpuSeconds ?? 0;
+  // recorded since the benchmark measured them (older result files lack them)
+  if (r.registryCpuSeconds !== undefined) t.registryCpuSeconds = (t.registryCpuSeconds ?? 0) + r.registryCpuSeconds;
+  if (r.machineCpuSeconds !== undefined) t.machineCpuSeconds = (t.machineCpuSeconds ?? 0) + r.machineCpuSeconds;
   t.rssKb = Math.max(t.rssKb, r.rssKb);
   if (r.exit) {
     t.exit ||= r.exit;
@@ -84,6 +95,12 @@ function get(c, id) {
     errors: all.flatMap((t) => t.errors),
     time: spread(all.map((t) => t.seconds)),
     cpu: median(all.map((t) => t.cpuSeconds)),
+    registryCpu: all.every((t) => t.registryCpuSeconds !== undefined)
+      ? median(all.map((t) => t.registryCpuSeconds))
+      : undefined,
+    machineBusy: all.every((t) => t.machineCpuSeconds !== undefined)
+      ? median(all.map((t) => t.machineCpuSeconds / (t.seconds * (meta.nproc || 1))))
+      : undefined,
     rssKb: Math.max(...all.map((t) => t.rssKb)),
   };
 }
@@ -181,6 +198,22 @@ function caseTable(c) {
       "—",
     ]);
   }
+  const floor = get(c, "create.nodefloor");
+  if (floor) {
+    rows.push([
+      "a bare Node.js pull of the same blobs: `undici` GET, SHA-256 and a file write each, 4 in parallel (no airgap code)",
+      fmtS(floor),
+      "—",
+      fmtRate(floor, bytes),
+      "—",
+      "—",
+      fmtCpu(floor, undefined),
+      fmtRss(floor),
+      "—",
+      "reported (one Node.js thread's floor for create)",
+      "—",
+    ]);
+  }
   const cold = get(c, "create.airgap.cold");
   const warm = get(c, "create.airgap.warm");
   if (warm) {
@@ -257,6 +290,7 @@ function caseTable(c) {
       ),
       "",
     );
+  out.push(...cpuTable(c));
   const failed = [...measures.keys()]
     .filter((id) => id.startsWith(`x${c}.`))
     .map((id) => get(c, id.slice(`x${c}.`.length)))
@@ -265,6 +299,40 @@ function caseTable(c) {
   for (const n of notes.filter((n) => n.case === c)) out.push(`- ${n.section}: ${n.text}`);
   if (failed.length || notes.some((n) => n.case === c)) out.push("");
   return out.join("\n");
+}
+
+/**
+ * Where the CPU went in each step (medians): the tool's own, the registries' (they share the
+ * machine), and how busy the whole machine was. A machine near 100% busy is the limit, whoever runs.
+ */
+function cpuTable(c) {
+  const rows = [];
+  for (const [label, id] of [
+    ["create, cold: airgap", "create.airgap.cold"],
+    ["create: skopeo", "create.skopeo"],
+    ["create: curl, 8 in parallel, bodies discarded", "create.curl"],
+    ["create: bare Node.js pull (undici, SHA-256, file)", "create.nodefloor"],
+    ["import: airgap", "import.airgap"],
+    ["import: skopeo", "import.skopeo"],
+    ["re-import: airgap", "reimport.airgap"],
+  ]) {
+    const m = get(c, id);
+    if (!ok(m) || m.registryCpu === undefined) continue;
+    rows.push([
+      label,
+      m.time.median.toFixed(2),
+      m.cpu.toFixed(2),
+      m.registryCpu.toFixed(2),
+      m.machineBusy === undefined ? "—" : `${(m.machineBusy * 100).toFixed(0)}%`,
+    ]);
+  }
+  if (!rows.length) return [];
+  return [
+    `Where the CPU went (medians; ${meta.nproc} cores shared by the tool and the registries):`,
+    "",
+    table(["step", "wall s", "tool CPU s", "registries' CPU s", "whole machine busy"], rows),
+    "",
+  ];
 }
 
 const STEPS = [
