@@ -18,24 +18,24 @@ export type IntegrityCode =
 
 export class AirgapError extends Error {
   readonly exitCode: number = 1;
+  /** Further lines (each one item of a list the message announces), printed one per line. */
+  readonly details?: string[];
   constructor(
     message: string,
     readonly code: string = "FAILED",
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; details?: string[] },
   ) {
-    super(message, options);
+    super(message, options?.cause !== undefined ? { cause: options.cause } : undefined);
     this.name = new.target.name;
+    if (options?.details) this.details = options.details;
   }
 }
 
 /** Bad flags or arguments. */
 export class UsageError extends AirgapError {
   override readonly exitCode = 2;
-  /** Further lines (each one item of a list the message announces), printed one per line. */
-  readonly details?: string[];
   constructor(message: string, options?: { cause?: unknown; details?: string[] }) {
-    super(message, "USAGE", options?.cause !== undefined ? { cause: options.cause } : undefined);
-    if (options?.details) this.details = options.details;
+    super(message, "USAGE", options);
   }
 }
 
@@ -45,7 +45,7 @@ export class ConfigError extends AirgapError {
   constructor(
     message: string,
     readonly location?: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; details?: string[] },
   ) {
     super(location ? `${location}: ${message}` : message, "CONFIG", options);
   }

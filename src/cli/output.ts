@@ -1,4 +1,4 @@
-import { AirgapError, IntegrityError, UsageError } from "../errors.js";
+import { AirgapError, IntegrityError } from "../errors.js";
 import { redactDeep, redactSecrets } from "../redact.js";
 import { forTerminal } from "./terminal.js";
 
@@ -13,12 +13,12 @@ export function printError(err: unknown, json: boolean): void {
     const out: Record<string, unknown> = { error: redactSecrets(message) };
     if (err instanceof AirgapError) out.code = err.code;
     if (err instanceof IntegrityError && err.item) out.item = redactSecrets(err.item);
-    if (err instanceof UsageError && err.details) out.details = err.details.map(redactSecrets);
+    if (err instanceof AirgapError && err.details) out.details = err.details.map(redactSecrets);
     writeJson(out, 0);
   }
   process.stderr.write(`airgap: ${forTerminal(message)}\n`);
   // each line escaped on its own: a detail cannot forge another line
-  if (err instanceof UsageError && err.details)
+  if (err instanceof AirgapError && err.details)
     for (const d of err.details) process.stderr.write(`  ${forTerminal(d)}\n`);
   if (process.env.AIRGAP_DEBUG && err instanceof Error && err.stack)
     for (const line of err.stack.split("\n")) process.stderr.write(`${forTerminal(line)}\n`);

@@ -30,12 +30,26 @@ export interface LocatedProblem {
 /** A config that does not parse or validate; `problems` has every one of them, in file order. */
 export class ConfigValidationError extends ConfigError {
   constructor(readonly problems: LocatedProblem[]) {
+    super(...ConfigValidationError.shape(problems));
+  }
+
+  /** One problem is the message; several are announced by it and listed one per line. */
+  private static shape(problems: LocatedProblem[]): ConstructorParameters<typeof ConfigError> {
     const first = problems[0];
     const line = (p: LocatedProblem) => (p.field ? `${p.field}: ${p.message}` : p.message);
     const where = (p: LocatedProblem) => `${p.file}:${p.line}:${p.column}`;
-    // ConfigError prefixes the first line with its location; the other lines carry their own.
-    const text = problems.map((p, i) => (i === 0 ? line(p) : `${where(p)}: ${line(p)}`)).join("\n");
-    super(text, first ? where(first) : undefined);
+    if (!first) return ["invalid config"];
+    if (problems.length === 1) return [line(first), where(first)];
+    return [
+      `${problems.length} problems in ${first.file}:`,
+      undefined,
+      { details: problems.map((p) => `${where(p)}: ${line(p)}`) },
+    ];
+  }
+
+  /** Every problem on a line of its own, with its file:line:column. */
+  get lines(): string[] {
+    return this.details ?? [this.message];
   }
 }
 

@@ -521,9 +521,7 @@ function planTargets(index: ImageIndex, opts: ImportOptions) {
     images.map((i) => ({ source: i.source, target: i.target, digest: i.digest })),
   );
   if (collisions.length > 0) {
-    throw new UsageError(
-      `the mapping sends different content to the same target:\n  ${collisions.join("\n  ")}`,
-    );
+    throw new UsageError("the mapping sends different content to the same target:", { details: collisions });
   }
   return { images, referrerRoots: referrers };
 }

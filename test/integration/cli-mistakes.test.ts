@@ -269,6 +269,30 @@ describe("command-line mistakes", () => {
     expect(r.stdout).toBe("");
   });
 
+  it("a config with several problems lists each on a line of its own, in --json as details", async () => {
+    await writeFile(
+      at("bad.yaml"),
+      'apiVersion: cinc-airgap/v1\nkind: Bundle\nmetadata: { name: m, version: 1.0.0 }\nimages:\n  - ref: "not a ref"\n  - reff: x\n',
+    );
+    const args = ["bundle", "create", "-c", at("bad.yaml"), "--dry-run", "--offline"];
+    const r = await runCli(args, { cwd: work });
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).not.toContain("\\n");
+    expect(r.stderr.trimEnd().split("\n")).toEqual([
+      expect.stringMatching(/^airgap: 2 problems in .*bad\.yaml:$/),
+      expect.stringMatching(/^ {2}.*bad\.yaml:5:\d+: images\[0\]\.ref: invalid image reference "not a ref"/),
+      expect.stringMatching(
+        /^ {2}.*bad\.yaml:6:\d+: images\[1\]\.reff: unknown key "reff" \(did you mean "ref"\?\)$/,
+      ),
+    ]);
+    const j = await runCli([...args, "--json"], { cwd: work });
+    expect(j.code).toBe(2);
+    const out = JSON.parse(j.stdout) as { code: string; details: string[] };
+    expect(out.code).toBe("CONFIG");
+    expect(out.details).toHaveLength(2);
+    expect(out.details[1]).toMatch(/bad\.yaml:6:\d+: images\[1\]\.reff/);
+  });
+
   it("left no output or temporary file behind", async () => {
     const names = await readdir(work);
     expect(names.filter((n) => /partial|^o\.tar|^tiny\.tar/.test(n))).toEqual([]);

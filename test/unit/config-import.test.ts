@@ -9,7 +9,7 @@ function problemsOf(text: string): string[] {
     parseImportConfig(text, "/site/import.yaml");
   } catch (err) {
     expect(err).toBeInstanceOf(ConfigValidationError);
-    return (err as Error).message.split("\n");
+    return (err as ConfigValidationError).lines;
   }
   throw new Error("expected a ConfigError");
 }

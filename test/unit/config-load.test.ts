@@ -72,7 +72,7 @@ function problemsOf(text: string, file = "/cfg/bundle.config.yaml"): string[] {
     expect(err).toBeInstanceOf(ConfigError);
     expect(err).toBeInstanceOf(ConfigValidationError);
     expect(exitCodeOf(err)).toBe(2);
-    return (err as Error).message.split("\n");
+    return (err as ConfigValidationError).lines;
   }
   throw new Error("expected a ConfigError");
 }
