@@ -24,6 +24,10 @@ import {
 import { Upload } from "@aws-sdk/lib-storage";
 import { ConfigError, IntegrityError, RemoteError, UsageError } from "../errors.js";
 import { failureChain, UNTRUSTED_CERT_CODES } from "../net/failure.js";
+
+/** Failures to connect at all: a wrong endpoint, a name that does not resolve, a server that is down. */
+const UNREACHABLE_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH"]);
+
 import { trustFor } from "../net/trust.js";
 import type { ArtifactRepository, ArtifactRepositoryOptions, PutOptions } from "./artifacts.js";
 import { joinKey } from "./artifacts.js";
@@ -279,6 +283,18 @@ export class S3ArtifactRepository implements ArtifactRepository {
       return new RemoteError(`${op} ${this.where(key)}: ${tls.message}`, statusOf(err), tls.code, {
         cause: err,
       });
+    const unreachable = failureChain(err).codes.find((c) => UNREACHABLE_CODES.has(c));
+    if (unreachable) {
+      const endpoint =
+        this.endpoint ??
+        `AWS (https://${this.bucket}.s3.amazonaws.com; no --s3-endpoint or AWS_ENDPOINT_URL_S3 given)`;
+      return new RemoteError(
+        `${op} ${this.where(key)}: cannot reach the S3 endpoint ${endpoint} (${unreachable}): check that it is the site's S3 server (--s3-endpoint or AWS_ENDPOINT_URL_S3) and that it is up`,
+        undefined,
+        "S3_UNREACHABLE",
+        { cause: err },
+      );
+    }
     const status = statusOf(err);
     const name = (err as Error).name;
     return new RemoteError(

@@ -5,7 +5,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -353,6 +353,32 @@ describe("bundles in S3 (Ceph RGW)", () => {
     const noCreate = await create("s3://no-such-bucket-airgap/b.tar");
     expect(noCreate.code).toBe(2);
     expect(noCreate.stderr).toMatch(/bucket no-such-bucket-airgap does not exist/);
+  });
+
+  it("an S3 name that is not BUCKET/KEY, and an endpoint that does not answer, are named as given", async () => {
+    for (const args of [
+      ["bundle", "verify", "s3://ab"],
+      ["bundle", "create", "-c", cfg, "-o", "s3://ab", "--dry-run", "--offline"],
+    ]) {
+      const r = await runCli(args, { env: s3Env() });
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr.trim()).toBe(
+        "airgap: s3://ab is not s3://BUCKET/KEY (a bucket of 3+ characters and an object key, not a prefix)",
+      );
+    }
+    // a port nothing listens on
+    const closed = await new Promise<number>((resolve) => {
+      const srv = createServer().listen(0, "127.0.0.1", () => {
+        const { port } = srv.address() as AddressInfo;
+        srv.close(() => resolve(port));
+      });
+    });
+    const down = await runCli(["bundle", "verify", `s3://${bucket}/drop/b1.tar`], {
+      env: s3Env({ AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${closed}` }),
+    });
+    expect(down.code).toBe(1);
+    expect(down.stderr).toContain(`cannot reach the S3 endpoint http://127.0.0.1:${closed} (ECONNREFUSED)`);
+    expect(down.stderr).toContain("--s3-endpoint or AWS_ENDPOINT_URL_S3");
   });
 
   it("reads through the TLS front with the CA from AWS_CA_BUNDLE, and says how to trust it without", async () => {

@@ -11,7 +11,7 @@ import { ConcatFile, FileByteSource, StreamByteSource, untilAborted } from "./by
 import { checkedPartsStream, findPartsManifest, loadParts, type PartFile, type PartsSet } from "./parts.js";
 import { canonicalCompare, normalizeBundlePath } from "./paths.js";
 import type { S3Place } from "./s3.js";
-import { isS3Url } from "./s3-url.js";
+import { isS3Url, parseS3Url } from "./s3-url.js";
 import { LocalFileSource, localPlace, type RandomAccessSource, type SourcePlace } from "./source.js";
 import { tarHeaders } from "./tar-format.js";
 
@@ -454,6 +454,8 @@ export async function openBundle(input: string, opts: OpenOptions = {}): Promise
     return new StreamTarReader("stdin", "standard input", () => stdin, "detect", true);
   }
   const remote = isS3Url(input);
+  // an S3 name that is not BUCKET/KEY is refused as given, before any request
+  if (remote) parseS3Url(input);
   const place: SourcePlace = remote ? (await import("./s3.js")).s3Place(opts.s3) : localPlace;
   const found = await findPartsManifest(input, place);
   if (found !== undefined) {

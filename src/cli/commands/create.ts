@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { isS3Url } from "../../bundle/archive/s3-url.js";
+import { isS3Url, parseS3Url } from "../../bundle/archive/s3-url.js";
 import { splitSize } from "../../bundle/archive/writer.js";
 import { loadBundleConfig } from "../../config/load.js";
 import { IntegrityError, UsageError } from "../../errors.js";
@@ -61,6 +61,8 @@ export async function runCreate(flags: CreateFlags): Promise<void> {
   ];
   await assertInputsReadable(inputs);
   const s3 = s3OptionsFrom(flags);
+  // checked in a dry run too, as local outputs are
+  if (isS3Url(output.path)) parseS3Url(output.path);
   if (!flags.dryRun) {
     assertOutputFree(output, Boolean(flags.force));
     if (isS3Url(output.path)) {
