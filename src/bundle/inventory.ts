@@ -1,5 +1,12 @@
 import { IntegrityError } from "../errors.js";
 
+/**
+ * Profiles, files, gems and charts live in the bundle under this pseudo registry
+ * (`localhost/profiles/NAME:VERSION`, `localhost/files/NAME:PLATFORM`, …): import drops the host like
+ * any other, so they land under the target's prefix.
+ */
+export const ARTIFACT_REPOSITORY_HOST = "localhost";
+
 /** `bundle.json`: what a bundle holds and where it came from. Part of the bundle format contract. */
 export const INVENTORY_FORMAT = "cinc-airgap-bundle/v1";
 export const INVENTORY_FILE = "bundle.json";

@@ -7,7 +7,12 @@ import { createReadStream } from "node:fs";
 import { mkdtemp, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type pLimit from "p-limit";
-import type { ChartItem, GemItem, InventoryItem } from "../bundle/inventory.js";
+import {
+  ARTIFACT_REPOSITORY_HOST,
+  type ChartItem,
+  type GemItem,
+  type InventoryItem,
+} from "../bundle/inventory.js";
 import type { BundleConfig, ChartSource } from "../config/types.js";
 import { UsageError } from "../errors.js";
 import type { Descriptor } from "../oci/descriptor.js";
@@ -39,12 +44,7 @@ import { trackTemp } from "../temp-files.js";
 import type { PlanItem } from "./create.js";
 import type { Progress } from "./progress.js";
 
-/**
- * Profiles, files, gems and charts live in the bundle under this pseudo registry
- * (`localhost/profiles/NAME:VERSION`, `localhost/files/NAME:PLATFORM`, …): import drops the host like
- * any other, so they land under the target's prefix.
- */
-export const ARTIFACT_REPOSITORY_HOST = "localhost";
+export { ARTIFACT_REPOSITORY_HOST };
 
 /** What bundling an artifact kind needs from `bundle create`. */
 export interface ArtifactContext {

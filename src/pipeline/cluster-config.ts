@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, rename, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { removeLeftovers } from "../bundle/archive/writer.js";
+import { ARTIFACT_REPOSITORY_HOST } from "../bundle/inventory.js";
 import { formatReference, parseReference } from "../oci/reference.js";
 import { assertSafeSegment } from "../store/publish.js";
 import {
@@ -12,7 +13,6 @@ import {
   renderRegistriesConf,
 } from "../targets/render.js";
 import { trackTemp } from "../temp-files.js";
-import { ARTIFACT_REPOSITORY_HOST } from "./artifacts.js";
 import type { ImportResult } from "./import.js";
 import { type ClusterManifestsOptions, clusterManifests } from "./manifests.js";
 

@@ -30,12 +30,13 @@ import { findCollisions, type Mapping, mapReference } from "../targets/mapping.j
 import { locateBaseContent, placeLeftOutChildren, withBaseContent } from "./delta.js";
 import { type ManifestKind, manifestKinds, preflight, preflightTargets } from "./preflight.js";
 import type { Progress } from "./progress.js";
-import {
-  type PublishedChart,
-  type PublishedFile,
-  type PublishedGem,
-  type PublishedProfile,
-  publishArtifactItems,
+import type {
+  publishArtifactItems as PublishArtifactItems,
+  PublishedArtifacts,
+  PublishedChart,
+  PublishedFile,
+  PublishedGem,
+  PublishedProfile,
 } from "./publish-artifacts.js";
 import { type ShardSelection, type ShardSpec, selectShard } from "./shard.js";
 import { TOOLS_DIR } from "./tools.js";
@@ -348,7 +349,7 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
       );
       for (const img of images) progress.itemDone(img.target);
       // An incremental bundle may leave a blob out: the target registry holds it then (checked above).
-      const published = await publishArtifactItems(
+      const published = await publishArtifacts(
         inventory,
         planned.images,
         opts,
@@ -576,6 +577,20 @@ async function checkTargets(
     createRepositories: Boolean(opts.createRepositories) && !opts.dryRun,
     signal: opts.signal,
   });
+}
+
+const ARTIFACT_KINDS = new Set(["profile", "file", "gem", "chart"]);
+
+/**
+ * Profiles, files, gems and charts are published to the artifact repository; the code that does it
+ * (charts, gems, profiles, their version rules) loads only for a bundle that carries some.
+ */
+async function publishArtifacts(
+  ...args: Parameters<typeof PublishArtifactItems>
+): Promise<PublishedArtifacts> {
+  if (!args[0].items.some((i) => ARTIFACT_KINDS.has(i.kind)))
+    return { profiles: [], files: [], gems: [], charts: [] };
+  return (await import("./publish-artifacts.js")).publishArtifactItems(...args);
 }
 
 function importStats(
@@ -843,7 +858,7 @@ async function streamingImport(
       progress.itemDone(img.target);
     }
     // The pipe is spent: artifacts are read back (verified) from the registry they just landed in.
-    const published = await publishArtifactItems(
+    const published = await publishArtifacts(
       plan.inventory,
       plan.images,
       opts,

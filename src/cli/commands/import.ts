@@ -1,4 +1,3 @@
-import { loadImportConfig } from "../../config/load.js";
 import type { RegistryConfig } from "../../config/types.js";
 import { writeClusterConfig } from "../../pipeline/cluster-config.js";
 import { importBundle } from "../../pipeline/import.js";
@@ -39,7 +38,10 @@ export async function runImport(input: string, flags: ImportFlags): Promise<void
   const shard =
     flags.shard === undefined ? undefined : parseShardSpec(flags.shard, process.env[JOB_INDEX_VARIABLE]);
   const target = parseRegistryTarget(flags.registry);
-  const importConfig = flags.config ? await loadImportConfig(flags.config) : undefined;
+  // The config loader (and its schema library) loads only when a config is given.
+  const importConfig = flags.config
+    ? await (await import("../../config/load.js")).loadImportConfig(flags.config)
+    : undefined;
   await assertInputsReadable([
     ...(flags.key ? [{ file: flags.key, what: "the public key (--key)" }] : []),
     ...flags.caFile.map((file) => ({ file, what: "the CA certificate (--ca-file)" })),
