@@ -431,6 +431,7 @@ registry_limit() {
   [ "$TRANSPORT" = tls ] && ca=(--ca "$PKI/ca.crt")
   measure "x$c.create.nodefloor" "" "$DATA_BYTES" node "$HERE/node-floor.mjs" --urls "$list" --out "$dir/node-floor" \
     "${ca[@]}" --user "$BENCH_USER" --password "$BENCH_PASSWORD" || true
+  rm -rf "$dir/node-floor"
 }
 
 section_create() {

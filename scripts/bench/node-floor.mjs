@@ -6,9 +6,10 @@
 //
 //   node scripts/bench/node-floor.mjs --urls FILE --out DIR [--ca FILE] [--user U --password P]
 //
-// FILE holds one blob URL per line (…/blobs/sha256:<hex>). DIR is created and removed again.
+// FILE holds one blob URL per line (…/blobs/sha256:<hex>). DIR is created; the caller removes it
+// (outside the measured time, as airgap's cache is not removed inside its create).
 import { createHash } from "node:crypto";
-import { createWriteStream, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { createWriteStream, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { parseArgs } from "node:util";
@@ -53,6 +54,5 @@ try {
   };
   await Promise.all(Array.from({ length: Number(o.concurrency) }, worker));
 } finally {
-  rmSync(o.out, { recursive: true, force: true });
   await agent.close();
 }
