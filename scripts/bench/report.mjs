@@ -182,38 +182,24 @@ function caseTable(c) {
     "create.skopeo",
     CREATE_TARGET,
   );
-  const curl = get(c, "create.curl");
-  if (curl) {
-    rows.push([
-      "the source registry's own limit: every blob with `curl`, 8 in parallel, bodies discarded",
-      fmtS(curl),
-      "—",
-      fmtRate(curl, bytes),
-      "—",
-      "—",
-      fmtCpu(curl, undefined),
-      "—",
-      "—",
-      "reported (a ceiling for create)",
-      "—",
-    ]);
-  }
-  const floor = get(c, "create.nodefloor");
-  if (floor) {
-    rows.push([
-      "a bare Node.js pull of the same blobs: `undici` GET, SHA-256 and a file write each, 4 in parallel (no airgap code)",
-      fmtS(floor),
-      "—",
-      fmtRate(floor, bytes),
-      "—",
-      "—",
-      fmtCpu(floor, undefined),
-      fmtRss(floor),
-      "—",
-      "reported (one Node.js thread's floor for create)",
-      "—",
-    ]);
-  }
+  // Reference rows: what the same bytes cost without airgap, for reading the create row against.
+  const referenceRow = (step, id, target, withRss) => {
+    const m = get(c, id);
+    if (!m) return;
+    rows.push([step, fmtS(m), "—", fmtRate(m, bytes), "—", "—", fmtCpu(m, undefined), withRss ? fmtRss(m) : "—", "—", target, "—"]);
+  };
+  referenceRow(
+    "the source registry's own limit: every blob with `curl`, 8 in parallel, bodies discarded",
+    "create.curl",
+    "reported (a ceiling for create)",
+    false,
+  );
+  referenceRow(
+    "a bare Node.js pull of the same blobs: `undici` GET, SHA-256 and a file write each, 4 in parallel (no airgap code)",
+    "create.nodefloor",
+    "reported (one Node.js thread's floor for create)",
+    true,
+  );
   const cold = get(c, "create.airgap.cold");
   const warm = get(c, "create.airgap.warm");
   if (warm) {

@@ -115,17 +115,27 @@ export class RegistryStore implements Store {
     );
   }
 
-  async resolve(ref: string, signal?: AbortSignal): Promise<Descriptor> {
-    this.checkRef(ref);
-    const res = await this.host.send({
-      method: "HEAD",
+  /** A manifest request by tag or digest, accepting every manifest kind; `ok` says which answers return. */
+  private askManifest(
+    method: "HEAD" | "GET",
+    ref: string,
+    ok: (status: number) => boolean,
+    signal?: AbortSignal,
+  ): Promise<SendResult> {
+    return this.host.send({
+      method,
       url: this.path("manifests", ref),
       headers: { accept: MANIFEST_ACCEPT },
       scopes: [pullScope(this.repository)],
       ctx: this.ctx(`manifest ${ref}`),
       signal,
-      ok: (s) => s < 500 && s !== 429 && s !== 408,
+      ok,
     });
+  }
+
+  async resolve(ref: string, signal?: AbortSignal): Promise<Descriptor> {
+    this.checkRef(ref);
+    const res = await this.askManifest("HEAD", ref, (s) => s < 500 && s !== 429 && s !== 408, signal);
     await res.body.dump().catch(() => undefined);
     if (res.status === 404) throw await this.notFoundError(`manifest ${ref}`, res, signal);
     if (res.status === 200) {
@@ -150,15 +160,7 @@ export class RegistryStore implements Store {
 
   async fetchManifest(ref: string, signal?: AbortSignal): Promise<{ descriptor: Descriptor; bytes: Buffer }> {
     this.checkRef(ref);
-    const res = await this.host.send({
-      method: "GET",
-      url: this.path("manifests", ref),
-      headers: { accept: MANIFEST_ACCEPT },
-      scopes: [pullScope(this.repository)],
-      ctx: this.ctx(`manifest ${ref}`),
-      signal,
-      ok: notFound,
-    });
+    const res = await this.askManifest("GET", ref, notFound, signal);
     if (res.status === 404) {
       await res.body.dump().catch(() => undefined);
       throw await this.notFoundError(`manifest ${ref}`, res, signal);
@@ -513,15 +515,7 @@ export class RegistryStore implements Store {
     if (!TAG.test(tag)) throw new UsageError(`"${tag}" is not a valid tag (${this.label})`);
     const known = this.host.tagTarget(this.repository, tag);
     if (known !== undefined) return known === digest;
-    const res = await this.host.send({
-      method: "HEAD",
-      url: this.path("manifests", tag),
-      headers: { accept: MANIFEST_ACCEPT },
-      scopes: [pullScope(this.repository)],
-      ctx: this.ctx(`manifest ${tag}`),
-      signal,
-      ok: notFound,
-    });
+    const res = await this.askManifest("HEAD", tag, notFound, signal);
     await res.body.dump().catch(() => undefined);
     if (res.status === 404) return false;
     // Without Docker-Content-Digest the manifest is read and hashed (resolve does both).
