@@ -3,6 +3,7 @@ import { availableParallelism } from "node:os";
 import { performance } from "node:perf_hooks";
 import { type Readable, Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import pLimit from "p-limit";
 import { AirgapError, type IntegrityCode, IntegrityError, UsageError } from "../errors.js";
 import type { ArtifactRepositoryOptions } from "../store/artifacts.js";
 import { HashError, HashPool } from "./archive/hash-pool.js";
@@ -52,6 +53,8 @@ const SIG_MAX = 1024 * 1024;
 const REMOTE_CONCURRENCY = 8;
 /** Blobs up to this size are looked at as possible manifests (distribution's manifest limit). */
 const MANIFEST_MAX = 4 * 1024 * 1024;
+/** Small files read at once to find the manifests among them (at most 4 MiB each). */
+const MANIFEST_READS = 8;
 
 /**
  * The signature state when no verdict was reached: "absent" only when the bundle could be read
@@ -732,19 +735,27 @@ async function verifyParallel(reader: BundleReader, opts: VerifyOptions): Promis
   opts.signal?.throwIfAborted();
 
   const refs: { item: string; digests: Reference[] }[] = [];
-  for (const path of manifestCandidates) {
-    const b = await reader.readSmall(path, path === "index.json" ? METADATA_MAX_BYTES : MANIFEST_MAX);
-    // Re-read after hashing: make sure what is parsed is what was checked.
-    if (createHash("sha256").update(b).digest("hex") !== sums.get(path)) {
-      problems.push({
-        code: "CHECKSUM_MISMATCH",
-        item: path,
-        message: `${path} changed while being verified`,
-      });
-      continue;
-    }
-    const r = referencesOf(b);
-    if (r) refs.push({ item: path, digests: r });
+  // Every small file may be a manifest: with thousands of small layers these reads are most of the
+  // run, so several are in flight at once. Each is parsed as it arrives (only what it references
+  // is kept), and the results are taken in path order.
+  const limit = pLimit(MANIFEST_READS);
+  const found = await Promise.all(
+    manifestCandidates.map((path) =>
+      limit(async (): Promise<VerifyProblem | { item: string; digests: Reference[] } | undefined> => {
+        const b = await reader.readSmall(path, path === "index.json" ? METADATA_MAX_BYTES : MANIFEST_MAX);
+        // Re-read after hashing: make sure what is parsed is what was checked.
+        if (createHash("sha256").update(b).digest("hex") !== sums.get(path)) {
+          return { code: "CHECKSUM_MISMATCH", item: path, message: `${path} changed while being verified` };
+        }
+        const r = referencesOf(b);
+        return r ? { item: path, digests: r } : undefined;
+      }),
+    ),
+  );
+  for (const f of found) {
+    if (!f) continue;
+    if ("digests" in f) refs.push(f);
+    else problems.push(f);
   }
   let omitted = new Set<string>();
   if (sums.has("bundle.json") && present.has("bundle.json")) {

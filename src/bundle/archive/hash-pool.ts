@@ -49,6 +49,16 @@ parentPort.on("message", (job) => {
 });
 `;
 
+/** Bytes of small jobs one worker may hold at once, and how many jobs at most. */
+const BATCH_BYTES = 4 << 20;
+const BATCH_JOBS = 64;
+
+function jobBytes(job: Job): number {
+  let n = 0;
+  for (const r of job.ranges) n += r.length;
+  return n;
+}
+
 interface Job {
   id: number;
   ranges: FileRange[];
@@ -76,12 +86,17 @@ export class HashError extends Error {
  * Hashes byte ranges with SHA-256, `size` at a time. Ranges of local files go to worker threads
  * (started as needed), which read them with positioned reads; ranges of remote sources (S3) are
  * streamed and hashed here, since their wait is on the network, not a core.
+ *
+ * A worker is handed several small jobs at once (up to BATCH_BYTES in all): it takes them one after
+ * another from its message queue, so thousands of small blobs do not each wait for a round trip to
+ * the main thread before the next one starts. A large job goes only to a worker with nothing to do,
+ * so one worker never sits on two large files while another is idle.
  */
 export class HashPool {
-  private readonly idle: Worker[] = [];
   private readonly all: Worker[] = [];
   private readonly queue: Job[] = [];
-  private readonly running = new Map<Worker, Job>();
+  /** Jobs handed to each worker and not yet answered, by id. */
+  private readonly running = new Map<Worker, Map<number, Job>>();
   private readonly streaming = new Set<Job>();
   private nextId = 1;
   private closed = false;
@@ -96,29 +111,59 @@ export class HashPool {
     });
   }
 
-  private worker(): Worker | undefined {
-    const w = this.idle.pop();
-    if (w || this.all.length >= Math.max(1, this.size)) return w;
-    const fresh = new Worker(WORKER_SOURCE, { eval: true });
-    fresh.unref();
-    fresh.on("message", (m: WorkerMessage) => this.onMessage(fresh, m));
-    fresh.on("error", (err) => this.onCrash(fresh, err));
-    this.all.push(fresh);
-    return fresh;
+  private jobsOf(w: Worker): Map<number, Job> {
+    let jobs = this.running.get(w);
+    if (!jobs) {
+      jobs = new Map();
+      this.running.set(w, jobs);
+    }
+    return jobs;
+  }
+
+  private busyWorkers(): number {
+    let n = 0;
+    for (const jobs of this.running.values()) if (jobs.size > 0) n++;
+    return n;
+  }
+
+  /** The worker to hand `job` to now, started if need be; undefined when it must wait. */
+  private workerFor(job: Job): Worker | undefined {
+    const idle = this.all.find((w) => this.jobsOf(w).size === 0);
+    if (idle) return idle;
+    if (this.all.length < Math.max(1, this.size)) {
+      const fresh = new Worker(WORKER_SOURCE, { eval: true });
+      fresh.unref();
+      fresh.on("message", (m: WorkerMessage) => this.onMessage(fresh, m));
+      fresh.on("error", (err) => this.onCrash(fresh, err));
+      this.all.push(fresh);
+      return fresh;
+    }
+    if (jobBytes(job) > BATCH_BYTES / 2) return undefined;
+    let best: { w: Worker; bytes: number } | undefined;
+    for (const w of this.all) {
+      const jobs = this.jobsOf(w);
+      if (jobs.size >= BATCH_JOBS) continue;
+      let bytes = 0;
+      for (const j of jobs.values()) bytes += jobBytes(j);
+      if (bytes + jobBytes(job) <= BATCH_BYTES && (!best || bytes < best.bytes)) best = { w, bytes };
+    }
+    return best?.w;
   }
 
   private pump(): void {
-    while (this.queue.length && this.running.size + this.streaming.size < Math.max(1, this.size)) {
+    while (this.queue.length) {
       const job = this.queue[0]!;
       if (!job.ranges.every((r) => r.source.localFile !== undefined)) {
+        if (this.busyWorkers() + this.streaming.size >= Math.max(1, this.size)) return;
         this.queue.shift();
         this.stream(job);
         continue;
       }
-      const w = this.worker();
+      if (this.streaming.size >= Math.max(1, this.size)) return;
+      const w = this.workerFor(job);
       if (!w) return;
       this.queue.shift();
-      this.running.set(w, job);
+      this.jobsOf(w).set(job.id, job);
       w.ref();
       const ranges = job.ranges.map((r) => ({ file: r.source.localFile, start: r.start, length: r.length }));
       w.postMessage({ id: job.id, ranges });
@@ -154,31 +199,35 @@ export class HashPool {
   }
 
   private onMessage(w: Worker, m: WorkerMessage): void {
-    const job = this.running.get(w);
-    if (!job || job.id !== m.id) return;
+    const jobs = this.jobsOf(w);
+    const job = jobs.get(m.id);
+    if (!job) return;
     if ("progress" in m) {
       job.onBytes?.(m.progress);
       return;
     }
-    this.running.delete(w);
-    w.unref();
-    this.idle.push(w);
+    jobs.delete(m.id);
+    if (jobs.size === 0) w.unref();
     if ("error" in m) job.reject(new HashError(m.error.message, m.error.code));
     else job.resolve({ sha256: m.sha256, bytes: m.bytes });
     this.pump();
   }
 
   private onCrash(w: Worker, err: Error): void {
-    const job = this.running.get(w);
+    // every job handed to it fails with the crash; a fresh worker takes its place for the rest
+    const jobs = this.jobsOf(w);
     this.running.delete(w);
-    job?.reject(err);
+    const at = this.all.indexOf(w);
+    if (at >= 0) this.all.splice(at, 1);
+    for (const job of jobs.values()) job.reject(err);
+    this.pump();
   }
 
   async close(): Promise<void> {
     this.closed = true;
     const err = new Error("hash pool closed");
     for (const j of this.queue.splice(0)) j.reject(err);
-    for (const j of this.running.values()) j.reject(err);
+    for (const jobs of this.running.values()) for (const j of jobs.values()) j.reject(err);
     for (const j of this.streaming) j.reject(err);
     this.running.clear();
     this.streaming.clear();
