@@ -6,7 +6,7 @@ import { pipeline } from "node:stream/promises";
 import pLimit from "p-limit";
 import { AirgapError, type IntegrityCode, IntegrityError, UsageError } from "../errors.js";
 import type { ArtifactRepositoryOptions } from "../store/artifacts.js";
-import { HashError, HashPool } from "./archive/hash-pool.js";
+import { HashError, HashPool, type HashResult } from "./archive/hash-pool.js";
 import type { PartFile } from "./archive/parts.js";
 import { blobHexOf, canonicalCompare, compareBytes } from "./archive/paths.js";
 import { type BundleEntry, type BundleReader, isRangeReader, openBundle } from "./archive/reader.js";
@@ -55,6 +55,8 @@ const REMOTE_CONCURRENCY = 8;
 const MANIFEST_MAX = 4 * 1024 * 1024;
 /** Small files read at once to find the manifests among them (at most 4 MiB each). */
 const MANIFEST_READS = 8;
+/** Files up to this size come back from hashing with their bytes, which are parsed as manifests. */
+const KEEP_MAX = 256 * 1024;
 
 /**
  * The signature state when no verdict was reached: "absent" only when the bundle could be read
@@ -662,6 +664,10 @@ async function verifyParallel(reader: BundleReader, opts: VerifyOptions): Promis
   let files = 0;
   let blobs = 0;
   const goodBlobs = new Set<string>();
+  // Files that may be manifests: parsed from the very bytes hashed when small, else read again below.
+  const mayBeManifest = (path: string, size: number) =>
+    path === "index.json" || (blobHexOf(path) !== undefined && size <= MANIFEST_MAX);
+  const refs: { item: string; digests: Reference[] }[] = [];
   const manifestCandidates: string[] = [];
   const pool = new HashPool(
     Math.max(
@@ -677,12 +683,16 @@ async function verifyParallel(reader: BundleReader, opts: VerifyOptions): Promis
   try {
     await Promise.all(
       toHash.map(async (f) => {
-        let result: { sha256: string; bytes: number };
+        let result: HashResult;
         try {
-          result = await pool.hash(await reader.ranges(f.path), (n) => {
-            bytes += n;
-            opts.onProgress?.({ path: f.path, bytes, totalBytes });
-          });
+          result = await pool.hash(
+            await reader.ranges(f.path),
+            (n) => {
+              bytes += n;
+              opts.onProgress?.({ path: f.path, bytes, totalBytes });
+            },
+            mayBeManifest(f.path, f.size) && f.size <= KEEP_MAX,
+          );
         } catch (err) {
           opts.signal?.throwIfAborted();
           if (err instanceof HashError) {
@@ -724,7 +734,12 @@ async function verifyParallel(reader: BundleReader, opts: VerifyOptions): Promis
           });
         } else {
           if (blobHex) goodBlobs.add(blobHex);
-          if (f.path === "index.json" || (blobHex && f.size <= MANIFEST_MAX)) manifestCandidates.push(f.path);
+          if (mayBeManifest(f.path, f.size)) {
+            if (result.content) {
+              const r = referencesOf(result.content);
+              if (r) refs.push({ item: f.path, digests: r });
+            } else if (!result.notJson) manifestCandidates.push(f.path);
+          }
         }
       }),
     );
@@ -734,7 +749,6 @@ async function verifyParallel(reader: BundleReader, opts: VerifyOptions): Promis
   }
   opts.signal?.throwIfAborted();
 
-  const refs: { item: string; digests: Reference[] }[] = [];
   // Every small file may be a manifest: with thousands of small layers these reads are most of the
   // run, so several are in flight at once. Each is parsed as it arrives (only what it references
   // is kept), and the results are taken in path order.

@@ -68,4 +68,34 @@ describe("HashPool", () => {
       await pool.close();
     }
   });
+
+  it("with keep, hands back exactly the hashed bytes of what can be JSON, and says so of what cannot", async () => {
+    const manifest = file("manifest", Buffer.from(' \n{"schemaVersion":2,"layers":[]}'));
+    const layer = file("layer", randomBytes(5000));
+    // random bytes start with "{" once in 256 runs: make sure this layer does not
+    writeFileSync(layer.source.localFile, Buffer.concat([Buffer.from([0x1f]), randomBytes(4999)]));
+    const pool = new HashPool(2);
+    try {
+      const m = await pool.hash(
+        [{ source: manifest.source, start: 0, length: manifest.source.size }],
+        undefined,
+        true,
+      );
+      expect(m.content?.toString()).toBe(' \n{"schemaVersion":2,"layers":[]}');
+      expect(createHash("sha256").update(m.content!).digest("hex")).toBe(m.sha256);
+      expect(m.notJson).toBeUndefined();
+      const l = await pool.hash(
+        [{ source: layer.source, start: 0, length: layer.source.size }],
+        undefined,
+        true,
+      );
+      expect(l.content).toBeUndefined();
+      expect(l.notJson).toBe(true);
+      const plain = await pool.hash([{ source: manifest.source, start: 0, length: manifest.source.size }]);
+      expect(plain.content).toBeUndefined();
+      expect(plain.notJson).toBeUndefined();
+    } finally {
+      await pool.close();
+    }
+  });
 });

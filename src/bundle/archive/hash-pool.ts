@@ -14,10 +14,19 @@ const fs = require("node:fs");
 const crypto = require("node:crypto");
 const buf = Buffer.allocUnsafe(1 << 20);
 const REPORT = 16 << 20;
+// Whether the bytes can be a JSON object (the first byte after JSON whitespace is "{"): only those
+// travel back; a layer is answered with its digest alone.
+function jsonObject(b) {
+  let i = 0;
+  while (i < b.length && (b[i] === 0x20 || b[i] === 0x0a || b[i] === 0x0d || b[i] === 0x09)) i++;
+  return b[i] === 0x7b;
+}
 parentPort.on("message", (job) => {
   const hash = crypto.createHash("sha256");
   let total = 0;
   let unreported = 0;
+  // a job that keeps its bytes reads them straight into one buffer of its own, handed over whole
+  const content = job.keep ? new Uint8Array(job.ranges.reduce((n, r) => n + r.length, 0)) : undefined;
   try {
     for (const r of job.ranges) {
       const fd = fs.openSync(r.file, "r");
@@ -25,9 +34,10 @@ parentPort.on("message", (job) => {
         let pos = r.start;
         let left = r.length;
         while (left > 0) {
-          const n = fs.readSync(fd, buf, 0, Math.min(buf.length, left), pos);
+          const into = content ? content.subarray(total) : buf;
+          const n = fs.readSync(fd, into, 0, Math.min(into.length, left), pos);
           if (n === 0) throw Object.assign(new Error(r.file + " ends " + left + " bytes early"), { code: "SHORT" });
-          hash.update(n === buf.length ? buf : buf.subarray(0, n));
+          hash.update(n === into.length ? into : into.subarray(0, n));
           pos += n;
           left -= n;
           total += n;
@@ -42,7 +52,10 @@ parentPort.on("message", (job) => {
       }
     }
     if (unreported) parentPort.postMessage({ id: job.id, progress: unreported });
-    parentPort.postMessage({ id: job.id, sha256: hash.digest("hex"), bytes: total });
+    const done = { id: job.id, sha256: hash.digest("hex"), bytes: total };
+    if (content && jsonObject(content)) parentPort.postMessage({ ...done, content }, [content.buffer]);
+    else if (content) parentPort.postMessage({ ...done, notJson: true });
+    else parentPort.postMessage(done);
   } catch (err) {
     parentPort.postMessage({ id: job.id, error: { message: String(err && err.message || err), code: err && err.code } });
   }
@@ -59,17 +72,30 @@ function jobBytes(job: Job): number {
   return n;
 }
 
+/**
+ * What hashing a job gives: the digest and the bytes read. With `keep`, also the bytes themselves
+ * when they can be a JSON object (`content`), or `notJson` when they cannot (the first byte after
+ * JSON whitespace is not "{"), so the caller knows without reading them again.
+ */
+export interface HashResult {
+  sha256: string;
+  bytes: number;
+  content?: Buffer;
+  notJson?: boolean;
+}
+
 interface Job {
   id: number;
   ranges: FileRange[];
   onBytes?: ((n: number) => void) | undefined;
-  resolve: (r: { sha256: string; bytes: number }) => void;
+  keep: boolean;
+  resolve: (r: HashResult) => void;
   reject: (err: Error) => void;
 }
 
 type WorkerMessage =
   | { id: number; progress: number }
-  | { id: number; sha256: string; bytes: number }
+  | { id: number; sha256: string; bytes: number; content?: Uint8Array; notJson?: boolean }
   | { id: number; error: { message: string; code?: string } };
 
 /** A file-hashing error from a worker; `code` is the fs error code, or SHORT when a file ended early. */
@@ -103,10 +129,15 @@ export class HashPool {
 
   constructor(readonly size: number = availableParallelism()) {}
 
-  hash(ranges: FileRange[], onBytes?: (n: number) => void): Promise<{ sha256: string; bytes: number }> {
+  /**
+   * Hash `ranges`. With `keep` (for small files only: it holds them in memory) the result also
+   * carries the very bytes that were hashed, so a caller parses what it checked without reading
+   * the file again.
+   */
+  hash(ranges: FileRange[], onBytes?: (n: number) => void, keep = false): Promise<HashResult> {
     if (this.closed) return Promise.reject(new Error("hash pool is closed"));
     return new Promise((resolve, reject) => {
-      this.queue.push({ id: this.nextId++, ranges, onBytes, resolve, reject });
+      this.queue.push({ id: this.nextId++, ranges, onBytes, keep, resolve, reject });
       this.pump();
     });
   }
@@ -166,7 +197,7 @@ export class HashPool {
       this.jobsOf(w).set(job.id, job);
       w.ref();
       const ranges = job.ranges.map((r) => ({ file: r.source.localFile, start: r.start, length: r.length }));
-      w.postMessage({ id: job.id, ranges });
+      w.postMessage({ id: job.id, ranges, keep: job.keep });
     }
   }
 
@@ -175,17 +206,21 @@ export class HashPool {
     void (async () => {
       const hash = createHash("sha256");
       let bytes = 0;
+      const kept: Buffer[] | undefined = job.keep ? [] : undefined;
       for (const r of job.ranges) {
         if (r.length === 0) continue;
         for await (const c of r.source.stream(r.start, r.length)) {
           if (this.closed) throw new Error("hash pool closed");
           const b = c as Buffer;
           hash.update(b);
+          kept?.push(b);
           bytes += b.length;
           job.onBytes?.(b.length);
         }
       }
-      return { sha256: hash.digest("hex"), bytes };
+      const result: HashResult = { sha256: hash.digest("hex"), bytes };
+      if (kept) result.content = Buffer.concat(kept);
+      return result;
     })().then(
       (r) => {
         if (this.streaming.delete(job)) job.resolve(r);
@@ -209,7 +244,15 @@ export class HashPool {
     jobs.delete(m.id);
     if (jobs.size === 0) w.unref();
     if ("error" in m) job.reject(new HashError(m.error.message, m.error.code));
-    else job.resolve({ sha256: m.sha256, bytes: m.bytes });
+    else {
+      const { content } = m;
+      job.resolve({
+        sha256: m.sha256,
+        bytes: m.bytes,
+        ...(content ? { content: Buffer.from(content.buffer, content.byteOffset, content.byteLength) } : {}),
+        ...(m.notJson ? { notJson: true } : {}),
+      });
+    }
     this.pump();
   }
 
