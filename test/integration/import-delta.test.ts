@@ -168,7 +168,9 @@ describe("import of an incremental bundle whose new image shares layers with the
       const r = await importInto(bundles.deltaC, x, { pipe });
       expect(r.code, r.stderr).toBe(0);
       expect(r.json!.stats.blobsMounted).toBe(0);
-      expect(proxy.counts.mountsRefused - refusedBefore).toBeGreaterThanOrEqual(2);
+      // A 202 is asked for each shared layer; after a 401 or 403 the host is not asked to mount
+      // again in the run, so a second refusal happens only when both copies had already asked.
+      expect(proxy.counts.mountsRefused - refusedBefore).toBeGreaterThanOrEqual(mount === false ? 2 : 1);
       // each shared layer was read from a's repository and uploaded to c's
       for (const l of images.a.layers) {
         expect(proxy.counts.seen).toContain(`GET /v2/${prefix}/${ns}/a/blobs/${l.digest}`);
