@@ -1,6 +1,7 @@
 /**
  * What a failed connection says about itself: the error codes and messages down its `cause` chain
- * (undici and the AWS SDK wrap the TLS error), and which codes mean "certificate not trusted".
+ * (undici and the AWS SDK wrap the TLS error), which codes mean "certificate not trusted", and which
+ * mean "nothing answered".
  */
 
 /** OpenSSL verification codes that a missing or wrong CA produces. */
@@ -11,6 +12,15 @@ export const UNTRUSTED_CERT_CODES: ReadonlySet<string> = new Set([
   "SELF_SIGNED_CERT_IN_CHAIN",
   "DEPTH_ZERO_SELF_SIGNED_CERT",
   "CERT_UNTRUSTED",
+]);
+
+/** Failures to connect at all: a wrong endpoint, a name that does not resolve, a server that is down. */
+export const UNREACHABLE_CODES: ReadonlySet<string> = new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
 ]);
 
 /** Error codes and messages down the `cause` chain (at most six levels). */

@@ -211,8 +211,7 @@ export function loadHostTrust(host: string, opts: TrustOptions): HostTrust {
  * A SecureContext trusting the machine's roots (with NODE_EXTRA_CA_CERTS) plus `extraCAs`. Given
  * `ca`, Node replaces its whole store, so the roots must come along as PEM text and are parsed
  * again (~20 ms, every context of every run). Adding the extra CAs to a context built on the
- * default store copies the roots already parsed instead (NODE_EXTRA_CA_CERTS is added again: Node
- * keeps it in its shared store only, which such a copy does not include). That method belongs to Node's context
+ * default store copies the roots already parsed instead. That method belongs to Node's context
  * handle (createSecureContext itself uses it for `ca`); where it is missing, the PEM list is used.
  */
 function withExtraCAs(o: Parameters<typeof createSecureContext>[0], extraCAs: string[]): SecureContext {

@@ -23,11 +23,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { ConfigError, IntegrityError, RemoteError, UsageError } from "../errors.js";
-import { failureChain, UNTRUSTED_CERT_CODES } from "../net/failure.js";
-
-/** Failures to connect at all: a wrong endpoint, a name that does not resolve, a server that is down. */
-const UNREACHABLE_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH"]);
-
+import { failureChain, UNREACHABLE_CODES, UNTRUSTED_CERT_CODES } from "../net/failure.js";
 import { trustFor } from "../net/trust.js";
 import type { ArtifactRepository, ArtifactRepositoryOptions, PutOptions } from "./artifacts.js";
 import { joinKey } from "./artifacts.js";

@@ -14,8 +14,8 @@ const fs = require("node:fs");
 const crypto = require("node:crypto");
 const buf = Buffer.allocUnsafe(1 << 20);
 const REPORT = 16 << 20;
-// Whether the bytes can be a JSON object (the first byte after JSON whitespace is "{"): only those
-// travel back; a layer is answered with its digest alone.
+// Whether the bytes can be a JSON object (the first byte after JSON whitespace is "{", the same test
+// verify's referencesOf starts with): only those travel back; a layer is answered with its digest.
 function jsonObject(b) {
   let i = 0;
   while (i < b.length && (b[i] === 0x20 || b[i] === 0x0a || b[i] === 0x0d || b[i] === 0x09)) i++;
@@ -74,8 +74,8 @@ function jobBytes(job: Job): number {
 
 /**
  * What hashing a job gives: the digest and the bytes read. With `keep`, also the bytes themselves
- * when they can be a JSON object (`content`), or `notJson` when they cannot (the first byte after
- * JSON whitespace is not "{"), so the caller knows without reading them again.
+ * (`content`); a worker answers `notJson` instead for bytes that cannot be a JSON object (the first
+ * byte after JSON whitespace is not "{"), so the caller knows without reading them again.
  */
 export interface HashResult {
   sha256: string;
